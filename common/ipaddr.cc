@@ -180,6 +180,42 @@ socklen_t IpPort::to_sockaddr(sockaddr_storage* out, bool v6_socket) const {
   return sizeof(sockaddr_in6);
 }
 
+std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  auto ip = IpAddr::parse(text.substr(0, slash));
+  std::string_view bits_text = text.substr(slash + 1);
+  if (!ip || bits_text.empty() || bits_text.size() > 3) return std::nullopt;
+  unsigned bits = 0;
+  for (char c : bits_text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    bits = bits * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (bits > (ip->is_v4() ? 32u : 128u)) return std::nullopt;
+  IpPrefix p{*ip, static_cast<std::uint8_t>(bits)};
+  // Host bits set (e.g. 100.64.0.1/24) is almost always an operator mistake: refuse it.
+  for (unsigned i = bits; i < (ip->is_v4() ? 32u : 128u); ++i) {
+    if (ip->raw()[i / 8] & (0x80 >> (i % 8))) return std::nullopt;
+  }
+  return p;
+}
+
+bool IpPrefix::contains(const IpAddr& ip) const {
+  if (ip.family() != addr.family()) return false;
+  const auto& a = addr.raw();
+  const auto& b = ip.raw();
+  unsigned full = bits / 8;
+  for (unsigned i = 0; i < full; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  unsigned rem = bits % 8;
+  if (rem == 0) return true;
+  auto mask = static_cast<std::uint8_t>(0xff << (8 - rem));
+  return (a[full] & mask) == (b[full] & mask);
+}
+
+std::string IpPrefix::to_string() const { return addr.to_string() + "/" + std::to_string(bits); }
+
 std::size_t IpPortHash::operator()(const IpPort& e) const noexcept {
   // FNV-1a over family, address and port: cheap and well spread for small keys.
   std::uint64_t h = 1469598103934665603ULL;

@@ -73,6 +73,18 @@ struct IpPort {
   friend auto operator<=>(const IpPort&, const IpPort&) = default;
 };
 
+// An address prefix such as 100.64.0.2/32 or ::/0; the address is stored masked.
+struct IpPrefix {
+  IpAddr addr;
+  std::uint8_t bits = 0;
+
+  static std::optional<IpPrefix> parse(std::string_view text);  // strict: host bits must be 0
+  bool contains(const IpAddr& ip) const;
+  std::string to_string() const;
+  friend bool operator==(const IpPrefix&, const IpPrefix&) = default;
+  friend auto operator<=>(const IpPrefix&, const IpPrefix&) = default;
+};
+
 struct IpPortHash {
   std::size_t operator()(const IpPort& e) const noexcept;
 };
