@@ -17,8 +17,9 @@ namespace {
 
 Error errno_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
 
-Status clear_capabilities() {
-  // Bounding set first (needs CAP_SETPCAP, still held if we started as root).
+// Bounding and ambient sets: must run while CAP_SETPCAP is still held, i.e. before
+// the uid change clears the effective set.
+Status clear_bounding_and_ambient() {
   for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
     if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
         errno != EINVAL) {
@@ -28,6 +29,10 @@ Status clear_capabilities() {
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
     return errno_error("PR_CAP_AMBIENT_CLEAR_ALL");
   }
+  return ok_status();
+}
+
+Status clear_capability_sets() {
   __user_cap_header_struct hdr{};
   hdr.version = _LINUX_CAPABILITY_VERSION_3;
   hdr.pid = 0;
@@ -52,12 +57,13 @@ Status drop_privileges(const DropTarget& target, pid_t expected_parent, bool all
   if ((target.uid == 0 || target.gid == 0) && !allow_root) {
     return make_error("refusing to run a sandboxed child as uid/gid 0");
   }
+  if (auto st = clear_bounding_and_ambient(); !st) return st;
   if (geteuid() == 0) {
     if (setgroups(0, nullptr) != 0) return errno_error("setgroups(0)");
   }
   if (setresgid(target.gid, target.gid, target.gid) != 0) return errno_error("setresgid");
   if (setresuid(target.uid, target.uid, target.uid) != 0) return errno_error("setresuid");
-  if (auto st = clear_capabilities(); !st) return st;
+  if (auto st = clear_capability_sets(); !st) return st;
   uid_t r, e, s;
   gid_t rg, eg, sg;
   if (getresuid(&r, &e, &s) != 0 || r != target.uid || e != target.uid || s != target.uid ||
