@@ -102,7 +102,7 @@ topo_block_udp() {
   for r in "$NS_RA" "$NS_RB"; do
     _nsx "$r" nft -f - <<NFT
 table ip twblock {
-  chain fwd {
+  chain site_udp {
     type filter hook forward priority filter; policy accept;
     meta l4proto udp ip daddr != $INET_IP ip saddr != $INET_IP oifname "wan0" drop
     meta l4proto udp ip saddr != $INET_IP iifname "wan0" drop
