@@ -2,6 +2,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
 
 namespace tw::cli {
 
@@ -9,5 +11,7 @@ namespace tw::cli {
 void add_keygen_command(CLI::App& app);
 // `tailwarden debug …`: offline protocol tools (disco, STUN, classifier).
 void add_debug_commands(CLI::App& app);
+// Commands that talk to a running node through the admin socket at *socket.
+void add_node_commands(CLI::App& app, std::shared_ptr<std::string> socket);
 
 }  // namespace tw::cli
