@@ -1,0 +1,252 @@
+// Admin requests: each is answered from the broker's own state, or by asking a
+// child over its control channel (StatusRequest topics) and merging the replies.
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/daemon.h"
+
+namespace tw::broker {
+
+using nlohmann::json;
+
+namespace {
+
+json parse_or_null(const std::optional<std::string>& body) {
+  if (!body) return nullptr;
+  auto j = json::parse(*body, nullptr, false);
+  return j.is_discarded() ? json(nullptr) : j;
+}
+
+std::string region_code(const DerpMap& m, std::int64_t id) {
+  const DerpRegion* r = m.region(id);
+  if (r == nullptr) return id == 0 ? "" : std::to_string(id);
+  return r->region_code.empty() ? std::to_string(id) : r->region_code;
+}
+
+}  // namespace
+
+void Daemon::child_request(ipc::Role role, const std::string& topic,
+                           std::function<void(std::optional<std::string>)> done) {
+  auto* c = child(role);
+  if (c == nullptr || !c->ready || !c->link || !c->link->is_open()) return done(std::nullopt);
+  ipc::StatusRequest req;
+  req.request_id = next_request_id_++;
+  req.topic = topic;
+  if (!c->link->send(req)) return done(std::nullopt);
+  const std::uint32_t id = req.request_id;
+  pending_[id] = std::move(done);
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(7));
+  timer->async_wait([this, id, timer](boost::system::error_code ec) {
+    if (ec) return;
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    auto f = std::move(it->second);
+    pending_.erase(it);
+    f(std::nullopt);
+  });
+}
+
+void Daemon::on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r) {
+  auto reply_status = [r](Status st, json extra) {
+    if (st) {
+      extra["ok"] = true;
+      r->send(extra);
+    } else {
+      r->send({{"ok", false}, {"error", st.error()}});
+    }
+    r->finish();
+  };
+  switch (req.cmd) {
+    case AdminCommand::kStatus: return admin_status(r);
+    case AdminCommand::kAudit: return admin_audit(r);
+    case AdminCommand::kMetrics: return admin_metrics(r);
+    case AdminCommand::kPing: return admin_ping(req, r);
+    case AdminCommand::kEndpoints: return admin_endpoints(req, r);
+    case AdminCommand::kNetcheck:
+      return child_request(ipc::Role::kNetproc, "netcheck", [r](std::optional<std::string> body) {
+        json j = parse_or_null(body);
+        if (!j.is_object()) {
+          r->send({{"ok", false}, {"error", "netproc is not running"}});
+        } else {
+          j["ok"] = true;
+          r->send(j);
+        }
+        r->finish();
+      });
+    case AdminCommand::kRebind:
+      return rebind([this, reply_status](Status st) {
+        std::string where = udp_ ? std::string(udp_->v6 ? "[::]:" : "0.0.0.0:") + std::to_string(udp_->port) : "inert";
+        reply_status(st, {{"underlay", where}});
+      });
+    case AdminCommand::kNetmapApply:
+      return apply_netmap_file(req.path, [this, reply_status](Status st) {
+        reply_status(st, {{"generation", netmap_.generation()}, {"peers", netmap_.netmap().peers.size()}});
+      });
+  }
+}
+
+void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
+  child_request(ipc::Role::kNetproc, "status", [this, r](std::optional<std::string> nbody) {
+    child_request(ipc::Role::kDataproc, "status", [this, r, nj = parse_or_null(nbody)](std::optional<std::string> dbody) {
+      json dj = parse_or_null(dbody);
+      const Netmap& nm = netmap_.netmap();
+      std::map<std::uint32_t, json> net_peers, data_peers;
+      if (nj.is_object()) {
+        for (const auto& p : nj.value("peers", json::array())) net_peers[p.value("id", 0u)] = p;
+      }
+      if (dj.is_object()) {
+        for (const auto& p : dj.value("peers", json::array())) data_peers[p.value("id", 0u)] = p;
+      }
+      json self = {{"name", nm.self.name},
+                   {"node_key", nm.self.node_key.to_string()},
+                   {"address", nm.self.addresses.empty() ? "" : nm.self.addresses[0].addr.to_string()},
+                   {"home_derp", region_code(nm.derp_map, nm.self.home_derp)},
+                   {"inert", !udp_.has_value()},
+                   {"underlay_port", udp_ ? udp_->port : 0},
+                   {"endpoints", json::array()},
+                   {"children_running", nj.is_object() && dj.is_object()}};
+      for (const auto& e : endpoints_) self["endpoints"].push_back(e.to_string());
+      json peers = json::array();
+      for (const auto& p : nm.peers) {
+        const std::uint32_t id = netmap_.peer_id(p.node_key);
+        json out = {{"name", p.name},
+                    {"id", id},
+                    {"node_key", p.node_key.to_string()},
+                    {"address", p.addresses.empty() ? "" : p.addresses[0].addr.to_string()},
+                    {"wireguard_only", p.wireguard_only},
+                    {"path", "none"}};
+        if (auto it = net_peers.find(id); it != net_peers.end()) {
+          for (auto& [k, v] : it->second.items()) {
+            if (k != "id") out[k] = v;
+          }
+          if (it->second.contains("derp_region") && it->second["derp_region"].is_number_integer()) {
+            out["derp_region"] = region_code(nm.derp_map, it->second["derp_region"].get<std::int64_t>());
+          }
+        }
+        if (auto it = data_peers.find(id); it != data_peers.end()) {
+          for (auto& [k, v] : it->second.items()) {
+            if (k != "id") out[k] = v;
+          }
+        }
+        peers.push_back(std::move(out));
+      }
+      r->send({{"ok", true}, {"self", self}, {"peers", peers}, {"netmap_generation", netmap_.generation()}});
+      r->finish();
+    });
+  });
+}
+
+void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
+  std::vector<AuditRow> rows;
+  rows.push_back({"broker", "sandbox mode strict", config_.sandbox_mode == SandboxMode::kStrict,
+                  std::string(to_string(config_.sandbox_mode))});
+  rows.push_back({"broker", "underlay socket bound (not inert)", udp_.has_value(),
+                  udp_ ? "port " + std::to_string(udp_->port) : "inert: DERP only"});
+  for (auto role : {ipc::Role::kNetproc, ipc::Role::kDataproc}) {
+    const ChildHandle* c = child(role);
+    const std::string name(ipc::role_name(role));
+    if (c == nullptr || c->pid <= 0) {
+      rows.push_back({name, "process running", false, "not running"});
+      continue;
+    }
+    auto more = audit_child(name, c->pid, ::getpid(), c->expected_fds, role == ipc::Role::kNetproc);
+    rows.insert(rows.end(), more.begin(), more.end());
+  }
+  bool pass = true;
+  json jrows = json::array();
+  for (const auto& row : rows) {
+    pass = pass && row.pass;
+    jrows.push_back({{"process", row.process}, {"check", row.check}, {"pass", row.pass}, {"detail", row.detail}});
+  }
+  r->send({{"ok", true}, {"pass", pass}, {"rows", jrows}, {"table", format_audit_table(rows)}});
+  r->finish();
+}
+
+void Daemon::admin_metrics(std::shared_ptr<AdminResponder> r) {
+  child_request(ipc::Role::kNetproc, "metrics", [this, r](std::optional<std::string> n) {
+    child_request(ipc::Role::kDataproc, "metrics", [this, r, n](std::optional<std::string> d) {
+      std::string text = "# broker\n" + metrics_.prometheus_text();
+      text += "# netproc\n" + n.value_or("# (not running)\n");
+      text += "# dataproc\n" + d.value_or("# (not running)\n");
+      r->send({{"ok", true}, {"text", text}});
+      r->finish();
+    });
+  });
+}
+
+void Daemon::admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder> r) {
+  const NetmapPeer* peer = netmap_.find_peer(req.peer);
+  if (peer == nullptr) {
+    r->send({{"ok", false}, {"error", "no peer named or addressed \"" + req.peer + "\" in the netmap"}});
+    return r->finish();
+  }
+  if (peer->wireguard_only) {
+    r->send({{"ok", false}, {"error", peer->name + " is a wireguard_only peer: it does not speak disco"}});
+    return r->finish();
+  }
+  struct PingLoop {
+    std::uint32_t id;
+    std::string name, address;
+    std::uint32_t count;  // 0: until the first direct pong (at most 10)
+    std::uint32_t sent = 0;
+  };
+  auto loop = std::make_shared<PingLoop>(PingLoop{netmap_.peer_id(peer->node_key), peer->name,
+                                                  peer->addresses.empty() ? "" : peer->addresses[0].addr.to_string(),
+                                                  req.count});
+  auto step = std::make_shared<std::function<void()>>();
+  *step = [this, r, loop, step]() {
+    if (r->closed()) return;
+    ++loop->sent;
+    child_request(ipc::Role::kNetproc, "ping:" + std::to_string(loop->id),
+                  [this, r, loop, step](std::optional<std::string> body) {
+                    json j = parse_or_null(body);
+                    if (!j.is_object()) {
+                      r->send({{"ok", false}, {"error", "netproc is not running"}});
+                      return r->finish();
+                    }
+                    j["ok"] = true;
+                    j["peer"] = loop->name;
+                    j["address"] = loop->address;
+                    if (j.contains("derp_region") && j["derp_region"].is_number_integer()) {
+                      j["derp_region"] = region_code(netmap_.netmap().derp_map, j["derp_region"].get<std::int64_t>());
+                    }
+                    r->send(j);
+                    const bool direct = j.value("via", std::string()) == "direct";
+                    const bool more = loop->count == 0 ? (!direct && loop->sent < 10) : loop->sent < loop->count;
+                    if (!more) return r->finish();
+                    auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
+                    t->async_wait([t, step](boost::system::error_code ec) {
+                      if (!ec) (*step)();
+                    });
+                  });
+  };
+  (*step)();
+}
+
+void Daemon::admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminResponder> r) {
+  json eps = json::array();
+  for (const auto& e : endpoints_) eps.push_back(e.to_string());
+  r->send({{"ok", true}, {"endpoints", eps}});
+  if (req.watch) {
+    endpoint_watchers_.push_back(r);
+  } else {
+    r->finish();
+  }
+}
+
+void Daemon::publish_endpoints() {
+  json eps = json::array();
+  for (const auto& e : endpoints_) eps.push_back(e.to_string());
+  spdlog::info("endpoints: {}", eps.dump());
+  std::vector<std::shared_ptr<AdminResponder>> alive;
+  for (auto& r : endpoint_watchers_) {
+    if (!r->closed()) {
+      r->send({{"ok", true}, {"endpoints", eps}});
+      alive.push_back(r);
+    }
+  }
+  endpoint_watchers_ = std::move(alive);
+}
+
+}  // namespace tw::broker

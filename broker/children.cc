@@ -1,0 +1,275 @@
+// Spawning and supervising netproc and dataproc. The two are one unit: if either
+// dies, both are restarted with fresh rings and control channels, the same UDP
+// socket and the current netmap (DESIGN.md §6: while netproc is down nothing is
+// sent, because only netproc ever writes to the socket).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "broker/daemon.h"
+#include "broker/spawn.h"
+#include "common/child_fds.h"
+#include "ipc/control_socket.h"
+#include "ipc/doorbell.h"
+#include "ipc/netmap_parts.h"
+#include "ipc/ring_memory.h"
+
+namespace tw::broker {
+namespace {
+
+ino_t inode_of(int fd) {
+  struct stat sb {};
+  return ::fstat(fd, &sb) == 0 ? sb.st_ino : 0;
+}
+
+std::vector<std::string> child_env() {
+  std::vector<std::string> env;
+  // Sanitizer builds read their options from the environment; nothing else passes.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+  }
+  return env;
+}
+
+std::string exit_text(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+}  // namespace
+
+std::string Daemon::child_binary(const char* name) const {
+  if (const char* dir = std::getenv("TW_LIBEXEC_DIR")) return std::string(dir) + "/" + name;
+  char exe[PATH_MAX] = {};
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::string dir = n > 0 ? std::string(exe, static_cast<std::size_t>(n)) : std::string("/usr/sbin/x");
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate : {dir + "/" + name, dir + "/../lib/tailwarden/" + name}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return dir + "/" + name;
+}
+
+ChildHandle* Daemon::child(ipc::Role role) {
+  auto it = children_.find(role);
+  return it == children_.end() ? nullptr : &it->second;
+}
+
+void Daemon::spawn_children() {
+  if (stopping_) return;
+  auto fail = [this](const std::string& why) {
+    spdlog::error("broker: cannot start children: {}", why);
+    schedule_restart(why);
+  };
+  auto rings = ipc::RingMemory::create(ipc::RingGeometry{});
+  if (!rings) return fail("rings: " + rings.error());
+  auto bell_nd = ipc::make_doorbell();
+  auto bell_dn = ipc::make_doorbell();
+  if (!bell_nd || !bell_dn) return fail("doorbells");
+  auto bn = ipc::make_control_pair();
+  auto bd = ipc::make_control_pair();
+  auto nd = ipc::make_control_pair();
+  if (!bn || !bd || !nd) return fail("control socketpairs");
+
+  const std::vector<std::string> common_args = {
+      "--uid", std::to_string(config_.child_user.uid), "--gid", std::to_string(config_.child_user.gid),
+      "--sandbox", std::string(to_string(config_.sandbox_mode)), "--log-level",
+      std::string(to_string(config_.log_level))};
+  struct Plan {
+    ipc::Role role;
+    const char* binary;
+    int control;
+    int peer;
+  };
+  const Plan plans[] = {
+      {ipc::Role::kNetproc, "tailwarden-netproc", bn->second.get(), nd->first.get()},
+      {ipc::Role::kDataproc, "tailwarden-dataproc", bd->second.get(), nd->second.get()},
+  };
+  children_started_ = std::chrono::steady_clock::now();
+  for (const Plan& plan : plans) {
+    ChildSpec spec;
+    spec.path = child_binary(plan.binary);
+    spec.args = common_args;
+    spec.env = child_env();
+    spec.fds = {{child_fd::kBrokerControl, plan.control},
+                {child_fd::kPeerControl, plan.peer},
+                {child_fd::kRingMemory, rings->fd()},
+                {child_fd::kDoorbellNetToData, bell_nd->get()},
+                {child_fd::kDoorbellDataToNet, bell_dn->get()}};
+    auto pid = spawn_child(spec);
+    if (!pid) {
+      kill_children();
+      return fail(pid.error());
+    }
+    ChildHandle h;
+    h.role = plan.role;
+    h.pid = *pid;
+    for (auto [target, source] : spec.fds) {
+      (void)target;
+      h.expected_fds.inodes.insert(inode_of(source));
+    }
+    children_[plan.role] = std::move(h);
+  }
+  // The broker keeps only its own control ends; the children hold the rest.
+  children_[ipc::Role::kNetproc].link = std::make_unique<ipc::ControlLink>(
+      io_, std::move(bn->first), ipc::LinkKind::kBrokerNetproc, ipc::Role::kBroker, &metrics_);
+  children_[ipc::Role::kDataproc].link = std::make_unique<ipc::ControlLink>(
+      io_, std::move(bd->first), ipc::LinkKind::kBrokerDataproc, ipc::Role::kBroker, &metrics_);
+  for (auto role : {ipc::Role::kNetproc, ipc::Role::kDataproc}) {
+    const pid_t pid = children_[role].pid;
+    children_[role].link->start(
+        [this, role, pid](ipc::ReceivedMessage m) {
+          if (auto* c = child(role); c && c->pid == pid) on_child_message(role, std::move(m));
+        },
+        [this, role, pid](const std::string& reason) {
+          if (auto* c = child(role); c && c->pid == pid) on_child_closed(role, reason);
+        });
+  }
+  send_setup();
+}
+
+void Daemon::send_setup() {
+  ipc::NetprocSetup ns;
+  ns.generation = netmap_.generation();
+  ns.disco_private = keys_.disco;
+  ns.node_public = keys_.node.public_key();
+  ns.listen_port = udp_ ? udp_->port : 0;
+  ns.flags = (config_.enable_ipv6 ? ipc::NetprocSetup::kFlagIpv6 : 0) |
+             (config_.allow_lan_endpoints ? ipc::NetprocSetup::kFlagAllowLanEndpoints : 0) |
+             (config_.advertise_lan_endpoints ? ipc::NetprocSetup::kFlagAdvertiseLanEndpoints : 0);
+  ipc::DataprocSetup ds;
+  ds.node_private = keys_.node;  // the node private key goes to dataproc only
+  auto* n = child(ipc::Role::kNetproc);
+  auto* d = child(ipc::Role::kDataproc);
+  if (auto st = n->link->send(ns); !st) spdlog::error("broker: netproc setup: {}", st.error());
+  if (auto st = d->link->send(ds); !st) spdlog::error("broker: dataproc setup: {}", st.error());
+  send_netmap_to_children();
+  send_udp_socket();
+  if (tun_) {
+    ipc::TunFd t;
+    t.mtu = config_.tun.mtu;
+    const int fd = tun_->fd.get();
+    d->expected_fds.inodes.insert(inode_of(fd));
+    if (auto st = d->link->send(t, std::span<const int>(&fd, 1)); !st) {
+      spdlog::error("broker: tun fd: {}", st.error());
+    }
+  }
+}
+
+void Daemon::send_netmap_to_children() {
+  auto* n = child(ipc::Role::kNetproc);
+  auto* d = child(ipc::Role::kDataproc);
+  if (n == nullptr || d == nullptr) return;
+  auto np = ipc::split_netproc_netmap(netmap_.generation(), netmap_.netproc_peers(), netmap_.derp_map_json());
+  auto dp = ipc::split_dataproc_netmap(netmap_.generation(), netmap_.dataproc_peers());
+  if (!np || !dp) {
+    spdlog::error("broker: netmap does not fit the control channel: {}", !np ? np.error() : dp.error());
+    return;
+  }
+  for (const auto& part : *np) (void)n->link->send(part);
+  for (const auto& part : *dp) (void)d->link->send(part);
+}
+
+void Daemon::send_udp_socket() {
+  auto* n = child(ipc::Role::kNetproc);
+  if (n == nullptr || !udp_) return;
+  ipc::UdpSocket m;
+  m.rebind_generation = rebind_generation_;
+  const int fd = udp_->fd.get();
+  n->expected_fds.inodes.insert(inode_of(fd));
+  n->expected_fds.inet_inodes.insert(inode_of(fd));
+  if (auto st = n->link->send(m, std::span<const int>(&fd, 1)); !st) {
+    spdlog::error("broker: handing the UDP socket to netproc: {}", st.error());
+  }
+}
+
+void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
+  std::visit(
+      [&](auto& m) {
+        using M = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<M, ipc::Ready>) {
+          children_[role].ready = true;
+          maybe_ready();
+        } else if constexpr (std::is_same_v<M, ipc::StatusReply>) {
+          auto it = pending_.find(m.request_id);
+          if (it != pending_.end()) {
+            auto done = std::move(it->second);
+            pending_.erase(it);
+            done(std::move(m.body));
+          }
+        } else if constexpr (std::is_same_v<M, ipc::DerpDialRequest>) {
+          on_derp_dial_request(m);
+        } else if constexpr (std::is_same_v<M, ipc::EndpointsUpdate>) {
+          endpoints_ = m.endpoints;
+          publish_endpoints();
+        }
+      },
+      msg.message);
+}
+
+void Daemon::on_child_closed(ipc::Role role, const std::string& reason) {
+  if (stopping_) return;
+  spdlog::warn("broker: control link to {} closed: {}", ipc::role_name(role), reason);
+  schedule_restart(std::string(ipc::role_name(role)) + " link closed");
+}
+
+void Daemon::on_sigchld() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    for (auto& [role, c] : children_) {
+      if (c.pid == pid) {
+        c.pid = -1;
+        if (!stopping_) {
+          spdlog::warn("broker: {} (pid {}) {}", ipc::role_name(role), pid, exit_text(status));
+          schedule_restart(std::string(ipc::role_name(role)) + " " + exit_text(status));
+        }
+      }
+    }
+  }
+}
+
+void Daemon::kill_children() {
+  for (auto& [role, c] : children_) {
+    if (c.link) c.link->close("stopping child");
+    if (c.pid > 0) {
+      ::kill(c.pid, SIGKILL);
+      int status;
+      ::waitpid(c.pid, &status, 0);
+      c.pid = -1;
+    }
+  }
+  // Requests in flight will never be answered now.
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [id, done] : pending) done(std::nullopt);
+}
+
+void Daemon::schedule_restart(const std::string& why) {
+  if (stopping_ || restart_timer_.expiry() > std::chrono::steady_clock::now()) return;
+  kill_children();
+  // The links' handlers may still be on the call stack: destroy them from the loop.
+  auto old = std::make_shared<std::map<ipc::Role, ChildHandle>>(std::move(children_));
+  children_.clear();
+  boost::asio::post(io_, [old] {});
+  // First restart fast (well within 1 s); repeated crashes back off to 10 s.
+  auto delay = std::chrono::milliseconds(100);
+  for (int i = 0; i < restarts_in_a_row_ && delay < std::chrono::seconds(10); ++i) delay *= 2;
+  delay = std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(10));
+  ++restarts_in_a_row_;
+  child_restarts_.inc();
+  spdlog::warn("broker: restarting children in {} ms ({})", delay.count(), why);
+  restart_timer_.expires_after(delay);
+  restart_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) spawn_children();
+  });
+}
+
+}  // namespace tw::broker

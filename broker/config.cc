@@ -1,0 +1,321 @@
+#include "broker/config.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <span>
+#include <sstream>
+#include <toml++/toml.h>
+#include <vector>
+
+namespace tw::broker {
+namespace {
+
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un{}.sun_path) - 1;
+constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
+
+// Where a value sits and what it is called, for messages.
+struct FieldRef {
+  const std::string& origin;
+  std::string field;  // "tun.mtu"
+  const toml::node& node;
+
+  Error error(const std::string& what) const {
+    return make_error(origin + ":" + std::to_string(node.source().begin.line) + ": " + field + ": " + what);
+  }
+};
+
+std::string quoted_excerpt(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s.substr(0, 40)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out + (s.size() > 40 ? "...\"" : "\"");
+}
+
+// "got 70000", "got the string \"x\"": what was written instead of what we wanted.
+std::string describe(const toml::node& n) {
+  if (auto i = n.as_integer()) return std::to_string(i->get());
+  if (auto s = n.as_string()) return "the string " + quoted_excerpt(s->get());
+  if (auto b = n.as_boolean()) return b->get() ? "true" : "false";
+  if (auto f = n.as_floating_point()) {
+    std::ostringstream o;
+    o << f->get();
+    return "the number " + o.str();
+  }
+  if (n.is_table()) return "a table";
+  if (n.is_array()) return "an array";
+  return "a date or time";
+}
+
+Result<bool> get_bool(const FieldRef& f) {
+  if (auto b = f.node.as_boolean()) return b->get();
+  return f.error("expected true or false, got " + describe(f.node));
+}
+
+Result<std::int64_t> get_int_in(const FieldRef& f, std::int64_t lo, std::int64_t hi) {
+  const auto* i = f.node.as_integer();
+  if (i == nullptr || i->get() < lo || i->get() > hi) {
+    return f.error("expected an integer " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+                   describe(f.node));
+  }
+  return i->get();
+}
+
+// A non-empty string of printable characters (no NUL or control bytes, which TOML
+// escapes could otherwise smuggle into paths and names).
+Result<std::string> get_text(const FieldRef& f, std::string_view expected = "a non-empty string") {
+  const auto* s = f.node.as_string();
+  if (s == nullptr) return f.error("expected " + std::string(expected) + ", got " + describe(f.node));
+  const std::string& v = s->get();
+  if (v.empty()) return f.error("expected " + std::string(expected) + ", got an empty string");
+  if (std::any_of(v.begin(), v.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+    return f.error("contains a control character");
+  }
+  return v;
+}
+
+Result<std::string> get_abs_path(const FieldRef& f, std::size_t max_len = 4095) {
+  auto v = get_text(f, "an absolute path");
+  if (!v) return v;
+  if ((*v)[0] != '/') return f.error("expected an absolute path, got " + quoted_excerpt(*v));
+  if (v->size() > max_len) {
+    return f.error("path is " + std::to_string(v->size()) + " bytes, longer than the " + std::to_string(max_len) +
+                   " allowed");
+  }
+  return v;
+}
+
+Result<std::string> get_choice(const FieldRef& f, const std::vector<std::string_view>& choices) {
+  std::string expected = "one of";
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    expected += (i ? ", \"" : " \"") + std::string(choices[i]) + "\"";
+  }
+  const auto* s = f.node.as_string();
+  if (s == nullptr || std::find(choices.begin(), choices.end(), s->get()) == choices.end()) {
+    return f.error("expected " + expected + ", got " + describe(f.node));
+  }
+  return s->get();
+}
+
+Result<std::string> get_ifname(const FieldRef& f) {
+  auto v = get_text(f, "an interface name");
+  if (!v) return v;
+  const bool charset_ok = std::all_of(v->begin(), v->end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+  });
+  if (v->size() > kMaxIfName || !charset_ok || *v == "." || *v == "..") {
+    return f.error("expected an interface name of 1..15 letters, digits, '-', '_' or '.', got " + quoted_excerpt(*v));
+  }
+  return v;
+}
+
+// One setter per key: validates the value and stores it.
+using Setter = Status (*)(const FieldRef&, BrokerConfig&);
+
+template <typename T>
+Status store(Result<T> r, T& dst) {
+  if (!r) return make_error(r.error());
+  dst = std::move(*r);
+  return ok_status();
+}
+
+Status set_tun_enabled(const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.tun.enabled); }
+Status set_tun_name(const FieldRef& f, BrokerConfig& c) { return store(get_ifname(f), c.tun.name); }
+Status set_tun_mtu(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_int_in(f, 1280, 65535);
+  if (!v) return make_error(v.error());
+  c.tun.mtu = static_cast<std::uint32_t>(*v);
+  return ok_status();
+}
+
+struct FieldSpec {
+  std::string_view key;
+  Setter set;
+  bool required;
+};
+
+constexpr FieldSpec kTunFields[] = {
+    {"enabled", set_tun_enabled, false},
+    {"name", set_tun_name, false},
+    {"mtu", set_tun_mtu, false},
+};
+
+Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
+                   std::span<const FieldSpec> specs, BrokerConfig& c);
+
+Status set_tun(const FieldRef& f, BrokerConfig& c) {
+  const auto* t = f.node.as_table();
+  if (t == nullptr) return f.error("expected a table ([tun]), got " + describe(f.node));
+  return apply_table(*t, f.origin, "tun.", kTunFields, c);
+}
+
+Status set_listen_port(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_int_in(f, 0, 65535);
+  if (!v) return make_error(v.error());
+  c.listen_port = static_cast<std::uint16_t>(*v);
+  return ok_status();
+}
+
+Status set_sandbox_mode(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_choice(f, {"strict", "permissive-for-debugging"});
+  if (!v) return make_error(v.error());
+  c.sandbox_mode = *v == "strict" ? SandboxMode::kStrict : SandboxMode::kPermissiveForDebugging;
+  return ok_status();
+}
+
+Status set_log_level(const FieldRef& f, BrokerConfig& c) {
+  static const std::vector<std::string_view> kLevels = {"trace", "debug", "info", "warn", "error"};
+  auto v = get_choice(f, kLevels);
+  if (!v) return make_error(v.error());
+  c.log_level = static_cast<LogLevel>(std::find(kLevels.begin(), kLevels.end(), *v) - kLevels.begin());
+  return ok_status();
+}
+
+Status set_child_user(const FieldRef& f, BrokerConfig& c) {
+  c.child_user.line = static_cast<int>(f.node.source().begin.line);
+  return store(get_text(f, "a user name"), c.child_user.name);
+}
+
+Status set_admin_group(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_text(f, "a group name");
+  if (!v) return make_error(v.error());
+  c.admin_group = AdminGroup{*v, static_cast<int>(f.node.source().begin.line), 0};
+  return ok_status();
+}
+
+constexpr FieldSpec kTopFields[] = {
+    {"state_dir", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
+    {"key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
+    {"netmap_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); }, true},
+    {"listen_port", set_listen_port, false},
+    {"enable_ipv6", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
+    {"tun", set_tun, false},
+    {"admin_socket",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f, kMaxSocketPath), c.admin_socket); },
+     false},
+    {"admin_group", set_admin_group, false},
+    {"child_user", set_child_user, true},
+    {"sandbox_mode", set_sandbox_mode, false},
+    {"log_level", set_log_level, false},
+    {"allow_lan_endpoints",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.allow_lan_endpoints); }, false},
+    {"advertise_lan_endpoints",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_lan_endpoints); }, false},
+    {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); }, false},
+};
+
+Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
+                   std::span<const FieldSpec> specs, BrokerConfig& c) {
+  std::set<std::string_view> seen;
+  for (const auto& [k, node] : table) {
+    const std::string key(k.str());
+    const FieldRef f{origin, std::string(prefix) + key, node};
+    auto spec = std::find_if(specs.begin(), specs.end(), [&](const FieldSpec& s) { return s.key == key; });
+    if (spec == specs.end()) return f.error("unknown key");
+    if (auto st = spec->set(f, c); !st) return st;
+    seen.insert(spec->key);
+  }
+  for (const auto& s : specs) {
+    if (s.required && !seen.count(s.key)) {
+      return make_error(origin + ": missing required field " + std::string(prefix) + std::string(s.key));
+    }
+  }
+  return ok_status();
+}
+
+// getpwnam_r/getgrnam_r want a caller buffer; grow it while they say ERANGE.
+template <typename Entry, typename Lookup>
+Result<std::optional<Entry>> lookup_entry(const std::string& name, Lookup lookup) {
+  std::vector<char> buf(4096);
+  for (;;) {
+    Entry entry{};
+    Entry* found = nullptr;
+    int rc = lookup(name.c_str(), &entry, buf.data(), buf.size(), &found);
+    if (rc == ERANGE && buf.size() < (1u << 20)) {
+      buf.resize(buf.size() * 2);
+      continue;
+    }
+    if (rc != 0) return make_error(std::strerror(rc));
+    if (found == nullptr) return std::optional<Entry>{};
+    return std::optional<Entry>{entry};
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(SandboxMode mode) {
+  return mode == SandboxMode::kStrict ? "strict" : "permissive-for-debugging";
+}
+
+std::string_view to_string(LogLevel level) {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+Result<BrokerConfig> parse_config_text(std::string_view text, const std::string& origin) {
+  if (text.size() > kMaxConfigBytes) return make_error(origin + ": larger than 1 MiB; not a config file");
+  toml::table table;
+  try {
+    table = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return make_error(origin + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  }
+  BrokerConfig config;
+  config.origin = origin;
+  if (auto st = apply_table(table, origin, "", kTopFields, config); !st) return make_error(st.error());
+  return config;
+}
+
+Status resolve_accounts(BrokerConfig& c) {
+  const std::string where = c.origin + ":" + std::to_string(c.child_user.line) + ": child_user: ";
+  auto pw = lookup_entry<passwd>(c.child_user.name, ::getpwnam_r);
+  if (!pw) return make_error(where + "looking up \"" + c.child_user.name + "\": " + pw.error());
+  if (!*pw) return make_error(where + "no such user \"" + c.child_user.name + "\"");
+  c.child_user.uid = (*pw)->pw_uid;
+  c.child_user.gid = (*pw)->pw_gid;
+  if ((c.child_user.uid == 0 || c.child_user.gid == 0) && c.sandbox_mode == SandboxMode::kStrict) {
+    return make_error(where + "\"" + c.child_user.name +
+                      "\" has uid or gid 0; children must run unprivileged (sandbox_mode = \"strict\")");
+  }
+  if (c.admin_group) {
+    auto gr = lookup_entry<group>(c.admin_group->name, ::getgrnam_r);
+    const std::string gwhere = c.origin + ":" + std::to_string(c.admin_group->line) + ": admin_group: ";
+    if (!gr) return make_error(gwhere + "looking up \"" + c.admin_group->name + "\": " + gr.error());
+    if (!*gr) return make_error(gwhere + "no such group \"" + c.admin_group->name + "\"");
+    c.admin_group->gid = (*gr)->gr_gid;
+  }
+  return ok_status();
+}
+
+Result<BrokerConfig> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(path + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  char buf[8192];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) return make_error(path + ": larger than 1 MiB; not a config file");
+  }
+  if (in.bad()) return make_error(path + ": read error");
+  auto config = parse_config_text(text, path);
+  if (!config) return config;
+  if (auto st = resolve_accounts(*config); !st) return make_error(st.error());
+  return config;
+}
+
+}  // namespace tw::broker

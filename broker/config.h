@@ -1,0 +1,91 @@
+// tailwardend's configuration file: TOML, edited by hand, so every error names the
+// file, the line and the field, and unknown keys are errors (a typo must not silently
+// leave a default in force). DESIGN.md §2 step 1: nothing starts half-configured.
+//
+//   state_dir    = "/var/lib/tailwarden"          # default
+//   key_file     = "/var/lib/tailwarden/node.key"  # required
+//   netmap_file  = "/etc/tailwarden/netmap.json"   # required
+//   listen_port  = 41641           # 0 (default) = ephemeral
+//   enable_ipv6  = false
+//   admin_socket = "/run/tailwarden/tailwarden.sock"
+//   admin_group  = "tailwarden"    # optional; group allowed on the admin socket
+//   child_user   = "tailwarden"    # required; netproc and dataproc run as this user
+//   sandbox_mode = "strict"        # or "permissive-for-debugging", never implied
+//   log_level    = "info"          # trace | debug | info | warn | error
+//   allow_lan_endpoints     = true
+//   advertise_lan_endpoints = false
+//   derp_dns     = false           # resolve DERP host names (off: fixed IPv4 only)
+//
+//   [tun]
+//   enabled = true
+//   name    = "tailwarden0"
+//   mtu     = 1280                 # 1280..65535
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace tw::broker {
+
+enum class SandboxMode { kStrict, kPermissiveForDebugging };
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+
+std::string_view to_string(SandboxMode mode);
+std::string_view to_string(LogLevel level);
+
+struct TunConfig {
+  bool enabled = true;
+  std::string name = "tailwarden0";
+  std::uint32_t mtu = 1280;
+};
+
+// A user or group name from the file, with where it was written (for errors found
+// when resolving it) and, after resolve_accounts(), its ids.
+struct ChildAccount {
+  std::string name;
+  int line = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;  // the user's primary group
+};
+struct AdminGroup {
+  std::string name;
+  int line = 0;
+  gid_t gid = 0;
+};
+
+struct BrokerConfig {
+  std::string origin;  // the file it came from, for later messages
+  std::string state_dir = "/var/lib/tailwarden";
+  std::string key_file;
+  std::string netmap_file;
+  std::uint16_t listen_port = 0;  // 0: ephemeral
+  bool enable_ipv6 = false;
+  TunConfig tun;
+  std::string admin_socket = "/run/tailwarden/tailwarden.sock";
+  std::optional<AdminGroup> admin_group;
+  ChildAccount child_user;
+  SandboxMode sandbox_mode = SandboxMode::kStrict;
+  LogLevel log_level = LogLevel::kInfo;
+  bool allow_lan_endpoints = true;
+  bool advertise_lan_endpoints = false;
+  bool derp_dns = false;
+};
+
+// Parses and validates config text without touching the system; `origin` names the
+// file in errors ("<origin>:<line>: <field>: <what is wrong>").
+Result<BrokerConfig> parse_config_text(std::string_view text, const std::string& origin);
+
+// Looks up child_user (getpwnam_r) and admin_group (getgrnam_r). A child_user with
+// uid or gid 0 is refused unless the sandbox mode is permissive-for-debugging.
+Status resolve_accounts(BrokerConfig& config);
+
+// Reads the file, parses it and resolves the accounts.
+Result<BrokerConfig> load_config(const std::string& path);
+
+}  // namespace tw::broker

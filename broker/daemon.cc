@@ -1,0 +1,128 @@
+#include "broker/daemon.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#ifdef TW_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+namespace tw::broker {
+
+namespace {
+std::string read_text(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+Daemon::Daemon(BrokerConfig config, NodeKeys keys)
+    : config_(std::move(config)),
+      keys_(std::move(keys)),
+      signals_(io_, SIGTERM, SIGINT, SIGCHLD),
+      restart_timer_(io_),
+      egress_(EgressOptions{config_.derp_dns}, metrics_),
+      link_debounce_(io_),
+      child_restarts_(metrics_.counter("child_restarts_total", "Children restarted after exiting")),
+      netmap_rejected_(metrics_.counter("netmap_rejected_total", "Netmaps refused by validation")),
+      rebinds_(metrics_.counter("rebinds_total", "Underlay socket rebinds")) {
+  signals_.add(SIGHUP);
+}
+
+Daemon::~Daemon() { kill_children(); }
+
+Status Daemon::start() {
+  bool ok = false;
+  std::string text = read_text(config_.netmap_file, &ok);
+  if (!ok) return make_error(config_.netmap_file + ": cannot read netmap");
+  if (auto st = netmap_.apply(text, config_.netmap_file); !st) return st;
+  if (netmap_.netmap().self.node_key != keys_.node.public_key()) {
+    return make_error(config_.netmap_file + ": self.node_key does not match the key file (" +
+                      keys_.node.public_key().to_string() + ")");
+  }
+  egress_.set_derp_map(netmap_.netmap().derp_map);
+
+  auto sock = bind_underlay({config_.listen_port, config_.enable_ipv6});
+  if (sock) {
+    for (const auto& w : sock->warnings) spdlog::warn("underlay: {}", w);
+    udp_ = std::move(*sock);
+    spdlog::info("underlay: bound {}:{}", udp_->v6 ? "[::]" : "0.0.0.0", udp_->port);
+  } else {
+    spdlog::error("underlay: {}; running inert (DERP only)", sock.error());
+  }
+
+  if (config_.tun.enabled) {
+    auto tun = create_tun({config_.tun.name, config_.tun.mtu, netmap_.netmap().self.addresses});
+    if (!tun) return make_error("tun: " + tun.error());
+    tun_ = std::move(*tun);
+    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+      return make_error("tun: " + st.error());
+    }
+    spdlog::info("tun: {} up, mtu {}", tun_->name, config_.tun.mtu);
+  }
+
+  std::optional<gid_t> group;
+  if (config_.admin_group) group = config_.admin_group->gid;
+  ::mkdir(config_.state_dir.c_str(), 0700);
+  admin_ = std::make_unique<AdminServer>(
+      io_, config_.admin_socket, group,
+      [this](const AdminRequest& req, std::shared_ptr<AdminResponder> r) { on_admin(req, std::move(r)); },
+      metrics_);
+  if (auto st = admin_->start(); !st) return st;
+
+  wait_signal();
+  start_link_monitor();
+  start_netmap_watch();
+  spawn_children();
+  return ok_status();
+}
+
+void Daemon::wait_signal() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGCHLD) {
+      on_sigchld();
+    } else if (sig == SIGHUP) {
+      apply_netmap_file(config_.netmap_file, [](Status st) {
+        if (!st) spdlog::error("netmap reload refused: {}", st.error());
+      });
+    } else {
+      spdlog::info("broker: signal {}, stopping", sig);
+      stopping_ = true;
+      kill_children();
+      io_.stop();
+      return;
+    }
+    wait_signal();
+  });
+}
+
+int Daemon::run() {
+  io_.run();
+  return exit_code_;
+}
+
+void Daemon::maybe_ready() {
+  for (auto& [role, c] : children_) {
+    if (!c.ready) return;
+  }
+  if (children_.size() != 2) return;
+  restarts_in_a_row_ = 0;
+  spdlog::info("broker: netproc (pid {}) and dataproc (pid {}) sandboxed and ready",
+               children_[ipc::Role::kNetproc].pid, children_[ipc::Role::kDataproc].pid);
+  if (!notified_ready_) {
+    notified_ready_ = true;
+#ifdef TW_HAVE_SYSTEMD
+    sd_notify(0, "READY=1");
+#endif
+  }
+}
+
+}  // namespace tw::broker

@@ -1,0 +1,123 @@
+// tailwardend's daemon: owns the config, keys, netmap, the one underlay UDP socket,
+// the TUN device and the admin socket; spawns netproc and dataproc, feeds them, and
+// supervises them (DESIGN.md §1, §2, §6).
+#pragma once
+
+#include <sys/types.h>
+
+#include <utility>  // before Asio
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/admin_server.h"
+#include "broker/audit.h"
+#include "broker/config.h"
+#include "broker/egress_policy.h"
+#include "broker/netmap_state.h"
+#include "broker/tun.h"
+#include "broker/underlay_socket.h"
+#include "common/keyfile.h"
+#include "common/metrics.h"
+#include "ipc/control_link.h"
+
+namespace tw::broker {
+
+// One running child (netproc or dataproc) as the broker sees it.
+struct ChildHandle {
+  ipc::Role role;
+  pid_t pid = -1;
+  std::unique_ptr<ipc::ControlLink> link;
+  bool ready = false;
+  ExpectedFds expected_fds;  // what `audit` accepts in its fd table
+};
+
+class Daemon {
+ public:
+  Daemon(BrokerConfig config, NodeKeys keys);
+  ~Daemon();
+
+  // Loads the netmap, binds the socket, creates TUN, starts the admin socket and the
+  // children. An error here means nothing was left running.
+  Status start();
+  // Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  void wait_signal();
+  // children.cc
+  void spawn_children();
+  void on_child_message(ipc::Role role, ipc::ReceivedMessage msg);
+  void on_child_closed(ipc::Role role, const std::string& reason);
+  void on_sigchld();
+  void schedule_restart(const std::string& why);
+  void kill_children();
+  void send_setup();
+  void send_netmap_to_children();
+  void send_udp_socket();
+  void maybe_ready();
+  ChildHandle* child(ipc::Role role);
+  std::string child_binary(const char* name) const;
+
+  // rebind and DERP dialling (network.cc)
+  void rebind(std::function<void(Status)> done);
+  void on_derp_dial_request(const ipc::DerpDialRequest& req);
+  void on_derp_dial_request_resolved(const DerpDialTarget& target, const ipc::DerpDialRequest& req);
+  void start_link_monitor();
+  void wait_link_event();
+  void wait_netmap_event();
+  void apply_netmap_file(const std::string& path, std::function<void(Status)> done);
+  void start_netmap_watch();
+
+  // admin.cc
+  void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
+  void child_request(ipc::Role role, const std::string& topic,
+                     std::function<void(std::optional<std::string>)> done);
+  void admin_status(std::shared_ptr<AdminResponder> r);
+  void admin_audit(std::shared_ptr<AdminResponder> r);
+  void admin_metrics(std::shared_ptr<AdminResponder> r);
+  void admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
+  void admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
+  void publish_endpoints();
+
+  BrokerConfig config_;
+  NodeKeys keys_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer restart_timer_;
+  MetricsRegistry metrics_;
+  NetmapState netmap_;
+  EgressPolicy egress_;
+  std::optional<UnderlaySocket> udp_;  // nullopt: inert (DERP-only)
+  std::uint64_t rebind_generation_ = 0;
+  std::optional<TunDevice> tun_;
+  std::vector<IpPrefix> tun_routes_;
+  std::unique_ptr<AdminServer> admin_;
+  std::map<ipc::Role, ChildHandle> children_;
+  std::uint32_t next_request_id_ = 1;
+  std::map<std::uint32_t, std::function<void(std::optional<std::string>)>> pending_;
+  std::vector<IpPort> endpoints_;
+  std::vector<std::shared_ptr<AdminResponder>> endpoint_watchers_;
+  bool stopping_ = false;
+  bool notified_ready_ = false;
+  int restarts_in_a_row_ = 0;
+  std::chrono::steady_clock::time_point children_started_{};
+  int exit_code_ = 0;
+  // link-change monitor and netmap file watch (network.cc)
+  std::unique_ptr<boost::asio::posix::stream_descriptor> netlink_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
+  boost::asio::steady_timer link_debounce_;
+  std::array<char, 8192> netlink_buf_{};
+  alignas(8) std::array<char, 4096> inotify_buf_{};
+
+  Counter& child_restarts_;
+  Counter& netmap_rejected_;
+  Counter& rebinds_;
+};
+
+}  // namespace tw::broker

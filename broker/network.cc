@@ -1,0 +1,226 @@
+// The broker's network duties besides the initial bind: rebinding the underlay
+// socket (on request and on link change), dialling DERP for netproc under the
+// egress policy, and reloading the netmap when its file changes.
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "broker/daemon.h"
+
+namespace tw::broker {
+
+namespace asio = boost::asio;
+
+void Daemon::rebind(std::function<void(Status)> done) {
+  rebinds_.inc();
+  const bool pinned = config_.listen_port != 0 && udp_ && udp_->port == config_.listen_port;
+  auto bind_and_hand_over = [this, done](bool released) {
+    auto sock = bind_underlay({config_.listen_port, config_.enable_ipv6});
+    if (!sock) {
+      if (!released) {
+        spdlog::warn("rebind: {}; keeping the old socket", sock.error());
+        send_udp_socket();  // netproc keeps using the same socket
+        return done(Error{sock.error()});
+      }
+      spdlog::error("rebind: {}; running inert (DERP only)", sock.error());
+      udp_.reset();
+      return done(Error{sock.error()});
+    }
+    for (const auto& w : sock->warnings) spdlog::warn("rebind: {}", w);
+    udp_ = std::move(*sock);
+    ++rebind_generation_;
+    spdlog::info("rebind: underlay now {}:{}", udp_->v6 ? "[::]" : "0.0.0.0", udp_->port);
+    send_udp_socket();
+    done(ok_status());
+  };
+  if (!pinned) return bind_and_hand_over(false);
+  // Keeping a pinned port: netproc lets go of the socket first, then the broker
+  // closes its copy, so the port is free to bind again (spec §0.1).
+  child_request(ipc::Role::kNetproc, "release-udp", [this, bind_and_hand_over](std::optional<std::string> r) {
+    if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
+    udp_.reset();
+    bind_and_hand_over(true);
+  });
+}
+
+void Daemon::on_derp_dial_request(const ipc::DerpDialRequest& req) {
+  auto target = egress_.decide_derp_dial(req.region_id, req.node_name);
+  auto reply_failed = [this, req](const std::string& reason) {
+    if (auto* n = child(ipc::Role::kNetproc)) {
+      ipc::DerpDialFailed f;
+      f.region_id = req.region_id;
+      f.node_name = req.node_name;
+      f.reason = reason.substr(0, ipc::kMaxReasonBytes);
+      (void)n->link->send(f);
+    }
+  };
+  if (!target) return reply_failed(target.error());
+  if (!target->address) {
+    // derp_dns is on and the node has no fixed IPv4: resolve, then re-check.
+    auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
+    resolver->async_resolve(
+        asio::ip::tcp::v4(), target->hostname, std::to_string(target->port),
+        [this, resolver, t = *target, req, reply_failed](boost::system::error_code ec,
+                                                          asio::ip::tcp::resolver::results_type res) mutable {
+          if (ec || res.empty()) return reply_failed("resolve " + t.hostname + ": " + ec.message());
+          auto ip = IpAddr::parse(res.begin()->endpoint().address().to_string());
+          if (!ip || !egress_.check_resolved(t, *ip)) return reply_failed("resolved address refused by policy");
+          t.address = IpPort{*ip, t.port};
+          on_derp_dial_request_resolved(t, req);
+        });
+    return;
+  }
+  on_derp_dial_request_resolved(*target, req);
+}
+
+void Daemon::on_derp_dial_request_resolved(const DerpDialTarget& target, const ipc::DerpDialRequest& req) {
+  auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
+  auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(1500));
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(target.address->ip.to_string()), target.address->port);
+  timer->async_wait([sock](boost::system::error_code ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      sock->close(ignored);
+    }
+  });
+  sock->async_connect(ep, [this, sock, timer, req, target](boost::system::error_code ec) {
+    timer->cancel();
+    auto* n = child(ipc::Role::kNetproc);
+    if (n == nullptr) return;
+    if (ec) {
+      ipc::DerpDialFailed f;
+      f.region_id = req.region_id;
+      f.node_name = req.node_name;
+      f.reason = "connect " + target.address->to_string() + ": " + ec.message();
+      (void)n->link->send(f);
+      return;
+    }
+    ipc::DerpConn m;
+    m.region_id = req.region_id;
+    m.node_name = req.node_name;
+    const int fd = sock->native_handle();
+    struct stat sb {};
+    if (::fstat(fd, &sb) == 0) {
+      n->expected_fds.inodes.insert(sb.st_ino);
+      n->expected_fds.inet_inodes.insert(sb.st_ino);
+    }
+    if (auto st = n->link->send(m, std::span<const int>(&fd, 1)); !st) {
+      spdlog::warn("derp: handing the connection to netproc: {}", st.error());
+    }
+    spdlog::info("derp: connected region {} node {} at {}", req.region_id, req.node_name,
+                 target.address->to_string());
+    // The send duplicated the fd; the broker's copy closes with `sock`.
+  });
+}
+
+void Daemon::start_link_monitor() {
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    spdlog::warn("link monitor: netlink unavailable; rebind only on request");
+    return;
+  }
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    spdlog::warn("link monitor: cannot subscribe; rebind only on request");
+    return;
+  }
+  netlink_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+  wait_link_event();
+}
+
+void Daemon::wait_link_event() {
+  netlink_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec) return;
+    while (::recv(netlink_->native_handle(), netlink_buf_.data(), netlink_buf_.size(), MSG_DONTWAIT) > 0) {
+    }
+    // Events come in bursts (address removed, added, link up): fold them into one
+    // rebind a second after the first.
+    if (link_debounce_.expiry() <= std::chrono::steady_clock::now()) {
+      link_debounce_.expires_after(std::chrono::seconds(1));
+      link_debounce_.async_wait([this](boost::system::error_code e) {
+        if (e || stopping_) return;
+        spdlog::info("link change: rebinding the underlay socket");
+        rebind([](Status st) {
+          if (!st) spdlog::warn("link change rebind: {}", st.error());
+        });
+      });
+    }
+    wait_link_event();
+  });
+}
+
+void Daemon::apply_netmap_file(const std::string& path, std::function<void(Status)> done) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    netmap_rejected_.inc();
+    return done(make_error(path + ": cannot read"));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  NetmapState next = netmap_;
+  if (auto st = next.apply(ss.str(), path); !st) {
+    netmap_rejected_.inc();
+    spdlog::error("netmap: refused, previous netmap stays in force: {}", st.error());
+    return done(st);
+  }
+  if (next.netmap().self.node_key != keys_.node.public_key()) {
+    netmap_rejected_.inc();
+    return done(make_error(path + ": self.node_key does not match this node's key"));
+  }
+  netmap_ = std::move(next);
+  egress_.set_derp_map(netmap_.netmap().derp_map);
+  if (tun_) {
+    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+      spdlog::warn("netmap: routes: {}", st.error());
+    }
+  }
+  send_netmap_to_children();
+  spdlog::info("netmap: generation {} applied ({} peers)", netmap_.generation(), netmap_.netmap().peers.size());
+  done(ok_status());
+}
+
+void Daemon::start_netmap_watch() {
+  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return;
+  const std::string& path = config_.netmap_file;
+  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (::inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+    ::close(fd);
+    spdlog::warn("netmap: cannot watch {}; reload with SIGHUP or `tailwarden netmap apply`", dir);
+    return;
+  }
+  inotify_ = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
+  wait_netmap_event();
+}
+
+void Daemon::wait_netmap_event() {
+  inotify_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec) return;
+    const std::string base = config_.netmap_file.substr(config_.netmap_file.rfind('/') + 1);
+    bool ours = false;
+    ssize_t n;
+    while ((n = ::read(inotify_->native_handle(), inotify_buf_.data(), inotify_buf_.size())) > 0) {
+      for (ssize_t off = 0; off < n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(inotify_buf_.data() + off);
+        if (ev->len > 0 && base == ev->name) ours = true;
+        off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+      }
+    }
+    if (ours && !stopping_) {
+      apply_netmap_file(config_.netmap_file, [](Status st) { (void)st; });
+    }
+    wait_netmap_event();
+  });
+}
+
+}  // namespace tw::broker

@@ -1,0 +1,102 @@
+#include "broker/tun.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <net/route.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace tw::broker {
+namespace {
+
+Error sys_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
+
+void fill_sin(sockaddr* sa, const IpAddr& ip) {
+  auto* sin = reinterpret_cast<sockaddr_in*>(sa);
+  std::memset(sin, 0, sizeof *sin);
+  sin->sin_family = AF_INET;
+  std::memcpy(&sin->sin_addr, ip.raw().data(), 4);
+}
+
+IpAddr netmask(unsigned bits) {
+  std::uint32_t m = bits == 0 ? 0 : ~0u << (32 - bits);
+  return IpAddr::v4(static_cast<std::uint8_t>(m >> 24), static_cast<std::uint8_t>(m >> 16),
+                    static_cast<std::uint8_t>(m >> 8), static_cast<std::uint8_t>(m));
+}
+
+Status route_op(int sock, unsigned long op, const std::string& ifname, const IpPrefix& p) {
+  rtentry rt{};
+  fill_sin(&rt.rt_dst, p.addr);
+  fill_sin(&rt.rt_genmask, netmask(p.bits));
+  rt.rt_flags = RTF_UP | (p.bits == 32 ? RTF_HOST : 0);
+  std::string dev = ifname;
+  rt.rt_dev = dev.data();
+  if (::ioctl(sock, op, &rt) != 0 && !(op == SIOCADDRT && errno == EEXIST)) {
+    return sys_error(std::string(op == SIOCADDRT ? "add" : "delete") + " route " + p.to_string());
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<TunDevice> create_tun(const TunSettings& s) {
+  if (s.name.size() >= IFNAMSIZ) return make_error("tun name too long: " + s.name);
+  ipc::UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) return sys_error("/dev/net/tun");
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  std::memcpy(ifr.ifr_name, s.name.c_str(), s.name.size());
+  if (::ioctl(fd.get(), TUNSETIFF, &ifr) != 0) return sys_error("TUNSETIFF " + s.name);
+  TunDevice dev{std::move(fd), ifr.ifr_name};
+
+  ipc::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return sys_error("socket for interface configuration");
+  ifreq req{};
+  std::memcpy(req.ifr_name, dev.name.c_str(), dev.name.size());
+  req.ifr_mtu = static_cast<int>(s.mtu);
+  if (::ioctl(sock.get(), SIOCSIFMTU, &req) != 0) return sys_error("set MTU of " + dev.name);
+  for (const auto& a : s.addresses) {
+    if (!a.addr.is_v4()) continue;  // IPv6 tailnet addresses: not assigned yet
+    fill_sin(&req.ifr_addr, a.addr);
+    if (::ioctl(sock.get(), SIOCSIFADDR, &req) != 0) return sys_error("set address " + a.to_string());
+    fill_sin(&req.ifr_netmask, netmask(32));
+    if (::ioctl(sock.get(), SIOCSIFNETMASK, &req) != 0) return sys_error("set netmask");
+    break;  // one IPv4 address per interface through this interface
+  }
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &req) != 0) return sys_error("get flags of " + dev.name);
+  req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP | IFF_RUNNING);
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &req) != 0) return sys_error("bring up " + dev.name);
+  return dev;
+}
+
+Status sync_tun_routes(const std::string& ifname, const std::vector<IpPrefix>& prefixes,
+                       std::vector<IpPrefix>* installed) {
+  ipc::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return sys_error("socket for routes");
+  std::vector<IpPrefix> want;
+  for (const auto& p : prefixes) {
+    if (p.addr.is_v4() && p.bits > 0 && std::find(want.begin(), want.end(), p) == want.end()) {
+      want.push_back(p);
+    }
+  }
+  for (const auto& p : *installed) {
+    if (std::find(want.begin(), want.end(), p) == want.end()) {
+      (void)route_op(sock.get(), SIOCDELRT, ifname, p);  // already gone is fine
+    }
+  }
+  installed->clear();
+  for (const auto& p : want) {
+    if (auto st = route_op(sock.get(), SIOCADDRT, ifname, p); !st) return st;
+    installed->push_back(p);
+  }
+  return ok_status();
+}
+
+}  // namespace tw::broker

@@ -1,0 +1,36 @@
+// The TUN device: the broker creates and configures it (it holds CAP_NET_ADMIN) and
+// passes the fd to dataproc, which only reads and writes packets.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/ipaddr.h"
+#include "common/result.h"
+#include "ipc/unique_fd.h"
+
+namespace tw::broker {
+
+struct TunSettings {
+  std::string name = "tailwarden0";
+  unsigned mtu = 1280;
+  std::vector<IpPrefix> addresses;  // our tailnet addresses (IPv4 ones are assigned)
+};
+
+struct TunDevice {
+  ipc::UniqueFd fd;
+  std::string name;  // as the kernel named it
+};
+
+// Opens /dev/net/tun (IFF_TUN | IFF_NO_PI), assigns the IPv4 addresses as /32,
+// sets the MTU and brings the link up.
+Result<TunDevice> create_tun(const TunSettings& settings);
+
+// Makes the kernel route exactly `prefixes` (IPv4) through the device: adds the
+// missing routes and removes the ones we added earlier that are gone. A /0 route is
+// never installed (an exit node is opt-in, and a default route through the tunnel
+// would capture the underlay's own traffic).
+Status sync_tun_routes(const std::string& ifname, const std::vector<IpPrefix>& prefixes,
+                       std::vector<IpPrefix>* installed);
+
+}  // namespace tw::broker

@@ -1,0 +1,272 @@
+// Field-by-field body codecs, one put/get pair per message type. Readers latch the
+// first error, so each get_ reads its fields in order and the caller checks once.
+#include <type_traits>
+
+#include "ipc/messages.h"
+
+namespace tw::ipc {
+namespace {
+
+// Smallest encodings, used to bound list counts by the bytes that remain.
+constexpr std::size_t kIpPortBytes = 17 + 2;
+constexpr std::size_t kPrefixBytes = 17 + 1;
+constexpr std::size_t kNetprocPeerMinBytes = 4 + 32 + 32 + 4 + 4 + 4;
+constexpr std::size_t kDataprocPeerMinBytes = 4 + 32 + 4;
+
+std::string free_text(BodyReader& r, std::size_t max_len) {
+  Bytes b = r.blob(max_len);
+  return std::string(b.begin(), b.end());
+}
+
+void put_endpoints(BodyWriter& w, const std::vector<IpPort>& eps) {
+  w.u32(static_cast<std::uint32_t>(eps.size()));
+  for (const auto& e : eps) w.ip_port(e);
+}
+std::vector<IpPort> get_endpoints(BodyReader& r) {
+  std::vector<IpPort> eps(r.count(kMaxEndpoints, kIpPortBytes));
+  for (auto& e : eps) e = r.ip_port();
+  return eps;
+}
+
+void put(BodyWriter& w, const NetprocSetup& m) {
+  w.u64(m.generation);
+  w.key(m.disco_private.bytes());
+  w.key(m.node_public.bytes());
+  w.u16(m.listen_port);
+  w.u32(m.flags);
+}
+NetprocSetup get_netproc_setup(BodyReader& r) {
+  NetprocSetup m;
+  m.generation = r.u64();
+  KeyBytes k = r.key();
+  m.disco_private = DiscoPrivate(k);
+  secure_wipe(k.data(), k.size());
+  m.node_public = NodePublic(r.key());
+  m.listen_port = r.u16();
+  m.flags = r.u32();
+  if (m.flags & ~NetprocSetup::kKnownFlags) r.fail("unknown setup flags");
+  return m;
+}
+
+void put(BodyWriter& w, const NetprocNetmap& m) {
+  w.u64(m.generation);
+  w.u16(m.part);
+  w.u16(m.parts);
+  w.u32(static_cast<std::uint32_t>(m.peers.size()));
+  for (const auto& p : m.peers) {
+    w.u32(p.peer_id);
+    w.key(p.node_key.bytes());
+    w.key(p.disco_key.bytes());
+    put_endpoints(w, p.endpoints);
+    w.u32(p.home_derp);
+    w.text(p.name);
+  }
+  w.text(m.derp_map_json);
+}
+
+void check_part(BodyReader& r, std::uint16_t part, std::uint16_t parts) {
+  if (parts == 0 || parts > kMaxNetmapParts || part >= parts) r.fail("bad netmap part numbering");
+}
+
+NetprocNetmap get_netproc_netmap(BodyReader& r) {
+  NetprocNetmap m;
+  m.generation = r.u64();
+  m.part = r.u16();
+  m.parts = r.u16();
+  check_part(r, m.part, m.parts);
+  m.peers.resize(r.count(kMaxPeersPerPart, kNetprocPeerMinBytes));
+  for (auto& p : m.peers) {
+    p.peer_id = r.u32();
+    p.node_key = NodePublic(r.key());
+    p.disco_key = DiscoPublic(r.key());
+    p.endpoints = get_endpoints(r);
+    p.home_derp = r.u32();
+    p.name = r.text(kMaxNameBytes);
+  }
+  m.derp_map_json = free_text(r, kMaxDerpMapBytes);
+  if (m.part != 0 && !m.derp_map_json.empty()) r.fail("DERP map outside netmap part 0");
+  return m;
+}
+
+void put(BodyWriter& w, const UdpSocket& m) { w.u64(m.rebind_generation); }
+UdpSocket get_udp_socket(BodyReader& r) { return UdpSocket{r.u64()}; }
+
+void put(BodyWriter& w, const DerpConn& m) {
+  w.u32(m.region_id);
+  w.text(m.node_name);
+}
+DerpConn get_derp_conn(BodyReader& r) {
+  DerpConn m;
+  m.region_id = r.u32();
+  m.node_name = r.text(kMaxNameBytes);
+  return m;
+}
+
+void put(BodyWriter& w, const DerpDialFailed& m) {
+  w.u32(m.region_id);
+  w.text(m.node_name);
+  w.text(m.reason);
+}
+DerpDialFailed get_derp_dial_failed(BodyReader& r) {
+  DerpDialFailed m;
+  m.region_id = r.u32();
+  m.node_name = r.text(kMaxNameBytes);
+  m.reason = r.text(kMaxReasonBytes);
+  return m;
+}
+
+void put(BodyWriter& w, const Shutdown& m) { w.text(m.reason); }
+Shutdown get_shutdown(BodyReader& r) { return Shutdown{r.text(kMaxReasonBytes)}; }
+
+void put(BodyWriter& w, const RingReset& m) { w.u64(m.epoch); }
+RingReset get_ring_reset(BodyReader& r) { return RingReset{r.u64()}; }
+
+void put(BodyWriter& w, const StatusRequest& m) {
+  w.u32(m.request_id);
+  w.text(m.topic);
+}
+StatusRequest get_status_request(BodyReader& r) {
+  StatusRequest m;
+  m.request_id = r.u32();
+  m.topic = r.text(kMaxNameBytes);
+  return m;
+}
+
+void put(BodyWriter& w, const StatusReply& m) {
+  w.u32(m.request_id);
+  w.text(m.body);
+}
+StatusReply get_status_reply(BodyReader& r) {
+  StatusReply m;
+  m.request_id = r.u32();
+  m.body = free_text(r, kMaxStatusBytes);
+  return m;
+}
+
+void put(BodyWriter&, const Ready&) {}
+
+void put(BodyWriter& w, const DerpDialRequest& m) {
+  w.u32(m.region_id);
+  w.text(m.node_name);
+}
+DerpDialRequest get_derp_dial_request(BodyReader& r) {
+  DerpDialRequest m;
+  m.region_id = r.u32();
+  m.node_name = r.text(kMaxNameBytes);
+  return m;
+}
+
+void put(BodyWriter& w, const EndpointsUpdate& m) { put_endpoints(w, m.endpoints); }
+EndpointsUpdate get_endpoints_update(BodyReader& r) { return EndpointsUpdate{get_endpoints(r)}; }
+
+void put(BodyWriter& w, const DataprocSetup& m) { w.key(m.node_private.bytes()); }
+DataprocSetup get_dataproc_setup(BodyReader& r) {
+  DataprocSetup m;
+  KeyBytes k = r.key();
+  m.node_private = NodePrivate(k);
+  secure_wipe(k.data(), k.size());
+  return m;
+}
+
+void put(BodyWriter& w, const DataprocNetmap& m) {
+  w.u64(m.generation);
+  w.u16(m.part);
+  w.u16(m.parts);
+  w.u32(static_cast<std::uint32_t>(m.peers.size()));
+  for (const auto& p : m.peers) {
+    w.u32(p.peer_id);
+    w.key(p.node_key.bytes());
+    w.u32(static_cast<std::uint32_t>(p.allowed_ips.size()));
+    for (const auto& a : p.allowed_ips) w.prefix(a);
+  }
+}
+DataprocNetmap get_dataproc_netmap(BodyReader& r) {
+  DataprocNetmap m;
+  m.generation = r.u64();
+  m.part = r.u16();
+  m.parts = r.u16();
+  check_part(r, m.part, m.parts);
+  m.peers.resize(r.count(kMaxPeersPerPart, kDataprocPeerMinBytes));
+  for (auto& p : m.peers) {
+    p.peer_id = r.u32();
+    p.node_key = NodePublic(r.key());
+    p.allowed_ips.resize(r.count(kMaxAllowedIps, kPrefixBytes));
+    for (auto& a : p.allowed_ips) a = r.prefix();
+  }
+  return m;
+}
+
+void put(BodyWriter& w, const TunFd& m) { w.u32(m.mtu); }
+TunFd get_tun_fd(BodyReader& r) { return TunFd{r.u32()}; }
+
+void put(BodyWriter& w, const SealClientInfoRequest& m) {
+  w.u32(m.request_id);
+  w.key(m.server_key.bytes());
+  w.blob(m.client_info_json);
+}
+SealClientInfoRequest get_seal_request(BodyReader& r) {
+  SealClientInfoRequest m;
+  m.request_id = r.u32();
+  m.server_key = NodePublic(r.key());
+  m.client_info_json = r.blob(kMaxClientInfoBytes);
+  return m;
+}
+
+void put(BodyWriter& w, const SealClientInfoReply& m) {
+  w.u32(m.request_id);
+  w.blob(m.sealed);
+}
+SealClientInfoReply get_seal_reply(BodyReader& r) {
+  SealClientInfoReply m;
+  m.request_id = r.u32();
+  m.sealed = r.blob(kMaxSealedBytes);
+  return m;
+}
+
+AnyMessage get_any(MessageType t, BodyReader& r) {
+  switch (t) {
+    case MessageType::kNetprocSetup: return get_netproc_setup(r);
+    case MessageType::kNetprocNetmap: return get_netproc_netmap(r);
+    case MessageType::kUdpSocket: return get_udp_socket(r);
+    case MessageType::kDerpConn: return get_derp_conn(r);
+    case MessageType::kDerpDialFailed: return get_derp_dial_failed(r);
+    case MessageType::kShutdown: return get_shutdown(r);
+    case MessageType::kRingReset: return get_ring_reset(r);
+    case MessageType::kStatusRequest: return get_status_request(r);
+    case MessageType::kStatusReply: return get_status_reply(r);
+    case MessageType::kReady: return Ready{};
+    case MessageType::kDerpDialRequest: return get_derp_dial_request(r);
+    case MessageType::kEndpointsUpdate: return get_endpoints_update(r);
+    case MessageType::kDataprocSetup: return get_dataproc_setup(r);
+    case MessageType::kDataprocNetmap: return get_dataproc_netmap(r);
+    case MessageType::kTunFd: return get_tun_fd(r);
+    case MessageType::kSealClientInfoRequest: return get_seal_request(r);
+    case MessageType::kSealClientInfoReply: return get_seal_reply(r);
+  }
+  r.fail("unknown message type");
+  return Ready{};
+}
+
+}  // namespace
+
+void encode_body(BodyWriter& w, const AnyMessage& m) {
+  std::visit([&w](const auto& msg) { put(w, msg); }, m);
+}
+
+MessageType type_of(const AnyMessage& m) {
+  return std::visit([](const auto& msg) { return std::decay_t<decltype(msg)>::kType; }, m);
+}
+
+Result<AnyMessage> decode_body(std::uint16_t type, ByteView body) {
+  if (!find_entry(type)) return make_error("unknown message type " + std::to_string(type));
+  if (body.size() > kMaxBodyBytes) return make_error("body larger than the message limit");
+  BodyReader r(body);
+  AnyMessage m = get_any(static_cast<MessageType>(type), r);
+  if (!r.finish()) {
+    return make_error(std::string(message_name(static_cast<MessageType>(type))) + ": " +
+                      r.error());
+  }
+  return m;
+}
+
+}  // namespace tw::ipc

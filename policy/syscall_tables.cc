@@ -1,0 +1,265 @@
+// The allowlists of netproc and dataproc, OpenSSH sandbox-seccomp-filter.c style: one
+// row per syscall the child needs after its filter is loaded, a comment where the
+// need is not obvious. Everything else is killed (SECCOMP_RET_KILL_PROCESS).
+//
+// What runs under these filters: an Asio epoll loop (epoll, timerfd, eventfd
+// interrupter), batched UDP I/O on the one underlay socket, TLS (OpenSSL, memory
+// BIOs) over broker-dialled TCP fds, SOCK_SEQPACKET control channels carrying fds
+// with SCM_RIGHTS, shared-memory rings on a memfd, eventfd doorbells, libsodium and
+// OpenSSL randomness from getrandom, and std::thread. Start-up (opening, mapping,
+// creating the loop's own fds) happens before the filter is loaded.
+#include "policy/syscall_tables.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace tw::policy::detail {
+namespace {
+
+#define SYS(name) SCMP_SYS(name), #name
+
+constexpr ArgCheck arg_masked(unsigned arg, std::uint64_t mask, std::uint64_t value) {
+  return ArgCheck{.arg = arg, .op = SCMP_CMP_MASKED_EQ, .mask = mask, .value = value};
+}
+constexpr ArgCheck arg_is_own_pid(unsigned arg) {
+  return ArgCheck{.arg = arg, .op = SCMP_CMP_EQ, .self_pid = true};
+}
+
+constexpr SyscallRule allow(int nr, const char* name) { return SyscallRule{.nr = nr, .name = name}; }
+constexpr SyscallRule allow_if(int nr, const char* name, ArgCheck a) {
+  return SyscallRule{.nr = nr, .name = name, .checks = {a}, .n_checks = 1};
+}
+constexpr SyscallRule allow_if(int nr, const char* name, ArgCheck a, ArgCheck b) {
+  return SyscallRule{.nr = nr, .name = name, .checks = {a, b}, .n_checks = 2};
+}
+constexpr SyscallRule fail_with(int nr, const char* name, int err) {
+  return SyscallRule{.nr = nr, .name = name, .verdict = Verdict::kErrno, .err = err};
+}
+constexpr SyscallRule fail_with_if(int nr, const char* name, int err, ArgCheck a) {
+  return SyscallRule{.nr = nr, .name = name, .verdict = Verdict::kErrno, .err = err, .checks = {a}, .n_checks = 1};
+}
+
+// Arguments that are C ints are compared on their low 32 bits (the kernel reads them
+// as int), which a 32-bit mask does.
+constexpr std::uint64_t kLow32 = 0xffffffffULL;
+// mmap/mprotect: never executable memory; nothing is loaded after start-up.
+constexpr ArgCheck kProtNotExec = arg_masked(2, PROT_EXEC, 0);
+// newfstatat only as fstat(fd) (AT_EMPTY_PATH), never as stat(path).
+constexpr ArgCheck kFstatOfFd = arg_masked(3, AT_EMPTY_PATH, AT_EMPTY_PATH);
+// clone only as glibc's pthread_create does it: the thread flags must all be set,
+// CLONE_SETTLS/PARENT_SETTID/CHILD_CLEARTID may be, nothing else may (no fork, no
+// vfork, no new namespaces, no exit signal).
+constexpr std::uint64_t kCloneThreadRequired =
+    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
+constexpr std::uint64_t kCloneThreadOptional = CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+constexpr ArgCheck kThreadCloneFlags = arg_masked(0, ~kCloneThreadOptional, kCloneThreadRequired);
+// getsockopt on fds received at run time (DERP TCP fds, a renewed control socket or
+// ring) to validate them (SO_TYPE, SO_DOMAIN, SO_ERROR): socket level only.
+constexpr ArgCheck kSolSocket = arg_masked(1, kLow32, SOL_SOCKET);
+
+// Rows the two children share are spelled the same way in both tables; the test
+// ChildTablesDataprocIsStrictSubsetOfNetproc keeps dataproc's table inside netproc's.
+constexpr SyscallRule kNetproc[] = {
+    // Memory: the allocator, thread stacks, rings mapped from received memfds.
+    allow(SYS(brk)),
+    allow_if(SYS(mmap), kProtNotExec),
+    allow_if(SYS(mprotect), kProtNotExec),
+    allow(SYS(munmap)),
+    allow(SYS(mremap)),   // realloc of large blocks
+    allow(SYS(madvise)),  // malloc trimming, freed thread stacks, MADV_DONTDUMP for keys
+    allow(SYS(mlock)),    // libsodium keeps key pages out of swap
+    allow(SYS(munlock)),
+    // Threads and their synchronisation.
+    allow_if(SYS(clone), kThreadCloneFlags),
+    fail_with(SYS(clone3), ENOSYS),  // glibc falls back to clone, whose flags we can check
+    allow(SYS(futex)),
+    allow(SYS(set_robust_list)),  // every new glibc thread
+    allow(SYS(rseq)),             // every new glibc (>= 2.35) thread
+    allow(SYS(sched_yield)),      // libstdc++ atomic wait back-off, spin loops
+    allow(SYS(exit)),
+    allow(SYS(exit_group)),
+    // Signals: handlers must be able to return; abort() may only signal itself.
+    allow(SYS(rt_sigreturn)),
+    allow(SYS(rt_sigprocmask)),
+    allow(SYS(rt_sigaction)),
+    allow(SYS(restart_syscall)),
+    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
+    allow(SYS(getpid)),  // abort(), OpenSSL fork detection, log lines
+    allow(SYS(gettid)),  // log lines
+    // Time (normally the vDSO; these are its fall-backs) and randomness.
+    allow(SYS(clock_gettime)),
+    allow(SYS(clock_getres)),
+    allow(SYS(gettimeofday)),
+    allow(SYS(clock_nanosleep)),
+    allow(SYS(nanosleep)),
+    allow(SYS(getrandom)),  // libsodium and OpenSSL; /dev/urandom is never opened
+    // The event loop (its epoll fd, timerfd and eventfd exist before the filter).
+    allow(SYS(epoll_wait)),
+    allow(SYS(epoll_pwait)),
+    allow(SYS(epoll_ctl)),
+    allow(SYS(poll)),  // Asio's synchronous waits on non-blocking fds
+    allow(SYS(ppoll)),
+    allow(SYS(timerfd_settime)),
+    allow(SYS(timerfd_gettime)),
+    // I/O on fds that already exist or arrive with SCM_RIGHTS: eventfd doorbells, the
+    // ring memfd, control sockets, DERP TCP, the underlay UDP socket, stderr.
+    allow(SYS(read)),
+    allow(SYS(write)),
+    allow(SYS(readv)),
+    allow(SYS(writev)),
+    allow(SYS(close)),
+    allow(SYS(fstat)),
+    allow_if(SYS(newfstatat), kFstatOfFd),  // glibc's fstat()
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),  // O_NONBLOCK on adopted fds
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),  // checking a ring memfd
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),   // Asio's non-blocking switch
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),  // Asio's available()
+    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),  // stdio's isatty()
+    allow(SYS(recvmsg)),  // control channels (SCM_RIGHTS) and Asio's socket reads
+    allow(SYS(sendmsg)),
+    allow_if(SYS(getsockopt), kSolSocket),
+    // netproc only: the underlay UDP socket and DERP TCP streams.
+    allow(SYS(recvmmsg)),
+    allow(SYS(sendmmsg)),
+    allow(SYS(recvfrom)),  // recv() on x86-64
+    allow(SYS(sendto)),    // send() on x86-64
+    allow(SYS(getsockname)),  // the underlay's local port, for endpoint advertisement
+    allow(SYS(getpeername)),
+    allow(SYS(shutdown)),  // closing a DERP stream cleanly
+};
+
+// dataproc: WireGuard and TUN. No network socket at all: its fds are the TUN device,
+// the ring memfd, eventfds and SOCK_SEQPACKET control sockets.
+constexpr SyscallRule kDataproc[] = {
+    allow(SYS(brk)),
+    allow_if(SYS(mmap), kProtNotExec),
+    allow_if(SYS(mprotect), kProtNotExec),
+    allow(SYS(munmap)),
+    allow(SYS(mremap)),
+    allow(SYS(madvise)),
+    allow(SYS(mlock)),  // libsodium keeps key pages out of swap
+    allow(SYS(munlock)),
+    allow_if(SYS(clone), kThreadCloneFlags),
+    fail_with(SYS(clone3), ENOSYS),
+    allow(SYS(futex)),
+    allow(SYS(set_robust_list)),
+    allow(SYS(rseq)),
+    allow(SYS(sched_yield)),
+    allow(SYS(exit)),
+    allow(SYS(exit_group)),
+    allow(SYS(rt_sigreturn)),
+    allow(SYS(rt_sigprocmask)),
+    allow(SYS(rt_sigaction)),
+    allow(SYS(restart_syscall)),
+    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
+    allow(SYS(getpid)),
+    allow(SYS(gettid)),
+    allow(SYS(clock_gettime)),
+    allow(SYS(clock_getres)),
+    allow(SYS(gettimeofday)),
+    allow(SYS(clock_nanosleep)),
+    allow(SYS(nanosleep)),
+    allow(SYS(getrandom)),  // handshake ephemerals, cookie secrets
+    allow(SYS(epoll_wait)),
+    allow(SYS(epoll_pwait)),
+    allow(SYS(epoll_ctl)),
+    allow(SYS(poll)),
+    allow(SYS(ppoll)),
+    allow(SYS(timerfd_settime)),
+    allow(SYS(timerfd_gettime)),
+    allow(SYS(read)),  // TUN packets, eventfds
+    allow(SYS(write)),
+    allow(SYS(readv)),
+    allow(SYS(writev)),
+    allow(SYS(close)),
+    allow(SYS(fstat)),
+    allow_if(SYS(newfstatat), kFstatOfFd),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
+    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
+    allow(SYS(recvmsg)),  // control channels only (SCM_RIGHTS)
+    allow(SYS(sendmsg)),
+    allow_if(SYS(getsockopt), kSolSocket),
+};
+
+// What ASan/UBSan/LSan do at run time that our code does not: alternate signal stacks
+// and an affinity look-up (pthread_getattr_np) for each new thread, a pipe through
+// which the runtime probes whether memory is readable (pthread_create's interceptor),
+// and, to print a report, read-only opens of /proc/self/maps and of the binary (for
+// in-process symbolization). Without those a sanitizer report from a sandboxed child
+// stops after its first line. Process-creating calls (an external symbolizer) stay
+// killed. These are the only rows allowed to relax a denial, and only with argument
+// conditions (see seccomp_policy.cc).
+constexpr std::uint64_t kOpenForWriting = O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE;
+constexpr SyscallRule kSanitizerAllowance[] = {
+    allow(SYS(sigaltstack)),
+    allow(SYS(sched_getaffinity)),
+    allow(SYS(pipe2)),
+    allow(SYS(readlink)),    // /proc/self/exe, naming the binary in a report
+    allow(SYS(newfstatat)),  // stat() of the shared objects it symbolizes
+    allow_if(SYS(open), arg_masked(1, kOpenForWriting, O_RDONLY)),
+    allow_if(SYS(openat), arg_masked(2, kOpenForWriting, O_RDONLY)),
+};
+
+// Killed in both children, on purpose; each class has a death test.
+constexpr SyscallDenial kDeniedInBoth[] = {
+    // Single egress: only the broker creates, binds or connects sockets.
+    {SYS(socket)},
+    {SYS(socketpair)},
+    {SYS(connect)},
+    {SYS(bind)},
+    {SYS(listen)},
+    {SYS(accept)},
+    {SYS(accept4)},
+    // No new programs, no other processes' memory.
+    {SYS(execve)},
+    {SYS(execveat)},
+    {SYS(fork)},
+    {SYS(vfork)},
+    {SYS(ptrace)},
+    {SYS(process_vm_readv)},
+    {SYS(process_vm_writev)},
+    // The empty network namespace must stay the child's world.
+    {SYS(unshare)},
+    {SYS(setns)},
+    {SYS(mount)},
+    {SYS(umount2)},
+    {SYS(pivot_root)},
+    // Kernel surface.
+    {SYS(init_module)},
+    {SYS(finit_module)},
+    {SYS(delete_module)},
+    {SYS(bpf)},
+    {SYS(io_uring_setup)},  // io_uring operations bypass seccomp entirely
+    // No file opens after start-up: what a child reads is handed to it as an fd.
+    {SYS(open)},
+    {SYS(openat)},
+    {SYS(openat2)},
+    {SYS(creat)},
+    {SYS(open_by_handle_at)},
+};
+
+#undef SYS
+
+}  // namespace
+
+std::span<const SyscallRule> netproc_table() { return kNetproc; }
+std::span<const SyscallRule> dataproc_table() { return kDataproc; }
+std::span<const SyscallRule> sanitizer_allowance() { return kSanitizerAllowance; }
+std::span<const SyscallDenial> denied_in_both() { return kDeniedInBoth; }
+
+}  // namespace tw::policy::detail

@@ -1,0 +1,234 @@
+#include "broker/config.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace tw::broker {
+namespace {
+
+const std::string kRequired =
+    "key_file = \"/var/lib/tailwarden/node.key\"\n"
+    "netmap_file = \"/etc/tailwarden/netmap.json\"\n"
+    "child_user = \"nobody\"\n";
+
+Result<BrokerConfig> parse(const std::string& text) { return parse_config_text(text, "test.toml"); }
+
+// The error message of a config that must be refused.
+std::string refusal(const std::string& text) {
+  auto r = parse(text);
+  EXPECT_FALSE(r.ok()) << "accepted:\n" << text;
+  return r.ok() ? std::string() : r.error();
+}
+
+TEST(BrokerConfig, MinimalConfigGetsSafeDefaults) {
+  auto r = parse(kRequired);
+  ASSERT_TRUE(r.ok()) << r.error();
+  const BrokerConfig& c = *r;
+  EXPECT_EQ(c.key_file, "/var/lib/tailwarden/node.key");
+  EXPECT_EQ(c.netmap_file, "/etc/tailwarden/netmap.json");
+  EXPECT_EQ(c.child_user.name, "nobody");
+  EXPECT_EQ(c.child_user.line, 3);
+  EXPECT_EQ(c.state_dir, "/var/lib/tailwarden");
+  EXPECT_EQ(c.listen_port, 0);
+  EXPECT_FALSE(c.enable_ipv6);
+  EXPECT_TRUE(c.tun.enabled);
+  EXPECT_EQ(c.tun.name, "tailwarden0");
+  EXPECT_EQ(c.tun.mtu, 1280u);
+  EXPECT_EQ(c.admin_socket, "/run/tailwarden/tailwarden.sock");
+  EXPECT_FALSE(c.admin_group.has_value());
+  EXPECT_EQ(c.sandbox_mode, SandboxMode::kStrict);
+  EXPECT_EQ(c.log_level, LogLevel::kInfo);
+  EXPECT_TRUE(c.allow_lan_endpoints);
+  EXPECT_FALSE(c.advertise_lan_endpoints);
+  EXPECT_FALSE(c.derp_dns);
+}
+
+TEST(BrokerConfig, EveryFieldIsRead) {
+  auto r = parse(kRequired +
+                 "state_dir = \"/srv/tw\"\n"
+                 "listen_port = 41641\n"
+                 "enable_ipv6 = true\n"
+                 "admin_socket = \"/run/tw.sock\"\n"
+                 "admin_group = \"adm\"\n"
+                 "sandbox_mode = \"permissive-for-debugging\"\n"
+                 "log_level = \"debug\"\n"
+                 "allow_lan_endpoints = false\n"
+                 "advertise_lan_endpoints = true\n"
+                 "derp_dns = true\n"
+                 "[tun]\n"
+                 "enabled = false\n"
+                 "name = \"tw-exit\"\n"
+                 "mtu = 1420\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  const BrokerConfig& c = *r;
+  EXPECT_EQ(c.state_dir, "/srv/tw");
+  EXPECT_EQ(c.listen_port, 41641);
+  EXPECT_TRUE(c.enable_ipv6);
+  EXPECT_EQ(c.admin_socket, "/run/tw.sock");
+  ASSERT_TRUE(c.admin_group.has_value());
+  EXPECT_EQ(c.admin_group->name, "adm");
+  EXPECT_EQ(c.sandbox_mode, SandboxMode::kPermissiveForDebugging);
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_FALSE(c.allow_lan_endpoints);
+  EXPECT_TRUE(c.advertise_lan_endpoints);
+  EXPECT_TRUE(c.derp_dns);
+  EXPECT_FALSE(c.tun.enabled);
+  EXPECT_EQ(c.tun.name, "tw-exit");
+  EXPECT_EQ(c.tun.mtu, 1420u);
+}
+
+TEST(BrokerConfig, PortOutOfRangeNamesFileLineFieldAndValue) {
+  EXPECT_EQ(refusal(kRequired + "listen_port = 70000\n"),
+            "test.toml:4: listen_port: expected an integer 0..65535, got 70000");
+  EXPECT_EQ(refusal(kRequired + "listen_port = -1\n"),
+            "test.toml:4: listen_port: expected an integer 0..65535, got -1");
+  EXPECT_EQ(refusal(kRequired + "listen_port = \"41641\"\n"),
+            "test.toml:4: listen_port: expected an integer 0..65535, got the string \"41641\"");
+  EXPECT_EQ(refusal(kRequired + "listen_port = 4.5\n"),
+            "test.toml:4: listen_port: expected an integer 0..65535, got the number 4.5");
+}
+
+TEST(BrokerConfig, EphemeralAndHighestPortsAreAccepted) {
+  EXPECT_EQ(parse(kRequired + "listen_port = 0\n")->listen_port, 0);
+  EXPECT_EQ(parse(kRequired + "listen_port = 65535\n")->listen_port, 65535);
+}
+
+// A misspelt key must not silently leave the default in force.
+TEST(BrokerConfig, UnknownKeysAreErrorsWithTheirLine) {
+  EXPECT_EQ(refusal(kRequired + "\nderp_dsn = true\n"), "test.toml:5: derp_dsn: unknown key");
+  EXPECT_EQ(refusal(kRequired + "[tun]\nmtu = 1400\nnmae = \"x\"\n"), "test.toml:6: tun.nmae: unknown key");
+  EXPECT_EQ(refusal(kRequired + "[sandbox]\nmode = \"strict\"\n"), "test.toml:4: sandbox: unknown key");
+}
+
+TEST(BrokerConfig, MissingRequiredFieldIsNamed) {
+  EXPECT_EQ(refusal("key_file = \"/k\"\nchild_user = \"nobody\"\n"), "test.toml: missing required field netmap_file");
+  EXPECT_EQ(refusal("key_file = \"/k\"\nnetmap_file = \"/n\"\n"), "test.toml: missing required field child_user");
+}
+
+TEST(BrokerConfig, TunMtuMustBeAtLeastTheIpv6Minimum) {
+  EXPECT_EQ(refusal(kRequired + "[tun]\nmtu = 1279\n"), "test.toml:5: tun.mtu: expected an integer 1280..65535, got 1279");
+  EXPECT_EQ(refusal(kRequired + "[tun]\nmtu = 65536\n"),
+            "test.toml:5: tun.mtu: expected an integer 1280..65535, got 65536");
+  EXPECT_EQ(parse(kRequired + "[tun]\nmtu = 65535\n")->tun.mtu, 65535u);
+}
+
+TEST(BrokerConfig, TunMustBeATableWithAValidInterfaceName) {
+  EXPECT_EQ(refusal(kRequired + "tun = true\n"), "test.toml:4: tun: expected a table ([tun]), got true");
+  EXPECT_NE(refusal(kRequired + "[tun]\nname = \"a-very-long-name-x\"\n").find("tun.name: expected an interface name"),
+            std::string::npos);
+  EXPECT_NE(refusal(kRequired + "[tun]\nname = \"../etc\"\n").find("test.toml:5: tun.name"), std::string::npos);
+  EXPECT_NE(refusal(kRequired + "[tun]\nname = \"..\"\n").find("tun.name"), std::string::npos);
+}
+
+// Permissive mode weakens the sandbox, so only its exact spelling turns it on.
+TEST(BrokerConfig, SandboxModeIsStrictUnlessPermissiveIsSpelledOut) {
+  EXPECT_EQ(parse(kRequired + "sandbox_mode = \"strict\"\n")->sandbox_mode, SandboxMode::kStrict);
+  EXPECT_EQ(refusal(kRequired + "sandbox_mode = \"permissive\"\n"),
+            "test.toml:4: sandbox_mode: expected one of \"strict\", \"permissive-for-debugging\", got the string "
+            "\"permissive\"");
+  EXPECT_NE(refusal(kRequired + "sandbox_mode = false\n").find("got false"), std::string::npos);
+}
+
+TEST(BrokerConfig, LogLevelIsOneOfTheNamedLevels) {
+  for (auto [text, level] : {std::pair{"trace", LogLevel::kTrace}, std::pair{"warn", LogLevel::kWarn},
+                             std::pair{"error", LogLevel::kError}}) {
+    auto r = parse(kRequired + "log_level = \"" + text + "\"\n");
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r->log_level, level);
+    EXPECT_EQ(to_string(level), text);
+  }
+  EXPECT_NE(refusal(kRequired + "log_level = \"verbose\"\n").find("test.toml:4: log_level: expected one of"),
+            std::string::npos);
+}
+
+TEST(BrokerConfig, BooleansMustBeBooleans) {
+  EXPECT_EQ(refusal(kRequired + "enable_ipv6 = \"yes\"\n"),
+            "test.toml:4: enable_ipv6: expected true or false, got the string \"yes\"");
+  EXPECT_EQ(refusal(kRequired + "derp_dns = 1\n"), "test.toml:4: derp_dns: expected true or false, got 1");
+}
+
+TEST(BrokerConfig, PathsMustBeAbsoluteAndPrintable) {
+  EXPECT_EQ(refusal("key_file = \"node.key\"\nnetmap_file = \"/n\"\nchild_user = \"nobody\"\n"),
+            "test.toml:1: key_file: expected an absolute path, got \"node.key\"");
+  EXPECT_EQ(refusal(kRequired + "state_dir = \"/var/lib/tw\\u0000x\"\n"),
+            "test.toml:4: state_dir: contains a control character");
+  EXPECT_EQ(refusal(kRequired + "state_dir = \"\"\n"),
+            "test.toml:4: state_dir: expected an absolute path, got an empty string");
+}
+
+TEST(BrokerConfig, AdminSocketPathMustFitSunPath) {
+  const std::string long_path = "/run/" + std::string(120, 'x') + ".sock";
+  EXPECT_NE(refusal(kRequired + "admin_socket = \"" + long_path + "\"\n").find("test.toml:4: admin_socket: path is"),
+            std::string::npos);
+}
+
+TEST(BrokerConfig, TomlSyntaxErrorsNameTheLine) {
+  const std::string err = refusal(kRequired + "listen_port = \n");
+  EXPECT_EQ(err.rfind("test.toml:4: ", 0), 0u) << err;
+  const std::string dup = refusal(kRequired + "child_user = \"other\"\n");
+  EXPECT_EQ(dup.rfind("test.toml:4: ", 0), 0u) << dup;
+}
+
+TEST(BrokerConfigAccounts, ChildUserResolvesToItsIds) {
+  auto r = parse(kRequired + "admin_group = \"nogroup\"\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_TRUE(resolve_accounts(*r).ok());
+  EXPECT_EQ(r->child_user.uid, 65534u);
+  EXPECT_EQ(r->child_user.gid, 65534u);
+  EXPECT_EQ(r->admin_group->gid, 65534u);
+}
+
+TEST(BrokerConfigAccounts, UnknownUserOrGroupNamesFileAndLine) {
+  auto r = parse("key_file = \"/k\"\nnetmap_file = \"/n\"\n\nchild_user = \"tw-no-such-user\"\n");
+  ASSERT_TRUE(r.ok());
+  auto st = resolve_accounts(*r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error(), "test.toml:4: child_user: no such user \"tw-no-such-user\"");
+
+  auto g = parse(kRequired + "admin_group = \"tw-no-such-group\"\n");
+  ASSERT_TRUE(g.ok());
+  auto gst = resolve_accounts(*g);
+  ASSERT_FALSE(gst.ok());
+  EXPECT_EQ(gst.error(), "test.toml:4: admin_group: no such group \"tw-no-such-group\"");
+}
+
+TEST(BrokerConfigAccounts, RootChildrenOnlyInPermissiveMode) {
+  const std::string root = "key_file = \"/k\"\nnetmap_file = \"/n\"\nchild_user = \"root\"\n";
+  auto strict = parse(root);
+  ASSERT_TRUE(strict.ok());
+  auto st = resolve_accounts(*strict);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().find("test.toml:3: child_user: \"root\" has uid or gid 0"), std::string::npos);
+
+  auto permissive = parse(root + "sandbox_mode = \"permissive-for-debugging\"\n");
+  ASSERT_TRUE(permissive.ok());
+  EXPECT_TRUE(resolve_accounts(*permissive).ok());
+}
+
+TEST(BrokerConfigFile, LoadReadsParsesAndResolves) {
+  char path[] = "/tmp/tw-config-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(path) << kRequired << "listen_port = 41641\n";
+  auto r = load_config(path);
+  ::unlink(path);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->origin, path);
+  EXPECT_EQ(r->listen_port, 41641);
+  EXPECT_EQ(r->child_user.uid, 65534u);
+}
+
+TEST(BrokerConfigFile, MissingFileIsNamed) {
+  auto r = load_config("/nonexistent/tailwarden.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().rfind("/nonexistent/tailwarden.toml: cannot open", 0), 0u) << r.error();
+}
+
+}  // namespace
+}  // namespace tw::broker
