@@ -1,0 +1,76 @@
+// dataproc's event loop: WireGuard between the rings (netproc) and the TUN device.
+//
+//   net->data ring --(datagram, peer id)--> WireGuardDevice --> TUN write
+//   TUN read --> WireGuardDevice --(datagram, peer id)--> data->net ring
+//
+// Control: the broker sends the node private key, the peers (netmap parts) and the
+// TUN fd; netproc may ask for one thing only, a sealed DERP ClientInfo.
+#pragma once
+
+#include <utility>  // before Asio
+
+#include <boost/asio.hpp>
+#include <memory>
+#include <optional>
+
+#include "common/metrics.h"
+#include "dataproc/tun_io.h"
+#include "dataproc/wireguard/device.h"
+#include "ipc/control_link.h"
+#include "ipc/doorbell.h"
+#include "ipc/netmap_parts.h"
+#include "ipc/ring.h"
+#include "ipc/ring_memory.h"
+
+namespace tw::dataproc {
+
+struct RuntimeFds {
+  ipc::UniqueFd broker_control;
+  ipc::UniqueFd peer_control;
+  ipc::RingMemory* rings = nullptr;
+  ipc::UniqueFd doorbell_net_to_data;  // we consume net->data: wait on it
+  ipc::UniqueFd doorbell_data_to_net;  // we produce data->net: ring it
+};
+
+class Runtime {
+ public:
+  Runtime(boost::asio::io_context& io, RuntimeFds fds);
+  // Starts reading both control links and the ring. `on_exit` is called when the
+  // broker link closes (the process must end).
+  void start(std::function<void(int code)> on_exit);
+
+  MetricsRegistry& metrics() { return metrics_; }
+
+ private:
+  void on_broker_message(ipc::ReceivedMessage m);
+  void on_peer_message(ipc::ReceivedMessage m);
+  void on_ring_batch(const ipc::PacketBatch& batch);
+  void on_tun_packet(ByteView packet);
+  void flush();
+  void arm_timer();
+  std::string status_json() const;
+  std::string metrics_text() const;
+
+  boost::asio::io_context& io_;
+  MetricsRegistry metrics_;
+  ipc::ControlLink broker_;
+  ipc::ControlLink peer_;
+  ipc::RingConsumer from_net_;
+  ipc::RingProducer to_net_;
+  ipc::UniqueFd to_net_bell_;
+  std::unique_ptr<ipc::RingReader> reader_;
+  ipc::UniqueFd reader_bell_;
+  wg::WireGuardDevice device_;
+  wg::EngineOutput out_;
+  ipc::NetmapAssembler<ipc::DataprocNetmap> assembler_;
+  std::unique_ptr<TunIo> tun_;
+  boost::asio::steady_timer timer_;
+  std::optional<TimePoint> timer_at_;
+  bool have_key_ = false;
+  std::vector<std::uint32_t> known_peer_ids_;
+  std::function<void(int)> on_exit_;
+  Counter& ring_full_drops_;
+  Counter& seal_refused_;
+};
+
+}  // namespace tw::dataproc

@@ -1,0 +1,33 @@
+// The start-up sequence both sandboxed children share (DESIGN.md §2 step 3):
+// validate the fixed fds, then - after the caller has mapped its rings and built
+// everything that opens files - drop privileges and load the seccomp filter last.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "common/result.h"
+#include "policy/seccomp_policy.h"
+
+namespace tw::policy {
+
+struct ChildArgs {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool strict = true;  // false: "permissive-for-debugging" (no seccomp; shows in audit)
+  std::string log_level = "info";
+};
+
+// --uid N --gid N --sandbox strict|permissive-for-debugging --log-level L
+Result<ChildArgs> parse_child_args(int argc, char** argv, const std::string& program);
+
+// fds 3 and 4: AF_UNIX SOCK_SEQPACKET; 5: a sealed memfd; 6 and 7: eventfds; and
+// nothing else open above 2 that the child did not expect.
+Status validate_child_fds();
+
+// Drops to args.uid/gid (when running as root; a non-root test run only hardens),
+// then installs the role's seccomp filter unless the mode is permissive.
+Status enter_sandbox(const ChildArgs& args, ProcessRole role);
+
+}  // namespace tw::policy
