@@ -85,8 +85,7 @@ void disco_seal(const std::string& key_text, const std::string& to_text,
   const disco::Message m = json_message_arg(json);
   auto key = or_fail(disco::DiscoSharedKey::derive(sender, to));
   Bytes out(disco::sealed_len(disco::encoded_len(m)));
-  const std::size_t n =
-      disco::seal_message_with_nonce(key, sender.public_key(), *nonce, m, out);
+  const std::size_t n = disco::seal_message_with_nonce(key, sender.public_key(), *nonce, m, out);
   out.resize(n);
   std::cout << to_hex(out) << "\n";
 }

@@ -1,0 +1,36 @@
+// The seam between the magicsock runtime and netproc's DERP side
+// (issue 5: "define the interface netproc's DERP side calls"). The runtime sends
+// through a DerpRelay; the DERP side hands inbound packets to Runtime::on_derp_packet,
+// which sorts relayed disco from relayed WireGuard itself.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/keys.h"
+
+namespace tw::magicsock {
+
+struct DerpRegionLatency {
+  std::uint32_t region = 0;
+  std::string code;
+  double latency_ms = 0;
+};
+
+class DerpRelay {
+ public:
+  virtual ~DerpRelay() = default;
+  // Queues `packet` for node `dst`. `peer_region` is the peer's home region (0 if
+  // unknown); the relay prefers the region it last heard the peer on. False: no
+  // region to send through (dropped; the caller counts it).
+  virtual bool send(const NodePublic& dst, std::uint32_t peer_region, ByteView packet) = 0;
+  // Whether any region can carry packets now or soon (home wanted or connected).
+  virtual bool available() const = 0;
+  virtual std::uint32_t home_region() const = 0;
+  // For `netcheck`; may be empty.
+  virtual std::vector<DerpRegionLatency> latencies() const { return {}; }
+};
+
+}  // namespace tw::magicsock

@@ -1,0 +1,124 @@
+// The per-packet route decision (spec/direct-underlay.md §0.4), call-me-maybe send
+// policy (§0.5), operator pings and the status snapshot of PeerPaths.
+#include <algorithm>
+
+#include "netproc/magicsock/constants.h"
+#include "netproc/magicsock/peer_paths.h"
+
+namespace tw::magicsock {
+
+RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
+  expire_in_flight(now);
+  note_active(now);
+  RouteDecision d;
+  const RouteKind udp_and_derp = derp_available ? RouteKind::kUdpAndDerp : RouteKind::kUdp;
+  if (trusted(now)) {
+    d.udp = best_->addr;
+    d.kind = RouteKind::kUdp;
+    const Duration quiet_limit =
+        std::max<Duration>(kFailoverRttMultiple * best_->latency, kFailoverFloor);
+    if (best_unanswered_since_ && now - *best_unanswered_since_ > quiet_limit) {
+      d.kind = udp_and_derp;  // the best went quiet: do not wait out the trust window
+      d.failover = true;
+      m()->route_failover.inc();
+    }
+  } else {
+    if (best_) {
+      d.udp = best_->addr;
+      d.kind = udp_and_derp;
+    } else {
+      d.kind = derp_available ? RouteKind::kDerp : RouteKind::kDrop;
+    }
+    if (!last_on_demand_ || now - *last_on_demand_ >= kOnDemandDiscoveryInterval) {
+      last_on_demand_ = now;
+      d.start_discovery = true;
+      m()->discovery_on_demand.inc();
+    }
+  }
+  switch (d.kind) {
+    case RouteKind::kUdp:
+      m()->route_udp.inc();
+      break;
+    case RouteKind::kUdpAndDerp:
+      m()->route_udp_and_derp.inc();
+      break;
+    case RouteKind::kDerp:
+      m()->route_derp.inc();
+      break;
+    case RouteKind::kDrop:
+      m()->route_drop_no_route.inc();
+      break;
+  }
+  return d;
+}
+
+bool PeerPaths::active(TimePoint now) const {
+  return last_active_ && now - *last_active_ < kActiveTimeout;
+}
+
+bool PeerPaths::want_call_me_maybe(TimePoint now, bool have_endpoints) {
+  if (!active(now) || trusted(now) || !have_endpoints) return false;
+  if (last_cmm_sent_ && now - *last_cmm_sent_ < kCallMeMaybeInterval) return false;
+  last_cmm_sent_ = now;
+  m()->cmm_send.inc();
+  return true;
+}
+
+std::optional<PlannedPing> PeerPaths::plan_operator_ping(TimePoint now, RandomSource& rng) {
+  note_active(now);
+  expire_in_flight(now);
+  Candidate* target = best_ ? find_mut(best_->addr) : nullptr;
+  // No best: the fastest measured candidate, else the first netmap one, else any.
+  for (auto& c : cands_) {
+    if (best_ || !c.latency) continue;
+    if (!target || *c.latency < *target->latency) target = &c;
+  }
+  for (auto& c : cands_) {
+    if (!target && c.source == CandidateSource::kNetmap) target = &c;
+  }
+  if (!target && !cands_.empty()) target = &cands_.front();
+  if (!target) return std::nullopt;
+  std::vector<PlannedPing> out;
+  emit(*target, now, rng, out);
+  return out.front();
+}
+
+PeerPathStatus PeerPaths::status(TimePoint now, bool derp_available) const {
+  PeerPathStatus s;
+  if (trusted(now)) {
+    s.path = PathKind::kDirect;
+    s.trust_remaining = *trust_until_ - now;
+  } else {
+    s.path = derp_available ? PathKind::kDerp : PathKind::kNone;
+  }
+  if (best_) {
+    s.best = best_->addr;
+    s.latency = best_->latency;
+  }
+  s.candidates.reserve(cands_.size());
+  for (const auto& c : cands_) {
+    CandidateStatus cs{c.addr, c.source, c.latency, std::nullopt};
+    if (is_learned(c.source)) {
+      cs.expires_in =
+          std::max<Duration>(Duration::zero(), c.last_seen + kLearnedCandidateLifetime - now);
+    }
+    s.candidates.push_back(cs);
+  }
+  return s;
+}
+
+bool PeerPaths::consistent() const {
+  if (best_ && !find(best_->addr)) return false;
+  if (best_.has_value() != trust_until_.has_value()) return false;
+  for (const auto& f : in_flight_) {
+    if (!find(f.to)) return false;
+  }
+  for (std::size_t i = 0; i < cands_.size(); ++i) {
+    for (std::size_t j = i + 1; j < cands_.size(); ++j) {
+      if (cands_[i].addr == cands_[j].addr) return false;
+    }
+  }
+  return learned_count() <= kMaxLearnedCandidates;
+}
+
+}  // namespace tw::magicsock

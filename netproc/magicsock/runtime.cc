@@ -1,0 +1,345 @@
+#include "netproc/magicsock/runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/netmap.h"
+#include "netproc/disco/datagram_kind.h"
+#include "netproc/magicsock/constants.h"
+
+namespace tw::magicsock {
+
+namespace {
+constexpr Duration kTimerPeriod = std::chrono::milliseconds(250);
+constexpr int kBurstsPerTurn = 16;
+}  // namespace
+
+RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
+    : wg_rx(r.counter("wg_rx_udp_total", "WireGuard datagrams received over UDP")),
+      wg_rx_unattributed(r.counter("wg_rx_unattributed_total",
+                                   "WireGuard datagrams from an unknown source, left to dataproc")),
+      wg_rx_ring_full(r.counter("wg_rx_ring_full_total", "Received datagrams dropped: net->data ring full")),
+      wg_rx_derp(r.counter("wg_rx_derp_total", "WireGuard datagrams received over DERP")),
+      wg_rx_derp_unknown(r.counter("wg_rx_derp_unknown_total", "DERP datagrams from an unknown node key")),
+      wg_tx_udp(r.counter("wg_tx_udp_total", "WireGuard datagrams sent over UDP")),
+      wg_tx_derp(r.counter("wg_tx_derp_total", "WireGuard datagrams sent over DERP")),
+      wg_tx_derp_failed(r.counter("wg_tx_derp_failed_total", "DERP sends with no region to carry them")),
+      wg_tx_unknown_peer(r.counter("wg_tx_unknown_peer_total", "Outbound datagrams for an unknown peer id")),
+      disco_rx_not_member(r.counter("disco_rx_not_member_total", "Disco from a key not in the netmap")),
+      disco_rx_open_failed(r.counter("disco_rx_open_failed_total", "Disco boxes that did not open")),
+      disco_rx_bad_message(r.counter("disco_rx_bad_message_total", "Disco messages that did not parse")),
+      disco_rx_cmm_over_udp(r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
+      disco_tx(r.counter("disco_tx_total", "Disco messages sent")),
+      stun_rx_bad(r.counter("stun_rx_bad_total", "STUN responses that did not parse")),
+      rx_unknown_kind(r.counter("udp_rx_unknown_kind_total", "Datagrams neither STUN, disco nor WireGuard")),
+      operator_pings(r.counter("operator_pings_total", "Operator pings requested")),
+      operator_ping_timeouts(r.counter("operator_ping_timeouts_total", "Operator pings that timed out")) {}
+
+Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry& metrics, DerpRelay* derp,
+                 RuntimeHooks hooks, RandomSource& rng)
+    : io_(io),
+      cfg_(std::move(cfg)),
+      metrics_(metrics),
+      derp_(derp),
+      hooks_(std::move(hooks)),
+      rng_(rng),
+      m_(metrics),
+      udp_c_(metrics),
+      c_(metrics),
+      self_disco_(cfg_.disco_private.public_key()),
+      table_(CandidatePolicy{cfg_.enable_ipv6, cfg_.allow_lan_endpoints}, m_, rng),
+      reflexive_(m_, cfg_.enable_ipv6),
+      stun_(m_, rng),
+      advertiser_(m_),
+      timer_(io),
+      alive_(std::make_shared<bool>(true)) {
+  rx_wg_.reserve(kUdpBurst);
+  advertiser_.subscribe([this](const std::vector<SelfEndpoint>& set) {
+    if (!hooks_.endpoints_changed) return;
+    std::vector<IpPort> eps;
+    for (const auto& e : set) eps.push_back(e.addr);
+    hooks_.endpoints_changed(eps);
+  });
+}
+
+Runtime::~Runtime() {
+  stop();
+  *alive_ = false;
+}
+
+void Runtime::start() {
+  if (running_) return;
+  running_ = true;
+  const TimePoint now = Clock::now();
+  stun_.start(now);
+  next_pinger_ = now;
+  tick(now);
+  arm_timer();
+}
+
+void Runtime::stop() {
+  running_ = false;
+  timer_.cancel();
+  // Nobody waits forever: pending operator pings are answered now (no waiter leak).
+  auto pending = std::move(op_pings_);
+  op_pings_.clear();
+  for (auto& p : pending) p->reply(R"({"timeout":true})");
+}
+
+void Runtime::arm_timer() {
+  timer_.expires_after(kTimerPeriod);
+  timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || !running_) return;
+    tick(Clock::now());
+    arm_timer();
+  });
+}
+
+void Runtime::adopt_udp(ipc::UniqueFd fd) {
+  const TimePoint now = Clock::now();
+  const bool rebind = udp_ != nullptr || udp_gen_ > 0;
+  release_udp();
+  udp_ = std::make_unique<UdpIo>(std::move(fd), udp_c_, cfg_.rx_buffer_bytes);
+  udp_wait_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, udp_->fd());
+  ++udp_gen_;
+  if (rebind) {
+    // Old mappings and trust are meaningless on a new socket; candidates stay.
+    table_.rebind(now);
+    reflexive_.clear();
+    stun_.on_rebind(now);
+    stun_sent_.clear();
+    spdlog::info("magicsock: rebound to a new socket (port {})", udp_->local_port());
+  }
+  next_pinger_ = now;
+  arm_udp();
+  if (running_) tick(now);
+}
+
+void Runtime::release_udp() {
+  if (udp_wait_) {
+    boost::system::error_code ignored;
+    udp_wait_->cancel(ignored);
+    (void)udp_wait_->release();  // UdpIo owns the fd
+    udp_wait_.reset();
+  }
+  if (udp_) {
+    udp_->close();
+    udp_.reset();
+  }
+}
+
+void Runtime::arm_udp() {
+  if (!udp_wait_) return;
+  udp_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                        [this, gen = udp_gen_, alive = alive_](boost::system::error_code ec) {
+                          if (ec || !*alive || gen != udp_gen_ || !udp_) return;
+                          drain_udp();
+                          arm_udp();
+                        });
+}
+
+void Runtime::drain_udp() {
+  if (!udp_) return;
+  IpPort srcs[kUdpBurst];
+  MutableByteView views[kUdpBurst];
+  for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
+    const int n = udp_->receive_into(srcs, views);
+    if (n < 0) break;
+    const TimePoint now = Clock::now();
+    for (int i = 0; i < n; ++i) on_udp_datagram(srcs[i], views[i], now);
+    deliver_pending();  // the views die with the next receive
+  }
+  udp_->flush();
+}
+
+void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now) {
+  switch (disco::classify_datagram(data)) {
+    case disco::DatagramKind::kStun:
+      return on_stun(src, data, now);
+    case disco::DatagramKind::kDisco:
+      return on_udp_disco(src, data, now);
+    case disco::DatagramKind::kWireGuardInitiation:
+    case disco::DatagramKind::kWireGuardResponse:
+    case disco::DatagramKind::kWireGuardCookie:
+    case disco::DatagramKind::kWireGuardData:
+      break;
+    case disco::DatagramKind::kUnknown:
+      c_.rx_unknown_kind.inc();
+      return;
+  }
+  c_.wg_rx.inc();
+  std::uint32_t id = 0;
+  if (auto t = table_.attribute(src)) {
+    id = broker_of_[*t];
+  } else if (auto w = wg_only_attr_.find(src); w != wg_only_attr_.end()) {
+    id = w->second;
+  } else {
+    c_.wg_rx_unattributed.inc();  // dataproc attributes it by receiver index, or drops it
+  }
+  rx_wg_.push_back({id, data});
+}
+
+void Runtime::deliver_pending() {
+  if (rx_wg_.empty()) return;
+  const std::size_t taken = hooks_.deliver ? hooks_.deliver(rx_wg_) : 0;
+  if (taken < rx_wg_.size()) c_.wg_rx_ring_full.inc(rx_wg_.size() - taken);
+  rx_wg_.clear();
+}
+
+void Runtime::on_derp_packet(const NodePublic& src, std::uint32_t region, ByteView packet) {
+  const TimePoint now = Clock::now();
+  if (disco::looks_like_disco(packet)) {
+    on_relayed_disco(src, region, packet, now);
+    if (udp_) udp_->flush();
+    return;
+  }
+  auto t = table_.by_node(src);
+  if (!t) {
+    c_.wg_rx_derp_unknown.inc();
+    return;
+  }
+  c_.wg_rx_derp.inc();
+  const ipc::OutPacket p{broker_of_[*t], packet};
+  if (!hooks_.deliver || hooks_.deliver(std::span<const ipc::OutPacket>(&p, 1)) == 0) c_.wg_rx_ring_full.inc();
+}
+
+std::optional<PeerId> Runtime::table_id(std::uint32_t peer_id) const {
+  auto it = table_of_.find(peer_id);
+  if (it == table_of_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Runtime::set_peers(std::span<const RuntimePeer> peers) {
+  const TimePoint now = Clock::now();
+  std::vector<NetmapPeer> nm;
+  nm.reserve(peers.size());
+  wg_only_.clear();
+  wg_only_attr_.clear();
+  for (const auto& p : peers) {
+    if (p.disco.is_zero()) {
+      // wireguard_only: straight to its netmap endpoint, never disco or DERP.
+      for (const auto& e : p.endpoints) {
+        if (!is_acceptable_netmap_endpoint(e, CandidatePolicy{cfg_.enable_ipv6, cfg_.allow_lan_endpoints})) continue;
+        wg_only_.emplace(p.id, e);
+        wg_only_attr_.emplace(e, p.id);
+        break;
+      }
+      continue;
+    }
+    NetmapPeer n;
+    n.node = p.node;
+    n.disco = p.disco;
+    n.endpoints = p.endpoints;
+    if (p.home_derp != 0 && p.home_derp <= 0xffff) n.derp_region = static_cast<std::uint16_t>(p.home_derp);
+    nm.push_back(std::move(n));
+  }
+  table_.apply_netmap(nm, now);
+  table_of_.clear();
+  for (const auto& p : peers) {
+    if (p.disco.is_zero()) continue;
+    auto t = table_.by_node(p.node);
+    if (!t) continue;
+    if (broker_of_.size() <= *t) broker_of_.resize(*t + 1, 0);
+    broker_of_[*t] = p.id;
+    table_of_[p.id] = *t;
+  }
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    it = table_.member(it->first) ? std::next(it) : keys_.erase(it);
+  }
+}
+
+void Runtime::set_stun_servers(std::span<const IpPort> servers) {
+  stun_.set_servers(servers, Clock::now());
+  stun_results_.clear();
+  if (running_) tick(Clock::now());
+}
+
+Status Runtime::apply_netmap(const ipc::NetprocNetmap& nm) {
+  if (!nm.derp_map_json.empty()) {
+    auto dm = parse_derp_map(nm.derp_map_json, "netmap DERP map");
+    if (!dm) return make_error(dm.error());
+    std::vector<IpPort> servers;
+    region_codes_.clear();
+    for (const auto& [id, region] : dm->regions) {
+      region_codes_[static_cast<std::uint32_t>(id)] = region.region_code;
+      for (const auto& node : region.nodes) {
+        if (auto s = node.stun_v4()) servers.push_back(*s);
+      }
+    }
+    if (servers != stun_.servers()) set_stun_servers(servers);
+  }
+  std::vector<RuntimePeer> peers;
+  peers.reserve(nm.peers.size());
+  for (const auto& p : nm.peers) {
+    peers.push_back({p.peer_id, p.node_key, p.disco_key, p.endpoints, p.home_derp});
+  }
+  set_peers(peers);
+  return ok_status();
+}
+
+bool Runtime::derp_send(PeerId id, ByteView packet) {
+  if (derp_ == nullptr) return false;
+  const auto& info = table_.info(id);
+  return derp_->send(info.node, info.derp_region.value_or(0), packet);
+}
+
+void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
+  if (auto w = wg_only_.find(peer_id); w != wg_only_.end()) {
+    if (udp_) {
+      udp_->queue(w->second, datagram);
+      c_.wg_tx_udp.inc();
+    }
+    return;
+  }
+  auto t = table_id(peer_id);
+  if (!t) {
+    c_.wg_tx_unknown_peer.inc();
+    return;
+  }
+  const TimePoint now = Clock::now();
+  ping_scratch_.clear();
+  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
+  auto plan = table_.route(*t, now, derp_available(), have_eps, ping_scratch_);
+  if (!ping_scratch_.empty()) send_pings(ping_scratch_);
+  if (plan.send_call_me_maybe) send_call_me_maybe(*t);
+  if (plan.route.has_udp() && udp_) {
+    udp_->queue(plan.route.udp, datagram);
+    c_.wg_tx_udp.inc();
+  }
+  if (plan.route.has_derp()) {
+    if (derp_send(*t, datagram)) {
+      c_.wg_tx_derp.inc();
+    } else {
+      c_.wg_tx_derp_failed.inc();
+    }
+  }
+}
+
+void Runtime::flush() {
+  if (udp_) udp_->flush();
+}
+
+PathKind Runtime::path_of(std::uint32_t peer_id) {
+  if (wg_only_.count(peer_id) != 0) return PathKind::kDirect;
+  auto t = table_id(peer_id);
+  if (!t) return PathKind::kNone;
+  return table_.status(*t, Clock::now(), derp_available()).path;
+}
+
+void Runtime::tick(TimePoint now) {
+  expire_operator_pings(now);
+  if (now >= next_pinger_) {
+    ping_scratch_.clear();
+    table_.pinger_tick(now, ping_scratch_);
+    send_pings(ping_scratch_);
+    next_pinger_ = now + kPingerTick;
+  }
+  cmm_scratch_.clear();
+  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
+  table_.call_me_maybe_tick(now, have_eps, cmm_scratch_);
+  for (PeerId id : cmm_scratch_) send_call_me_maybe(id);
+  run_stun(now);
+  refresh_endpoints(now);
+  flush();
+}
+
+}  // namespace tw::magicsock

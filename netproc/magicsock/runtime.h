@@ -1,0 +1,228 @@
+// The magicsock runtime: the I/O side of the direct underlay in netproc
+// (spec/direct-underlay.md §0, DESIGN.md §4). It owns the UDP fd the broker hands
+// over, reads it in recvmmsg bursts and demuxes STUN → disco → WireGuard, answers and
+// sends disco with the precomputed per-peer keys, runs the STUN sweeps and the
+// pinger / call-me-maybe timers, and routes every outbound WireGuard datagram with
+// PeerTable::route (UDP, UDP+DERP, DERP or drop). The path logic itself lives in
+// PeerTable; this file only feeds it events and carries out its plans.
+//
+// Peer ids here are the broker's (stable per node key, 1..); 0 means "unknown" on
+// the net→data ring and lets dataproc attribute the datagram by its receiver index.
+// A peer with an all-zero disco key is wireguard_only: no disco, no DERP, its
+// datagrams go straight to its first netmap endpoint.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/keys.h"
+#include "common/metrics.h"
+#include "common/result.h"
+#include "ipc/messages.h"
+#include "ipc/ring.h"
+#include "netproc/disco/box.h"
+#include "netproc/magicsock/advertiser.h"
+#include "netproc/magicsock/derp_seam.h"
+#include "netproc/magicsock/peer_table.h"
+#include "netproc/magicsock/reflexive.h"
+#include "netproc/magicsock/stun_prober.h"
+#include "netproc/magicsock/udp_io.h"
+
+namespace tw::magicsock {
+
+struct RuntimeConfig {
+  DiscoPrivate disco_private;
+  NodePublic self_node;
+  bool enable_ipv6 = false;
+  bool allow_lan_endpoints = true;
+  bool advertise_lan_endpoints = false;
+  std::size_t rx_buffer_bytes = kMaxDatagramBytes;  // smaller only in tests (truncation)
+  Duration operator_ping_timeout = std::chrono::seconds(5);
+};
+
+struct RuntimePeer {
+  std::uint32_t id = 0;  // broker peer id, >= 1
+  NodePublic node;
+  DiscoPublic disco;  // zero: wireguard_only
+  std::vector<IpPort> endpoints;
+  std::uint32_t home_derp = 0;
+};
+
+struct RuntimeHooks {
+  // Received WireGuard datagrams for the net→data ring; returns how many it took.
+  std::function<std::size_t(std::span<const ipc::OutPacket>)> deliver;
+  // Our advertised endpoints changed (and once at subscription with the last set).
+  std::function<void(const std::vector<IpPort>&)> endpoints_changed;
+};
+
+struct RuntimeCounters {
+  explicit RuntimeCounters(MetricsRegistry& r);
+  Counter& wg_rx;
+  Counter& wg_rx_unattributed;
+  Counter& wg_rx_ring_full;
+  Counter& wg_rx_derp;
+  Counter& wg_rx_derp_unknown;
+  Counter& wg_tx_udp;
+  Counter& wg_tx_derp;
+  Counter& wg_tx_derp_failed;
+  Counter& wg_tx_unknown_peer;
+  Counter& disco_rx_not_member;
+  Counter& disco_rx_open_failed;
+  Counter& disco_rx_bad_message;
+  Counter& disco_rx_cmm_over_udp;
+  Counter& disco_tx;
+  Counter& stun_rx_bad;
+  Counter& rx_unknown_kind;
+  Counter& operator_pings;
+  Counter& operator_ping_timeouts;
+};
+
+class Runtime {
+ public:
+  using Reply = std::function<void(std::string)>;
+
+  Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry& metrics, DerpRelay* derp,
+          RuntimeHooks hooks, RandomSource& rng);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Starts the timers (pinger, call-me-maybe, STUN, endpoint refresh).
+  void start();
+  void stop();
+
+  // A new underlay socket. With a socket already in use this is a rebind: the old
+  // one is closed; reflexive addresses, best paths, trust and in-flight pings are
+  // cleared, candidates kept, and STUN and pings go out at once (spec §0.1).
+  void adopt_udp(ipc::UniqueFd fd);
+  // Stops using and closes the socket (the broker rebinds the pinned port next).
+  void release_udp();
+  bool has_udp() const { return udp_ != nullptr; }
+  std::uint16_t local_port() const { return udp_ ? udp_->local_port() : 0; }
+
+  void set_peers(std::span<const RuntimePeer> peers);
+  void set_stun_servers(std::span<const IpPort> servers);
+  // A whole (assembled) netmap from the broker: peers, STUN servers and region codes
+  // from the DERP map in part 0. A DERP map that does not parse is refused.
+  Status apply_netmap(const ipc::NetprocNetmap& nm);
+  const std::map<std::uint32_t, std::string>& region_codes() const { return region_codes_; }
+
+  // Outbound WireGuard from the data→net ring. Sends are batched until flush().
+  void send_wireguard(std::uint32_t peer_id, ByteView datagram);
+  void flush();
+
+  // Inbound from DERP: relayed disco or relayed WireGuard from node `src`.
+  void on_derp_packet(const NodePublic& src, std::uint32_t region, ByteView packet);
+
+  // StatusRequest topics: status, metrics, netcheck, ping:<id>, release-udp.
+  void status_request(const std::string& topic, Reply reply);
+  std::string status_json();
+  std::string netcheck_json();
+  std::string metrics_text() const { return metrics_.prometheus_text(); }
+  // Operator ping: replies once, with the path and RTT or {"timeout":true}.
+  void ping(std::uint32_t peer_id, Reply reply);
+  std::size_t pending_operator_pings() const { return op_pings_.size(); }
+
+  // Receives and handles everything the socket has now (also used by benchmarks).
+  void drain_udp();
+  // Runs the periodic work due at `now` (the timer calls it).
+  void tick(TimePoint now);
+
+  const PeerTable& table() const { return table_; }
+  std::optional<PeerId> table_id(std::uint32_t peer_id) const;
+  PathKind path_of(std::uint32_t peer_id);
+  const UdpIoCounters& udp_counters() const { return udp_c_; }
+  const RuntimeCounters& counters() const { return c_; }
+  std::vector<IpPort> advertised() const;
+
+ private:
+  struct OperatorPing {
+    std::uint32_t peer_id = 0;
+    PeerId table_id = 0;
+    std::optional<disco::TxId> udp_txid;
+    std::optional<disco::TxId> derp_txid;
+    TimePoint sent{};
+    TimePoint deadline{};
+    Reply reply;
+  };
+  struct StunSent {
+    IpPort server;
+    TimePoint sent{};
+  };
+  struct StunResult {
+    IpPort mapped;
+    double latency_ms = 0;
+  };
+
+  // I/O plumbing.
+  void arm_udp();
+  void on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now);
+  void deliver_pending();
+  void arm_timer();
+  // Disco (runtime_disco.cc).
+  const disco::DiscoSharedKey* shared_key(const DiscoPublic& peer);
+  void on_udp_disco(const IpPort& src, MutableByteView data, TimePoint now);
+  void on_relayed_disco(const NodePublic& src, std::uint32_t region, ByteView data, TimePoint now);
+  void send_pings(const std::vector<PeerPing>& pings);
+  void send_disco_udp(PeerId id, const IpPort& to, const disco::Message& m);
+  bool send_disco_derp(PeerId id, const disco::Message& m);
+  void send_call_me_maybe(PeerId id);
+  void complete_operator_pings(PeerId id, const std::string& body);
+  void expire_operator_pings(TimePoint now);
+  // STUN and endpoints.
+  void on_stun(const IpPort& src, ByteView data, TimePoint now);
+  void run_stun(TimePoint now);
+  void refresh_endpoints(TimePoint now);
+  bool derp_available() const { return derp_ != nullptr && derp_->available(); }
+  bool derp_send(PeerId id, ByteView packet);
+
+  boost::asio::io_context& io_;
+  RuntimeConfig cfg_;
+  MetricsRegistry& metrics_;
+  DerpRelay* derp_;
+  RuntimeHooks hooks_;
+  RandomSource& rng_;
+  MagicsockMetrics m_;
+  UdpIoCounters udp_c_;
+  RuntimeCounters c_;
+  DiscoPublic self_disco_;
+  PeerTable table_;
+  ReflexiveSet reflexive_;
+  StunProber stun_;
+  EndpointAdvertiser advertiser_;
+
+  std::unique_ptr<UdpIo> udp_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> udp_wait_;
+  std::uint64_t udp_gen_ = 0;
+  boost::asio::steady_timer timer_;
+  bool running_ = false;
+  TimePoint next_pinger_{};
+
+  // Broker ids ↔ table ids; wireguard_only peers live outside the table.
+  std::vector<std::uint32_t> broker_of_;  // indexed by table id
+  std::unordered_map<std::uint32_t, PeerId> table_of_;
+  std::unordered_map<std::uint32_t, IpPort> wg_only_;
+  std::unordered_map<IpPort, std::uint32_t> wg_only_attr_;
+  std::unordered_map<DiscoPublic, disco::DiscoSharedKey, KeyHash> keys_;
+
+  std::vector<ipc::OutPacket> rx_wg_;
+  std::vector<PeerPing> ping_scratch_;
+  std::vector<PeerId> cmm_scratch_;
+  std::vector<StunRequestPlan> stun_scratch_;
+  std::map<StunTxId, StunSent> stun_sent_;
+  std::map<IpPort, StunResult> stun_results_;
+  std::map<std::uint32_t, std::string> region_codes_;
+  std::vector<std::unique_ptr<OperatorPing>> op_pings_;
+  std::shared_ptr<bool> alive_;
+};
+
+}  // namespace tw::magicsock

@@ -1,0 +1,78 @@
+#include "netproc/magicsock/stun_prober.h"
+
+#include <algorithm>
+
+#include "netproc/magicsock/constants.h"
+
+namespace tw::magicsock {
+
+void StunProber::set_servers(std::span<const IpPort> servers, TimePoint now) {
+  servers_.clear();
+  for (const auto& s : servers) {
+    const bool usable = s.ip.is_v4() && s.port != 0 && !s.ip.is_unspecified() &&
+                        !s.ip.is_multicast() && !s.ip.is_broadcast();
+    if (!usable) {
+      m_.stun_server_skipped.inc();  // STUN stays IPv4 even with enable_ipv6
+    } else if (std::find(servers_.begin(), servers_.end(), s) == servers_.end()) {
+      servers_.push_back(s);
+    }
+  }
+  start(now);
+}
+
+void StunProber::on_rebind(TimePoint now) {
+  in_flight_.clear();
+  start(now);
+}
+
+Duration StunProber::draw_interval() {
+  const auto span_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(kStunIntervalMax - kStunIntervalMin)
+          .count();
+  return kStunIntervalMin +
+         std::chrono::milliseconds(rng_.uniform(static_cast<std::uint64_t>(span_ms)));
+}
+
+void StunProber::poll(TimePoint now, bool have_peers, std::vector<StunRequestPlan>& out) {
+  const bool periodic_due = next_sweep_ && now >= *next_sweep_;
+  if (!immediate_ && !periodic_due) return;
+  const bool run = immediate_ || have_peers;
+  immediate_ = false;
+  next_sweep_ = now + draw_interval();
+  if (run) sweep(now, out);
+}
+
+void StunProber::sweep(TimePoint now, std::vector<StunRequestPlan>& out) {
+  std::erase_if(in_flight_, [&](const InFlight& f) { return now - f.sent >= kStunTxLifetime; });
+  for (const auto& server : servers_) {
+    if (in_flight_.size() >= kMaxStunInFlight) {
+      m_.stun_request_dropped_in_flight_cap.inc();
+      continue;
+    }
+    StunRequestPlan p;
+    p.server = server;
+    rng_.fill(p.txid);
+    in_flight_.push_back(InFlight{p.txid, now});
+    m_.stun_request_planned.inc();
+    out.push_back(p);
+  }
+}
+
+StunProber::Match StunProber::on_response(const StunTxId& txid, TimePoint now) {
+  auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
+                         [&](const InFlight& f) { return f.txid == txid; });
+  if (it == in_flight_.end()) {
+    m_.stun_response_unknown.inc();
+    return Match::kUnknown;
+  }
+  const bool late = now - it->sent >= kStunTxLifetime;
+  in_flight_.erase(it);
+  if (late) {
+    m_.stun_response_expired.inc();
+    return Match::kExpired;
+  }
+  m_.stun_response_matched.inc();
+  return Match::kMatched;
+}
+
+}  // namespace tw::magicsock

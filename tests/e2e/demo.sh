@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The tailwarden demo: two nodes behind two NATs, a DERP relay and a STUN server, all
+# in network namespaces on this machine. Shows the relayed start, the switch to a
+# direct path, traffic through the tunnel, failover to DERP when UDP between the
+# NATs is blocked, and the return to direct. Cleans up on exit and on Ctrl-C.
+#   BIN=<dir with tailwardend, tailwarden, tailwarden-netproc, -dataproc, -derper>
+#   demo.sh [--hold] [--summary-json FILE]
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+BIN=${BIN:?set BIN to the directory holding the tailwarden binaries}
+HOLD=0
+SUMMARY_JSON=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --hold) HOLD=1 ;;
+    --summary-json) SUMMARY_JSON=$2; shift ;;
+    *) echo "demo: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$(id -u)" -eq 0 ] || { echo "demo: needs root (network namespaces, TUN)" >&2; exit 2; }
+
+TOPO_ID=d$$
+source "$HERE/topology.sh"
+source "$HERE/node.sh"
+trap 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"' EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+status_line() { e2e_cli "$1" status | sed -n '/^PEER/,$p' | sed "s/^/   [$1] /"; }
+
+say "building the network: two sites behind NAT, relay and STUN on the internet segment"
+topo_up easy-nat
+e2e_init
+e2e_start_infra
+e2e_write_netmaps
+e2e_start_node a
+e2e_start_node b
+t0=$(date +%s.%N)
+for n in a b; do
+  for _ in $(seq 100); do [ -S "$E2E_DIR/$n/admin.sock" ] && break; sleep 0.05; done
+done
+say "nodes started; first packets go through the relay"
+ip netns exec "$NS_A" ping -c 1 -W 2 "$TAILNET_B" >/dev/null 2>&1 && echo "   first ping answered"
+status_line a
+
+say "waiting for a direct path (NAT traversal with disco + call-me-maybe)"
+direct_a=$(e2e_wait_path a b direct 30) || direct_a=timeout
+direct_b=$(e2e_wait_path b a direct 30) || direct_b=timeout
+t_direct=$(python3 -c "import time; print(f'{time.time()-$t0:.2f}')")
+echo "   a sees b direct after ${direct_a}s of waiting; b sees a direct: ${direct_b}"
+status_line a
+status_line b
+
+say "traffic through the tunnel"
+ip netns exec "$NS_A" ping -c 5 -i 0.2 "$TAILNET_B" | tail -2 | sed 's/^/   /'
+ip netns exec "$NS_B" iperf3 -s -1 -B "$TAILNET_B" >/dev/null 2>&1 &
+iperf_srv=$!
+sleep 0.3
+throughput=$(ip netns exec "$NS_A" iperf3 -c "$TAILNET_B" -t 3 -J 2>/dev/null |
+  python3 -c "import json,sys
+try: print(f\"{json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6:.0f}\")
+except Exception: print('n/a')")
+kill $iperf_srv 2>/dev/null
+echo "   iperf3 over the tunnel: ${throughput} Mbit/s"
+
+say "blocking UDP between the two NATs: traffic must fall back to DERP"
+ip netns exec "$NS_A" ping -i 0.05 -W 1 "$TAILNET_B" >"$E2E_DIR/failover.ping" 2>&1 &
+pinger=$!
+sleep 0.5
+topo_block_udp
+derp_after=$(e2e_wait_path a b derp 15) || derp_after=timeout
+sleep 3
+topo_unblock_udp
+say "UDP unblocked: the path must return to direct"
+back=$(e2e_wait_path a b direct 30) || back=timeout
+kill $pinger 2>/dev/null
+wait $pinger 2>/dev/null
+gap=$(python3 "$HERE/ping_gap.py" "$E2E_DIR/failover.ping")
+status_line a
+
+say "summary"
+printf '   %-32s %s\n' "time from start to direct (a->b)" "${t_direct}s" \
+  "path turned to DERP after block" "${derp_after}s" \
+  "largest gap in ping replies" "${gap}s" \
+  "back to direct after unblock" "${back}s" \
+  "iperf3 throughput" "${throughput} Mbit/s"
+if [ -n "$SUMMARY_JSON" ]; then
+  python3 - "$SUMMARY_JSON" <<PY
+import json, sys
+def num(x):
+    try: return float(x)
+    except ValueError: return None
+json.dump({"time_to_direct_s": num("$t_direct"), "wait_direct_a_s": num("$direct_a"),
+           "derp_after_block_s": num("$derp_after"), "failover_gap_s": num("$gap"),
+           "back_to_direct_s": num("$back"), "iperf3_mbit_s": num("$throughput")},
+          open(sys.argv[1], "w"))
+PY
+fi
+
+if [ "$HOLD" = 1 ]; then
+  for n in a b; do
+    ns=$NS_A; [ "$n" = b ] && ns=$NS_B
+    pidvar=E2E_PID_$n
+    python3 -c "import json; print(json.dumps({'node':'$n','netns':'$ns','admin_socket':'$E2E_DIR/$n/admin.sock',
+      'pids':{'broker':${!pidvar}},'key_file':'$E2E_DIR/$n/keys','tailnet_ip':'$( [ $n = a ] && echo $TAILNET_A || echo $TAILNET_B )'}))"
+  done
+  say "holding; Ctrl-C to stop and clean up"
+  while :; do sleep 3600; done
+fi

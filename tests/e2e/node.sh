@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Starting tailwarden nodes, the DERP relay and the STUN server inside the namespaces
+# of topology.sh. Source topology.sh first, then this file.
+#   e2e_init                      work dir, keys, relay cert; needs $BIN (build/*/bin)
+#   e2e_start_infra               coturn (STUN) and tailwarden-derper on $INET_IP
+#   e2e_write_netmaps [ep_a ep_b] netmaps for a and b (optional static endpoints)
+#   e2e_start_node a|b            tailwardend in $NS_A / $NS_B
+#   e2e_cli a|b ARGS...           tailwarden CLI against that node's admin socket
+#   e2e_wait_path a|b PEER KIND T wait until the peer's path is KIND (direct|derp)
+#   e2e_cleanup                   stops what we started (by PID) and removes namespaces
+set -u
+
+E2E_PIDS=()
+TAILNET_A=100.64.0.1
+TAILNET_B=100.64.0.2
+DERP_PORT=3340
+STUN_PORT=3478
+
+e2e_init() {
+  E2E_DIR=$(mktemp -d /tmp/tw-e2e-XXXXXX)
+  chmod 755 "$E2E_DIR"
+  for n in a b; do
+    mkdir -p "$E2E_DIR/$n"
+    "$BIN/tailwarden" keygen -o "$E2E_DIR/$n/keys" 2>"$E2E_DIR/$n/pub" >/dev/null
+  done
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=derp.lab" -addext "subjectAltName=DNS:derp.lab,IP:$INET_IP" \
+    -keyout "$E2E_DIR/derp.key" -out "$E2E_DIR/derp.crt" >/dev/null 2>&1
+}
+
+_pub() { grep "^$2 = " "$E2E_DIR/$1/pub" | sed 's/.* = //'; }
+
+e2e_start_infra() {
+  ip netns exec "$NS_INET" turnserver --stun-only -L "$INET_IP" -p "$STUN_PORT" --no-cli --no-tls \
+    --no-dtls -n --log-file stdout --simple-log >"$E2E_DIR/coturn.log" 2>&1 &
+  E2E_PIDS+=($!)
+  ip netns exec "$NS_INET" "$BIN/tailwarden-derper" --listen "$INET_IP:$DERP_PORT" \
+    --tls-cert "$E2E_DIR/derp.crt" --tls-key "$E2E_DIR/derp.key" --key-file "$E2E_DIR/derp.server.key" \
+    >"$E2E_DIR/derper.log" 2>&1 &
+  E2E_PIDS+=($!)
+  sleep 0.3
+}
+
+_derp_map() {
+  cat <<JSON
+{"Regions":{"900":{"RegionID":900,"RegionCode":"lab","RegionName":"Lab","Nodes":[
+  {"Name":"900a","RegionID":900,"HostName":"derp.lab","IPv4":"$INET_IP","IPv6":"none",
+   "STUNPort":$STUN_PORT,"DERPPort":$DERP_PORT,"InsecureForTests":true}]}}}
+JSON
+}
+
+# $1 self, $2 peer; $3 optional endpoints JSON array for the peer
+_netmap() {
+  local self=$1 peer=$2 eps=${3:-[]}
+  local self_ip peer_ip
+  [ "$self" = a ] && self_ip=$TAILNET_A peer_ip=$TAILNET_B || self_ip=$TAILNET_B peer_ip=$TAILNET_A
+  cat <<JSON
+{"self":{"name":"$self","node_key":"$(_pub "$self" node_key)","addresses":["$self_ip/32"],"home_derp":900},
+ "peers":[{"name":"$peer","node_key":"$(_pub "$peer" node_key)","disco_key":"$(_pub "$peer" disco_key)",
+   "addresses":["$peer_ip/32"],"endpoints":$eps,"home_derp":900}],
+ "derp_map":$(_derp_map)}
+JSON
+}
+
+e2e_write_netmaps() {
+  _netmap a b "${2:-[]}" >"$E2E_DIR/a/netmap.json.tmp" && mv "$E2E_DIR/a/netmap.json.tmp" "$E2E_DIR/a/netmap.json"
+  _netmap b a "${1:-[]}" >"$E2E_DIR/b/netmap.json.tmp" && mv "$E2E_DIR/b/netmap.json.tmp" "$E2E_DIR/b/netmap.json"
+}
+
+e2e_start_node() {
+  local n=$1 ns
+  [ "$n" = a ] && ns=$NS_A || ns=$NS_B
+  cat >"$E2E_DIR/$n/config.toml" <<TOML
+state_dir = "$E2E_DIR/$n"
+key_file = "$E2E_DIR/$n/keys"
+netmap_file = "$E2E_DIR/$n/netmap.json"
+listen_port = 41641
+admin_socket = "$E2E_DIR/$n/admin.sock"
+child_user = "nobody"
+log_level = "${E2E_LOG_LEVEL:-info}"
+[tun]
+enabled = true
+name = "tw0"
+mtu = 1280
+TOML
+  ip netns exec "$ns" "$BIN/tailwardend" --config "$E2E_DIR/$n/config.toml" >"$E2E_DIR/$n/log" 2>&1 &
+  E2E_PIDS+=($!)
+  eval "E2E_PID_$n=$!"
+}
+
+e2e_cli() {
+  local n=$1
+  shift
+  "$BIN/tailwarden" --socket "$E2E_DIR/$n/admin.sock" "$@"
+}
+
+# Prints the path kind of PEER as node N sees it (direct|derp|none|?).
+e2e_path() {
+  e2e_cli "$1" status --json 2>/dev/null |
+    python3 -c "import json,sys
+try:
+  s=json.load(sys.stdin); print(next((p.get('path','?') for p in s['peers'] if p['name']=='$2'),'?'))
+except Exception: print('?')"
+}
+
+# e2e_wait_path N PEER KIND TIMEOUT_S: prints the seconds it took, or fails.
+e2e_wait_path() {
+  local n=$1 peer=$2 kind=$3 timeout=$4
+  local start now
+  start=$(date +%s.%N)
+  while :; do
+    [ "$(e2e_path "$n" "$peer")" = "$kind" ] && break
+    now=$(date +%s.%N)
+    if python3 -c "import sys; sys.exit(0 if $now-$start > $timeout else 1)"; then
+      echo "timeout"
+      return 1
+    fi
+    sleep 0.05
+  done
+  now=$(date +%s.%N)
+  python3 -c "print(f'{$now-$start:.2f}')"
+}
+
+e2e_cleanup() {
+  for pid in "${E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  sleep 0.2
+  for pid in "${E2E_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  E2E_PIDS=()
+  topo_down
+}
