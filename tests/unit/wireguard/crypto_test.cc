@@ -1,0 +1,146 @@
+// Known answers for the primitives WireGuard is built from, so a provider or
+// parameter mistake fails here and not only as an interop failure.
+#include "dataproc/wireguard/crypto.h"
+
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <string>
+
+#include "common/keys.h"
+#include "dataproc/wireguard/messages.h"
+#include "dataproc/wireguard/tai64n.h"
+
+namespace tw::wg {
+namespace {
+
+ByteView str(const std::string& s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
+
+class Crypto : public ::testing::Test {
+ protected:
+  void SetUp() override { wg_crypto_init(); }
+};
+
+TEST_F(Crypto, Blake2sMatchesRfc7693Vectors) {
+  EXPECT_EQ(to_hex(blake2s({})), "69217a3079908094e11121d042354a7c1f55b6482ca1a51e1b250dfd1ed0eef9");
+  EXPECT_EQ(to_hex(blake2s({str("abc")})),
+            "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982");
+  // Split input hashes the same as joined input.
+  EXPECT_EQ(blake2s({str("a"), str("bc")}), blake2s({str("abc")}));
+}
+
+TEST_F(Crypto, NoiseConstructionHashIsWireGuardsInitialChainKey) {
+  EXPECT_EQ(to_hex(blake2s({str("Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s")})),
+            "60e26daef327efc02ec335e2a025d2d016eb4206f87277f52d38d1988b78cd36");
+}
+
+TEST_F(Crypto, KeyedBlake2sWith16ByteOutputMatchesReference) {
+  Bytes key32(32), key16(16);
+  for (int i = 0; i < 32; ++i) key32[i] = static_cast<std::uint8_t>(i);
+  for (int i = 0; i < 16; ++i) key16[i] = static_cast<std::uint8_t>(i);
+  // Computed with Python's hashlib.blake2s(data, key=..., digest_size=16).
+  EXPECT_EQ(to_hex(blake2s_mac(key32, str("hello wireguard"))), "d7ced850c9c0917a705fad04539c3a01");
+  EXPECT_EQ(to_hex(blake2s_mac(key16, str("hello wireguard"))), "f79336d9851d215e27a23c66eae32bed");
+}
+
+TEST_F(Crypto, HmacBlake2sMatchesReferenceAndTheHmacConstruction) {
+  EXPECT_EQ(to_hex(hmac_blake2s(str("key"), {str("The quick brown fox")})),
+            "8717096fc5e7ac53d11d990acd4380c9ddd7bd8da5d8b5bc29855e6c98a866a4");
+  // HMAC(K, m) = H((K ^ opad) || H((K ^ ipad) || m)) with BLAKE2s's 64-byte block.
+  Bytes k(64, 0), ipad(64), opad(64);
+  const std::string key = "a 32 byte chaining key.........!";
+  for (std::size_t i = 0; i < key.size(); ++i) k[i] = static_cast<std::uint8_t>(key[i]);
+  for (int i = 0; i < 64; ++i) {
+    ipad[i] = k[i] ^ 0x36;
+    opad[i] = k[i] ^ 0x5c;
+  }
+  const Hash inner = blake2s({ipad, str("message")});
+  EXPECT_EQ(hmac_blake2s(str(key), {str("message")}), blake2s({opad, inner}));
+}
+
+TEST_F(Crypto, KdfIsHkdfOverHmacBlake2s) {
+  Hash ck{};
+  ck.fill(7);
+  Hash t1, t2, t3;
+  kdf3(t1, t2, t3, ck, str("input"));
+  const Hash prk = hmac_blake2s(ck, {str("input")});
+  const std::uint8_t one = 1, two = 2, three = 3;
+  EXPECT_EQ(t1, hmac_blake2s(prk, {ByteView(&one, 1)}));
+  EXPECT_EQ(t2, hmac_blake2s(prk, {t1, ByteView(&two, 1)}));
+  EXPECT_EQ(t3, hmac_blake2s(prk, {t2, ByteView(&three, 1)}));
+  Hash u1, u2;
+  kdf2(u1, u2, ck, str("input"));
+  EXPECT_EQ(u1, t1);
+  EXPECT_EQ(u2, t2);
+}
+
+TEST_F(Crypto, X25519RejectsAllZeroSharedSecret) {
+  const KeyBytes priv = NodePrivate::generate().bytes();
+  std::uint8_t zero_point[32] = {};
+  std::uint8_t out[32];
+  EXPECT_FALSE(x25519(out, priv.data(), zero_point));
+  const KeyBytes other = x25519_base(NodePrivate::generate().bytes());
+  EXPECT_TRUE(x25519(out, priv.data(), other.data()));
+}
+
+TEST_F(Crypto, AeadNonceIsFourZeroBytesThenLittleEndianCounter) {
+  SymKey key{};
+  key.fill(3);
+  const std::uint64_t counter = 0x0102030405060708ULL;
+  const std::string msg = "packet";
+  Bytes ours(msg.size() + 16), reference(msg.size() + 16);
+  aead_seal(ours.data(), key, counter, str(msg), {});
+  const std::uint8_t nonce[12] = {0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1};
+  crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr,
+                                            reinterpret_cast<const std::uint8_t*>(msg.data()),
+                                            msg.size(), nullptr, 0, nullptr, nonce, key.data());
+  EXPECT_EQ(ours, reference);
+  Bytes plain(msg.size());
+  EXPECT_TRUE(aead_open(plain.data(), key, counter, ours, {}));
+  EXPECT_FALSE(aead_open(plain.data(), key, counter + 1, ours, {}));
+}
+
+TEST_F(Crypto, XaeadRoundTripsAndBindsAssociatedData) {
+  SymKey key{};
+  key.fill(9);
+  std::uint8_t nonce[24] = {1};
+  Bytes c(16 + 16), p(16, 0x42), back(16);
+  xaead_seal(c.data(), key, nonce, p, str("ad"));
+  EXPECT_TRUE(xaead_open(back.data(), key, nonce, c, str("ad")));
+  EXPECT_EQ(back, p);
+  EXPECT_FALSE(xaead_open(back.data(), key, nonce, c, str("AD")));
+}
+
+TEST(Tai64n, EncodesSecondsPlusTwoToTheSixtyTwoBigEndian) {
+  const auto t = WallClock::time_point{} + std::chrono::seconds(1) + std::chrono::milliseconds(500);
+  const Tai64n ts = tai64n_from(t);
+  EXPECT_EQ(to_hex(ts), "4000000000000001" "1d000000");  // 500 ms rounded down to 2^24 ns
+  const Tai64n later = tai64n_from(t + std::chrono::milliseconds(20));
+  EXPECT_TRUE(tai64n_after(later, ts));
+  EXPECT_FALSE(tai64n_after(ts, ts));
+  EXPECT_FALSE(tai64n_after(ts, later));
+}
+
+TEST(Messages, ClassifiesByTypeAndExactSize) {
+  Bytes m(148, 0);
+  m[0] = 1;
+  EXPECT_EQ(classify_message(m), MessageType::kInitiation);
+  m.push_back(0);
+  EXPECT_EQ(classify_message(m), std::nullopt);
+  Bytes r(92, 0);
+  r[0] = 2;
+  EXPECT_EQ(classify_message(r), MessageType::kResponse);
+  r[1] = 1;  // reserved bytes must be zero
+  EXPECT_EQ(classify_message(r), std::nullopt);
+  Bytes c(64, 0);
+  c[0] = 3;
+  EXPECT_EQ(classify_message(c), MessageType::kCookieReply);
+  Bytes t(31, 0);
+  t[0] = 4;
+  EXPECT_EQ(classify_message(t), std::nullopt);
+  t.push_back(0);
+  EXPECT_EQ(classify_message(t), MessageType::kTransport);
+}
+
+}  // namespace
+}  // namespace tw::wg
