@@ -112,7 +112,7 @@ class Daemon {
   std::unique_ptr<boost::asio::posix::stream_descriptor> netlink_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
   boost::asio::steady_timer link_debounce_;
-  std::array<char, 8192> netlink_buf_{};
+  alignas(8) std::array<char, 8192> netlink_buf_{};
   alignas(8) std::array<char, 4096> inotify_buf_{};
 
   Counter& child_restarts_;

@@ -2,6 +2,7 @@
 // socket (on request and on link change), dialling DERP for netproc under the
 // egress policy, and reloading the netmap when its file changes.
 #include <linux/netlink.h>
+#include <net/if.h>
 #include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
@@ -141,8 +142,26 @@ void Daemon::start_link_monitor() {
 void Daemon::wait_link_event() {
   netlink_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
     if (ec) return;
-    while (::recv(netlink_->native_handle(), netlink_buf_.data(), netlink_buf_.size(), MSG_DONTWAIT) > 0) {
+    // Only changes on interfaces other than our own TUN matter: the TUN's address
+    // and link events are ours, not a change of the underlay.
+    bool relevant = false;
+    ssize_t n;
+    while ((n = ::recv(netlink_->native_handle(), netlink_buf_.data(), netlink_buf_.size(), MSG_DONTWAIT)) > 0) {
+      const int tun_index = tun_ ? static_cast<int>(if_nametoindex(tun_->name.c_str())) : 0;
+      int len = static_cast<int>(n);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(netlink_buf_.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+        int index = 0;
+        if (h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) {
+          index = static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
+        } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR) {
+          index = static_cast<int>(static_cast<const ifaddrmsg*>(NLMSG_DATA(h))->ifa_index);
+        } else {
+          continue;
+        }
+        if (index != tun_index) relevant = true;
+      }
     }
+    if (!relevant) return wait_link_event();
     // Events come in bursts (address removed, added, link up): fold them into one
     // rebind a second after the first.
     if (link_debounce_.expiry() <= std::chrono::steady_clock::now()) {

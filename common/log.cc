@@ -6,7 +6,9 @@
 namespace tw {
 
 void init_logging(const std::string& process_tag, const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt(process_tag + "-" + level);
+  // Re-initialising (config read after an early default) replaces the logger.
+  spdlog::drop(process_tag);
+  auto logger = spdlog::stderr_logger_mt(process_tag);
   // "<level> <process>: message": systemd adds the time; a terminal user sees order.
   logger->set_pattern("%L %H:%M:%S.%e " + process_tag + ": %v");
   logger->set_level(spdlog::level::from_str(level));
