@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.add_option("--socket", *socket, "tailwardend admin socket")->capture_default_str();
   tw::cli::add_keygen_command(app);
   tw::cli::add_node_commands(app, socket);
+  tw::cli::add_demo_command(app);
 #ifdef TW_CLI_HAS_DEBUG
   tw::cli::add_debug_commands(app);
 #endif

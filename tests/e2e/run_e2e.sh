@@ -41,7 +41,23 @@ setup() {
   done
 }
 
+# No private key may appear in any log, in hex or base64 (issue 8).
+check_no_secrets() {
+  [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ] || return 0
+  local logs
+  logs=$(cat "$E2E_DIR"/*/log "$E2E_DIR"/*.log 2>/dev/null)
+  for k in $(sed -n 's/.*privkey:\([0-9a-f]\{64\}\).*/\1/p' "$E2E_DIR"/*/keys 2>/dev/null); do
+    local b64
+    b64=$(python3 -c "import base64; print(base64.b64encode(bytes.fromhex('$k')).decode())")
+    if grep -qiF -e "$k" -e "$b64" <<<"$logs"; then
+      fail "a private key appears in the logs"
+    fi
+  done
+  SECRETS_CHECKED=$((${SECRETS_CHECKED:-0} + 1))
+}
+
 teardown() {
+  check_no_secrets
   if [ "$FAILED" = 1 ] && [ -n "${E2E_DIR:-}" ]; then
     for n in a b; do echo "--- log of $n"; tail -25 "$E2E_DIR/$n/log" 2>/dev/null; done
   fi
@@ -274,6 +290,7 @@ run() {
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(direct-lan direct-nat failover hard-nat udp-blocked interop linkchange egress hostile restart)
 for s in "${SCENARIOS[@]}"; do run "$s"; done
+note "logs: no private key (hex or base64) in the logs of ${SECRETS_CHECKED:-0} scenario runs"
 echo
 echo "== e2e summary"
 printf '%s\n' "${RESULTS[@]}"
