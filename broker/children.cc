@@ -140,6 +140,7 @@ void Daemon::send_setup() {
   ns.disco_private = keys_.disco;
   ns.node_public = keys_.node.public_key();
   ns.listen_port = udp_ ? udp_->port : 0;
+  ns.home_derp = static_cast<std::uint32_t>(netmap_.netmap().self.home_derp);
   ns.flags = (config_.enable_ipv6 ? ipc::NetprocSetup::kFlagIpv6 : 0) |
              (config_.allow_lan_endpoints ? ipc::NetprocSetup::kFlagAllowLanEndpoints : 0) |
              (config_.advertise_lan_endpoints ? ipc::NetprocSetup::kFlagAdvertiseLanEndpoints : 0);

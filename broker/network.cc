@@ -103,6 +103,8 @@ void Daemon::on_derp_dial_request_resolved(const DerpDialTarget& target, const i
       (void)n->link->send(f);
       return;
     }
+    boost::system::error_code nodelay_ec;
+    sock->set_option(asio::ip::tcp::no_delay(true), nodelay_ec);  // netproc may not setsockopt
     ipc::DerpConn m;
     m.region_id = req.region_id;
     m.node_name = req.node_name;
@@ -154,7 +156,11 @@ void Daemon::wait_link_event() {
         if (h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) {
           index = static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
         } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR) {
-          index = static_cast<int>(static_cast<const ifaddrmsg*>(NLMSG_DATA(h))->ifa_index);
+          const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+          // IPv6 addresses (link-local ones appear after every link up) do not
+          // concern an IPv4-only underlay.
+          if (ifa->ifa_family == AF_INET6 && !config_.enable_ipv6) continue;
+          index = static_cast<int>(ifa->ifa_index);
         } else {
           continue;
         }

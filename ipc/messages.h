@@ -53,9 +53,11 @@ struct NetprocSetup {
   NodePublic node_public;
   std::uint16_t listen_port = 0;
   std::uint32_t flags = 0;
+  std::uint32_t home_derp = 0;  // our home DERP region from the netmap (0: none)
   friend bool operator==(const NetprocSetup& a, const NetprocSetup& b) {
     return a.generation == b.generation && a.disco_private.bytes() == b.disco_private.bytes() &&
-           a.node_public == b.node_public && a.listen_port == b.listen_port && a.flags == b.flags;
+           a.node_public == b.node_public && a.listen_port == b.listen_port && a.flags == b.flags &&
+           a.home_derp == b.home_derp;
   }
 };
 

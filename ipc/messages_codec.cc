@@ -34,6 +34,7 @@ void put(BodyWriter& w, const NetprocSetup& m) {
   w.key(m.node_public.bytes());
   w.u16(m.listen_port);
   w.u32(m.flags);
+  w.u32(m.home_derp);
 }
 NetprocSetup get_netproc_setup(BodyReader& r) {
   NetprocSetup m;
@@ -45,6 +46,7 @@ NetprocSetup get_netproc_setup(BodyReader& r) {
   m.listen_port = r.u16();
   m.flags = r.u32();
   if (m.flags & ~NetprocSetup::kKnownFlags) r.fail("unknown setup flags");
+  m.home_derp = r.u32();
   return m;
 }
 

@@ -18,13 +18,19 @@ Result<std::unique_ptr<DerpClient>> DerpClient::start(int fd, DerpClientConfig c
     stream = std::make_unique<PlainStream>(fd);
   } else {
     cfg.tls.verify_name = cfg.cert_name.empty() ? cfg.host_name : cfg.cert_name;
-    auto ctx = make_client_ctx(cfg.tls);
-    if (!ctx) {
-      ::close(fd);
-      return make_error(ctx.error());
+    SslCtxPtr own;
+    SSL_CTX* ctx = cfg.ssl_ctx;
+    if (ctx == nullptr) {
+      auto made = make_client_ctx(cfg.tls);
+      if (!made) {
+        ::close(fd);
+        return make_error(made.error());
+      }
+      own = std::move(*made);
+      ctx = own.get();
     }
     // The SSL object holds its own reference to the context.
-    auto tls = TlsStream::client(ctx->get(), fd, cfg.tls);
+    auto tls = TlsStream::client(ctx, fd, cfg.tls);
     if (!tls) {
       ::close(fd);
       return make_error(tls.error());
@@ -114,7 +120,22 @@ Status DerpClient::handle_server_key(const Frame& f) {
   auto sk = parse_server_key(f.payload);
   if (!sk) return make_error(sk.error());
   server_key_ = sk->key;
-  auto sealed = sealer_(server_key_, client_info_json());
+  if (!sealer_) {
+    if (!cfg_.request_seal) return make_error("derp: no way to seal ClientInfo");
+    state_ = State::kSealing;
+    cfg_.request_seal(server_key_, client_info_json());
+    return ok_status();
+  }
+  return send_client_info(sealer_(server_key_, client_info_json()));
+}
+
+Status DerpClient::provide_sealed(Result<Bytes> sealed) {
+  if (state_ != State::kSealing) return make_error("derp: unexpected sealed ClientInfo");
+  if (auto st = send_client_info(std::move(sealed)); !st) return st;
+  return flush();
+}
+
+Status DerpClient::send_client_info(Result<Bytes> sealed) {
   if (!sealed) return make_error("derp: sealing ClientInfo: " + sealed.error());
   if (sealed->size() < kNonceLen) return make_error("derp: sealer returned a short box");
   state_ = State::kServerInfo;
@@ -204,7 +225,8 @@ Status DerpClient::flush() {
 }
 
 Status DerpClient::send_packet(const NodePublic& dst, ByteView packet) {
-  if (state_ == State::kHttp || state_ == State::kServerKey) return make_error("derp: handshake not done");
+  if (state_ == State::kHttp || state_ == State::kServerKey || state_ == State::kSealing)
+    return make_error("derp: handshake not done");
   if (packet.size() > kMaxPacketSize) return make_error("derp: packet over 64 KiB");
   Bytes payload = send_packet_payload(dst, packet);
   if (auto st = queue(FrameType::kSendPacket, payload); !st) return st;
@@ -212,13 +234,15 @@ Status DerpClient::send_packet(const NodePublic& dst, ByteView packet) {
 }
 
 Status DerpClient::note_preferred(bool preferred) {
-  if (state_ == State::kHttp || state_ == State::kServerKey) return make_error("derp: handshake not done");
+  if (state_ == State::kHttp || state_ == State::kServerKey || state_ == State::kSealing)
+    return make_error("derp: handshake not done");
   if (auto st = queue(FrameType::kNotePreferred, note_preferred_payload(preferred)); !st) return st;
   return flush();
 }
 
 Status DerpClient::send_ping(const PingData& data) {
-  if (state_ == State::kHttp || state_ == State::kServerKey) return make_error("derp: handshake not done");
+  if (state_ == State::kHttp || state_ == State::kServerKey || state_ == State::kSealing)
+    return make_error("derp: handshake not done");
   if (auto st = queue(FrameType::kPing, data); !st) return st;
   return flush();
 }

@@ -42,6 +42,13 @@ struct DerpClientConfig {
   bool plain_http = false; // tests only: no TLS at all
   bool preferred = false;  // home region: send NotePreferred(true) right after ClientInfo
   TlsClientConfig tls;     // CA file/dir, InsecureForTests (verify_name filled in here)
+  // A context made before the sandbox (netproc cannot open CA files later); when
+  // null, one is made from `tls` at start.
+  SSL_CTX* ssl_ctx = nullptr;
+  // Asynchronous sealing (netproc asks dataproc over IPC): called with the server key
+  // and the ClientInfo JSON; the owner answers with provide_sealed(). Used when the
+  // synchronous sealer passed to start() is empty.
+  std::function<void(const NodePublic& server, const std::string& json)> request_seal;
   Duration read_timeout = std::chrono::seconds(120);
   std::size_t max_pending_write = 4 * 1024 * 1024;  // sends beyond this are refused
 };
@@ -77,9 +84,11 @@ class DerpClient {
   Status send_packet(const NodePublic& dst, ByteView packet);
   Status note_preferred(bool preferred);
   Status send_ping(const PingData& data);
+  // The answer to request_seal: nonce(24) || box, or an error (connection finished).
+  Status provide_sealed(Result<Bytes> sealed);
 
  private:
-  enum class State { kHttp, kServerKey, kServerInfo, kReady };
+  enum class State { kHttp, kServerKey, kSealing, kServerInfo, kReady };
   struct Counters {
     Counter* pongs_sent = nullptr;
     Counter* unknown_frames = nullptr;
@@ -93,6 +102,7 @@ class DerpClient {
   Status consume(ByteView bytes);
   Status handle_frame(const Frame& f);
   Status handle_server_key(const Frame& f);
+  Status send_client_info(Result<Bytes> sealed);
   Status queue(FrameType type, ByteView payload);
 
   std::unique_ptr<Stream> stream_;

@@ -37,9 +37,12 @@ Status make_nonblocking(int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     return make_error(std::string("fcntl O_NONBLOCK: ") + std::strerror(errno));
+  return ok_status();
+}
+
+void set_tcp_nodelay(int fd) {
   int one = 1;
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // not a TCP fd in some tests
-  return ok_status();
 }
 
 PlainStream::~PlainStream() {

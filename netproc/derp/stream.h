@@ -83,6 +83,9 @@ class TlsStream final : public Stream {
 };
 
 // Sets O_NONBLOCK (and TCP_NODELAY where it applies).
+// O_NONBLOCK only: netproc's seccomp filter forbids setsockopt, so the broker sets
+// TCP_NODELAY on the fds it dials; servers call set_tcp_nodelay themselves.
 Status make_nonblocking(int fd);
+void set_tcp_nodelay(int fd);
 
 }  // namespace tw::derp

@@ -146,7 +146,11 @@ void Runtime::drain_udp() {
     if (n < 0) break;
     const TimePoint now = Clock::now();
     for (int i = 0; i < n; ++i) on_udp_datagram(srcs[i], views[i], now);
+    if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
     deliver_pending();  // the views die with the next receive
+    // A short burst emptied the socket: epoll says when more arrives, so no
+    // recvmmsg is spent just to learn EAGAIN. A receive error (n == 0) reads on.
+    if (n > 0 && !udp_->last_burst_full()) break;
   }
   udp_->flush();
 }
@@ -166,7 +170,6 @@ void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint
       c_.rx_unknown_kind.inc();
       return;
   }
-  c_.wg_rx.inc();
   std::uint32_t id = 0;
   if (auto t = table_.attribute(src)) {
     id = broker_of_[*t];
@@ -241,6 +244,17 @@ void Runtime::set_peers(std::span<const RuntimePeer> peers) {
     if (broker_of_.size() <= *t) broker_of_.resize(*t + 1, 0);
     broker_of_[*t] = p.id;
     table_of_[p.id] = *t;
+  }
+  // An operator ping whose peer left (its table id may be reused) ends now.
+  for (std::size_t i = 0; i < op_pings_.size();) {
+    auto t = table_id(op_pings_[i]->peer_id);
+    if (t && *t == op_pings_[i]->table_id) {
+      ++i;
+      continue;
+    }
+    auto reply = std::move(op_pings_[i]->reply);
+    op_pings_.erase(op_pings_.begin() + static_cast<std::ptrdiff_t>(i));
+    reply(R"({"timeout":true})");
   }
   for (auto it = keys_.begin(); it != keys_.end();) {
     it = table_.member(it->first) ? std::next(it) : keys_.erase(it);

@@ -165,7 +165,10 @@ void Runtime::ping(std::uint32_t peer_id, Reply reply) {
     op->udp_txid = pp->ping.txid;
     send_pings({*pp});
   }
-  if (derp_available()) {
+  // Over DERP too when there is no trusted direct path to measure (or no UDP ping
+  // could go out); with a trusted path the answer is about that path.
+  const bool trusted = table_.paths(*t).trusted(now);
+  if (derp_available() && (!trusted || !op->udp_txid)) {
     disco::TxId txid{};
     rng_.fill(txid);
     if (send_disco_derp(*t, disco::Ping{txid, cfg_.self_node, 0, disco::kVersion})) op->derp_txid = txid;

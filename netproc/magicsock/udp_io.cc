@@ -49,6 +49,7 @@ int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
     h.msg_iovlen = 1;
   }
   const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), kUdpBurst, MSG_DONTWAIT, nullptr);
+  last_burst_full_ = false;
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     // One datagram's error (an ICMP error queued on the socket, EINTR, ...): count it
@@ -57,10 +58,11 @@ int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
     spdlog::debug("udp: receive error: {}", std::strerror(errno));
     return 0;
   }
+  last_burst_full_ = static_cast<std::size_t>(n) == kUdpBurst;
+  c_.rx_datagrams.inc(static_cast<std::uint64_t>(n));  // one atomic per burst, not per datagram
   int out = 0;
   for (int i = 0; i < n; ++i) {
     const auto& h = rx_msgs_[i].msg_hdr;
-    c_.rx_datagrams.inc();
     if ((h.msg_flags & MSG_TRUNC) != 0) {
       c_.rx_truncated.inc();
       continue;

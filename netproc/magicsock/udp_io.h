@@ -60,6 +60,8 @@ class UdpIo {
   void queue(const IpPort& to, ByteView data);
   void flush();
   std::size_t queued() const { return tx_count_; }
+  // Whether the last receive filled a whole burst (more is probably waiting).
+  bool last_burst_full() const { return last_burst_full_; }
 
  private:
   ipc::UniqueFd fd_;
@@ -76,6 +78,7 @@ class UdpIo {
   std::vector<iovec> tx_iov_;
   std::vector<sockaddr_storage> tx_addr_;
   std::size_t tx_count_ = 0;
+  bool last_burst_full_ = false;
 };
 
 }  // namespace tw::magicsock

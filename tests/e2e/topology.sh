@@ -56,6 +56,15 @@ table ip twnat {
     oifname "wan0" masquerade $flags
   }
 }
+# Like a home router: unsolicited packets to the router itself are dropped. Without
+# this, a hole-punching packet that arrives before our own outbound one leaves an
+# inbound conntrack entry that steals the mapping's port (Linux then remaps ours).
+table ip twfw {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan0" ct state new drop
+  }
+}
 NFT
 }
 

@@ -135,6 +135,7 @@ void DerpServer::accept_all(TimePoint now) {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     (void)derp::make_nonblocking(fd);
+    derp::set_tcp_nodelay(fd);
     auto c = std::make_unique<Conn>();
     c->id = next_id_++;
     c->accepted = now;

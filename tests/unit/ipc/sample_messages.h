@@ -41,6 +41,7 @@ inline std::vector<AnyMessage> sample_messages() {
   setup.node_public = NodePublic(key_of(2));
   setup.listen_port = 41641;
   setup.flags = NetprocSetup::kFlagIpv6;
+  setup.home_derp = 900;
 
   NetprocNetmap nm;
   nm.generation = 3;

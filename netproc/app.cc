@@ -1,0 +1,147 @@
+#include "netproc/app.h"
+
+#include <spdlog/spdlog.h>
+
+namespace tw::netproc {
+
+App::App(boost::asio::io_context& io, AppFds fds)
+    : io_(io),
+      broker_(io, std::move(fds.broker_control), ipc::LinkKind::kBrokerNetproc, ipc::Role::kNetproc, &metrics_),
+      peer_(io, std::move(fds.peer_control), ipc::LinkKind::kNetprocDataproc, ipc::Role::kNetproc, &metrics_),
+      to_data_(fds.rings->ring(ipc::Direction::kNetToData), fds.doorbell_net_to_data.get()),
+      from_data_(fds.rings->ring(ipc::Direction::kDataToNet)),
+      to_data_bell_(std::move(fds.doorbell_net_to_data)),
+      reader_bell_(std::move(fds.doorbell_data_to_net)),
+      ring_dropped_oversize_(metrics_.counter("ring_net_to_data_oversize_total",
+                                              "Datagrams too large for a net->data ring slot")) {
+  // TLS contexts read CA files: that must happen now, before the seccomp filter.
+  auto ctx = make_derp_contexts();
+  if (ctx) {
+    derp_contexts_ = std::move(*ctx);
+  } else {
+    spdlog::error("derp: {}; running without DERP", ctx.error());
+  }
+}
+
+App::~App() = default;
+
+void App::start(std::function<void(int code)> on_exit) {
+  on_exit_ = std::move(on_exit);
+  broker_.start([this](ipc::ReceivedMessage m) { on_broker_message(std::move(m)); },
+                [this](const std::string& reason) {
+                  spdlog::info("broker link closed ({}); exiting", reason);
+                  if (runtime_) runtime_->stop();
+                  on_exit_(0);
+                });
+  peer_.start([this](ipc::ReceivedMessage m) { on_peer_message(std::move(m)); },
+              [](const std::string& reason) { spdlog::warn("dataproc link closed: {}", reason); });
+}
+
+void App::on_setup(const ipc::NetprocSetup& s) {
+  magicsock::RuntimeConfig cfg;
+  cfg.disco_private = s.disco_private;
+  cfg.self_node = s.node_public;
+  cfg.enable_ipv6 = (s.flags & ipc::NetprocSetup::kFlagIpv6) != 0;
+  cfg.allow_lan_endpoints = (s.flags & ipc::NetprocSetup::kFlagAllowLanEndpoints) != 0;
+  cfg.advertise_lan_endpoints = (s.flags & ipc::NetprocSetup::kFlagAdvertiseLanEndpoints) != 0;
+  magicsock::RuntimeHooks hooks;
+  hooks.deliver = [this](std::span<const ipc::OutPacket> p) { return deliver(p); };
+  hooks.endpoints_changed = [this](const std::vector<IpPort>& eps) {
+    ipc::EndpointsUpdate u;
+    u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));
+    if (auto st = broker_.send(u); !st) spdlog::warn("endpoints update: {}", st.error());
+  };
+  home_derp_ = s.home_derp;
+  derp_ = std::make_unique<DerpLink>(io_, s.node_public, broker_, peer_, std::move(derp_contexts_), metrics_);
+  runtime_ = std::make_unique<magicsock::Runtime>(io_, std::move(cfg), metrics_, derp_.get(), std::move(hooks), rng_);
+  derp_->set_runtime(runtime_.get());
+  if (auto st = broker_.send(ipc::Ready{}); !st) {
+    spdlog::error("cannot send Ready: {}", st.error());
+    return on_exit_(1);
+  }
+  runtime_->start();
+  reader_ = std::make_unique<ipc::RingReader>(io_, from_data_, std::move(reader_bell_), 65536,
+                                              ipc::RingReader::Options{},
+                                              [this](const ipc::PacketBatch& b) { on_ring_batch(b); });
+  reader_->start();
+  spdlog::info("netproc set up (generation {}, ipv6 {})", s.generation, (s.flags & ipc::NetprocSetup::kFlagIpv6) != 0);
+}
+
+void App::on_netmap(ipc::NetprocNetmap part) {
+  auto full = assembler_.add(std::move(part));
+  if (!full) {
+    spdlog::error("netmap: {}", full.error());
+    broker_.close("bad netmap sequence");
+    return;
+  }
+  if (!*full) return;
+  if (auto st = runtime_->apply_netmap(**full); !st) {
+    spdlog::warn("netmap generation {} refused: {}", (*full)->generation, st.error());
+    return;
+  }
+  spdlog::info("netmap generation {}: {} peers", (*full)->generation, (*full)->peers.size());
+  auto map = parse_derp_map((*full)->derp_map_json, "netmap from broker");
+  if (map) {
+    derp_->set_map(std::move(*map), home_derp_);
+  } else {
+    spdlog::warn("derp map: {}", map.error());
+  }
+}
+
+void App::on_broker_message(ipc::ReceivedMessage m) {
+  std::visit(
+      [&](auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, ipc::NetprocSetup>) {
+          on_setup(msg);
+        } else if constexpr (std::is_same_v<T, ipc::NetprocNetmap>) {
+          if (runtime_) on_netmap(std::move(msg));
+        } else if constexpr (std::is_same_v<T, ipc::UdpSocket>) {
+          if (runtime_ && !m.fds.empty()) runtime_->adopt_udp(std::move(m.fds[0]));
+        } else if constexpr (std::is_same_v<T, ipc::DerpConn>) {
+          if (derp_ && !m.fds.empty()) derp_->on_derp_conn(msg, std::move(m.fds[0]));
+        } else if constexpr (std::is_same_v<T, ipc::DerpDialFailed>) {
+          if (derp_) derp_->on_dial_failed(msg);
+        } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
+          if (!runtime_) return;
+          const std::uint32_t id = msg.request_id;
+          runtime_->status_request(msg.topic, [this, id](std::string body) {
+            ipc::StatusReply r;
+            r.request_id = id;
+            r.body = body.size() > ipc::kMaxStatusBytes ? body.substr(0, ipc::kMaxStatusBytes) : std::move(body);
+            if (auto st = broker_.send(r); !st) spdlog::warn("status reply: {}", st.error());
+          });
+        } else if constexpr (std::is_same_v<T, ipc::Shutdown>) {
+          spdlog::info("shutdown: {}", msg.reason);
+          if (runtime_) runtime_->stop();
+          on_exit_(0);
+        } else if constexpr (std::is_same_v<T, ipc::RingReset>) {
+          to_data_.resync();
+          from_data_.resync();
+        } else {
+          spdlog::warn("unexpected message from the broker");
+        }
+      },
+      m.message);
+}
+
+void App::on_peer_message(ipc::ReceivedMessage m) {
+  if (auto* r = std::get_if<ipc::SealClientInfoReply>(&m.message); r && derp_) derp_->on_sealed(*r);
+}
+
+std::size_t App::deliver(std::span<const ipc::OutPacket> packets) {
+  std::size_t done = 0;
+  while (done < packets.size()) {
+    const std::size_t n = to_data_.push(packets.subspan(done));
+    if (n == 0) break;  // ring full: the caller counts the rest as dropped
+    done += n;
+  }
+  return done;
+}
+
+void App::on_ring_batch(const ipc::PacketBatch& batch) {
+  for (std::size_t i = 0; i < batch.size(); ++i) runtime_->send_wireguard(batch.peer_id(i), batch.data(i));
+  runtime_->flush();
+}
+
+}  // namespace tw::netproc
