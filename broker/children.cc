@@ -215,7 +215,7 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
 }
 
 void Daemon::on_child_closed(ipc::Role role, const std::string& reason) {
-  if (stopping_) return;
+  if (stopping_ || restarting_) return;
   spdlog::warn("broker: control link to {} closed: {}", ipc::role_name(role), reason);
   schedule_restart(std::string(ipc::role_name(role)) + " link closed");
 }
@@ -228,7 +228,7 @@ void Daemon::on_sigchld() {
     for (auto& [role, c] : children_) {
       if (c.pid == pid) {
         c.pid = -1;
-        if (!stopping_) {
+        if (!stopping_ && !restarting_) {
           spdlog::warn("broker: {} (pid {}) {}", ipc::role_name(role), pid, exit_text(status));
           schedule_restart(std::string(ipc::role_name(role)) + " " + exit_text(status));
         }
@@ -254,12 +254,14 @@ void Daemon::kill_children() {
 }
 
 void Daemon::schedule_restart(const std::string& why) {
-  if (stopping_ || restart_timer_.expiry() > std::chrono::steady_clock::now()) return;
+  if (stopping_ || restarting_ || restart_timer_.expiry() > std::chrono::steady_clock::now()) return;
+  restarting_ = true;
   kill_children();
   // The links' handlers may still be on the call stack: destroy them from the loop.
   auto old = std::make_shared<std::map<ipc::Role, ChildHandle>>(std::move(children_));
   children_.clear();
   boost::asio::post(io_, [old] {});
+  restarting_ = false;
   // First restart fast (well within 1 s); repeated crashes back off to 10 s.
   auto delay = std::chrono::milliseconds(100);
   for (int i = 0; i < restarts_in_a_row_ && delay < std::chrono::seconds(10); ++i) delay *= 2;

@@ -104,6 +104,7 @@ class Daemon {
   std::vector<IpPort> endpoints_;
   std::vector<std::shared_ptr<AdminResponder>> endpoint_watchers_;
   bool stopping_ = false;
+  bool restarting_ = false;  // inside schedule_restart: ignore the closures it causes
   bool notified_ready_ = false;
   int restarts_in_a_row_ = 0;
   std::chrono::steady_clock::time_point children_started_{};

@@ -97,7 +97,10 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
         } else if constexpr (std::is_same_v<T, ipc::NetprocNetmap>) {
           if (runtime_) on_netmap(std::move(msg));
         } else if constexpr (std::is_same_v<T, ipc::UdpSocket>) {
-          if (runtime_ && !m.fds.empty()) runtime_->adopt_udp(std::move(m.fds[0]));
+          if (runtime_ && !m.fds.empty()) {
+            runtime_->adopt_udp(std::move(m.fds[0]));
+            if (msg.rebind_generation > 0 && derp_) derp_->reconnect_all();
+          }
         } else if constexpr (std::is_same_v<T, ipc::DerpConn>) {
           if (derp_ && !m.fds.empty()) derp_->on_derp_conn(msg, std::move(m.fds[0]));
         } else if constexpr (std::is_same_v<T, ipc::DerpDialFailed>) {

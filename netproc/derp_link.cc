@@ -163,6 +163,12 @@ void DerpLink::on_sealed(const ipc::SealClientInfoReply& m) {
   arm(region);
 }
 
+void DerpLink::reconnect_all() {
+  std::vector<derp::RegionId> regions;
+  for (const auto& [r, c] : conns_) regions.push_back(r);
+  for (auto r : regions) fail(r, "reconnecting after a rebind");
+}
+
 void DerpLink::arm(derp::RegionId region) {
   auto it = conns_.find(region);
   if (it == conns_.end()) return;

@@ -45,6 +45,9 @@ class DerpLink final : public magicsock::DerpRelay {
   void on_derp_conn(const ipc::DerpConn& m, ipc::UniqueFd fd);
   void on_dial_failed(const ipc::DerpDialFailed& m);
   void on_sealed(const ipc::SealClientInfoReply& m);
+  // After a rebind the connections may sit on an address that is gone (their reads
+  // would only time out after 120 s): drop them all and redial through the broker.
+  void reconnect_all();
 
   // DerpRelay
   bool send(const NodePublic& dst, std::uint32_t peer_region, ByteView packet) override;
