@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstring>
 
 #include "common/child_fds.h"
+#include "common/keys.h"
+#include "common/log.h"
 #include "common/privdrop.h"
 
 namespace tw::policy {
@@ -86,6 +89,27 @@ Status validate_child_fds() {
     if (!extra.empty()) return make_error("unexpected open fds:" + extra);
   }
   return ok_status();
+}
+
+Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
+                                       const std::string& log_tag) {
+  auto args = parse_child_args(argc, argv, program);
+  if (!args) {
+    std::fprintf(stderr, "%s\n", args.error().c_str());
+    return Error{args.error()};
+  }
+  init_logging(log_tag, args->log_level);
+  if (auto st = validate_child_fds(); !st) {
+    spdlog::error("start-up: {}", st.error());
+    return Error{st.error()};
+  }
+  auto rings = ipc::RingMemory::attach(ipc::UniqueFd(child_fd::kRingMemory));
+  if (!rings) {
+    spdlog::error("start-up: rings: {}", rings.error());
+    return Error{rings.error()};
+  }
+  crypto_init();
+  return ChildBootstrap{*args, std::move(*rings)};
 }
 
 Status enter_sandbox(const ChildArgs& args, ProcessRole role) {

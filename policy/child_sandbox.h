@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "ipc/ring_memory.h"
 #include "policy/seccomp_policy.h"
 
 namespace tw::policy {
@@ -25,6 +26,15 @@ Result<ChildArgs> parse_child_args(int argc, char** argv, const std::string& pro
 // fds 3 and 4: AF_UNIX SOCK_SEQPACKET; 5: a sealed memfd; 6 and 7: eventfds; and
 // nothing else open above 2 that the child did not expect.
 Status validate_child_fds();
+
+// The shared first half of a child's main: arguments, logging under the process
+// tag, fd validation, the ring mapping and libsodium. Errors are already logged.
+struct ChildBootstrap {
+  ChildArgs args;
+  ipc::RingMemory rings;
+};
+Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
+                                       const std::string& log_tag);
 
 // Drops to args.uid/gid (when running as root; a non-root test run only hardens),
 // then installs the role's seccomp filter unless the mode is permissive.

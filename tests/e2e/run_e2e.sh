@@ -39,6 +39,13 @@ setup() {
     for _ in $(seq 200); do [ -S "$E2E_DIR/$n/admin.sock" ] && break; sleep 0.02; done
     [ -S "$E2E_DIR/$n/admin.sock" ] || { fail "node $n did not start: $(tail -3 "$E2E_DIR/$n/log")"; return 1; }
   done
+  # Ready means both sandboxed children answer status.
+  for n in a b; do
+    for _ in $(seq 200); do
+      e2e_cli "$n" status --json 2>/dev/null | grep -q '"children_running": true' && break
+      sleep 0.02
+    done
+  done
 }
 
 # No private key may appear in any log, in hex or base64 (issue 8).
@@ -84,8 +91,8 @@ scenario_direct() {
   local kind=$1
   setup "$kind" || return 1
   local first
-  first=$(ip netns exec "$NS_A" ping -c 1 -W 3 "$TAILNET_B" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p')
-  [ -n "$first" ] || fail "first packet did not arrive within 3 s" || return 1
+  first=$(ip netns exec "$NS_A" ping -c 1 -W 7 "$TAILNET_B" 2>/dev/null | sed -n 's/.*time=\([0-9.]*\) ms.*/\1/p')
+  [ -n "$first" ] || fail "first packet did not arrive within 7 s (one WireGuard handshake retry)" || return 1
   note "$kind: first ping answered in ${first} ms"
   local ta tb
   ta=$(e2e_wait_path a b direct ${E2E_DIRECT_LIMIT:-20}) || fail "a never saw b direct within ${E2E_DIRECT_LIMIT:-20} s" || return 1
