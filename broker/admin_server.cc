@@ -123,8 +123,7 @@ bool admin_peer_allowed(const PeerCred& cred, std::optional<gid_t> admin_group) 
 
 AdminServer::AdminServer(asio::io_context& io, std::string path, std::optional<gid_t> admin_group,
                          AdminHandler handler, MetricsRegistry& metrics)
-    : io_(io),
-      path_(std::move(path)),
+    : path_(std::move(path)),
       group_(admin_group),
       handler_(std::move(handler)),
       acceptor_(io),

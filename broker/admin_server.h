@@ -55,7 +55,6 @@ class AdminServer {
  private:
   void accept_next();
 
-  boost::asio::io_context& io_;
   std::string path_;
   std::optional<gid_t> group_;
   AdminHandler handler_;
