@@ -28,23 +28,28 @@ topo_up lan
 bare=$(iperf "$NS_B" 198.18.0.3 "$NS_A")
 
 # wireguard-go pair
-wg_if=twgo${TOPO_ID:2:6}
+# Interface names must differ: wireguard-go's UAPI socket directory is shared
+# across namespaces.
+wg_a=twga${TOPO_ID:2:6}
+wg_b=twgb${TOPO_ID:2:6}
 ka=$(wg genkey); kb=$(wg genkey)
 pa=$(echo "$ka" | wg pubkey); pb=$(echo "$kb" | wg pubkey)
-for side in a b; do
-  ns=$NS_A; [ $side = b ] && ns=$NS_B
-  WG_PROCESS_FOREGROUND=1 ip netns exec "$ns" wireguard-go -f "$wg_if" >/dev/null 2>&1 &
-  E2E_PIDS+=($!)
+WG_PROCESS_FOREGROUND=1 ip netns exec "$NS_A" wireguard-go -f "$wg_a" >/dev/null 2>&1 &
+E2E_PIDS+=($!)
+WG_PROCESS_FOREGROUND=1 ip netns exec "$NS_B" wireguard-go -f "$wg_b" >/dev/null 2>&1 &
+E2E_PIDS+=($!)
+for _ in $(seq 100); do
+  ip netns exec "$NS_A" ip link show "$wg_a" >/dev/null 2>&1 && ip netns exec "$NS_B" ip link show "$wg_b" >/dev/null 2>&1 && break
+  sleep 0.05
 done
-sleep 0.5
 echo "$ka" >/tmp/$TOPO_ID.ka; echo "$kb" >/tmp/$TOPO_ID.kb
-ip netns exec "$NS_A" wg set "$wg_if" listen-port 51820 private-key /tmp/$TOPO_ID.ka peer "$pb" allowed-ips 10.99.0.2/32 endpoint 198.18.0.3:51820
-ip netns exec "$NS_B" wg set "$wg_if" listen-port 51820 private-key /tmp/$TOPO_ID.kb peer "$pa" allowed-ips 10.99.0.1/32 endpoint 198.18.0.2:51820
+ip netns exec "$NS_A" wg set "$wg_a" listen-port 51820 private-key /tmp/$TOPO_ID.ka peer "$pb" allowed-ips 100.64.99.2/32 endpoint 198.18.0.3:51820
+ip netns exec "$NS_B" wg set "$wg_b" listen-port 51820 private-key /tmp/$TOPO_ID.kb peer "$pa" allowed-ips 100.64.99.1/32 endpoint 198.18.0.2:51820
 rm -f /tmp/$TOPO_ID.ka /tmp/$TOPO_ID.kb
-ip netns exec "$NS_A" ip addr add 10.99.0.1/24 dev "$wg_if"; ip netns exec "$NS_A" ip link set "$wg_if" mtu 1280 up
-ip netns exec "$NS_B" ip addr add 10.99.0.2/24 dev "$wg_if"; ip netns exec "$NS_B" ip link set "$wg_if" mtu 1280 up
-ip netns exec "$NS_A" ping -c 1 -W 2 10.99.0.2 >/dev/null
-wggo=$(iperf "$NS_B" 10.99.0.2 "$NS_A")
+ip netns exec "$NS_A" ip addr add 100.64.99.1/24 dev "$wg_a"; ip netns exec "$NS_A" ip link set "$wg_a" mtu 1280 up
+ip netns exec "$NS_B" ip addr add 100.64.99.2/24 dev "$wg_b"; ip netns exec "$NS_B" ip link set "$wg_b" mtu 1280 up
+ip netns exec "$NS_A" ping -c 1 -W 2 100.64.99.2 >/dev/null
+wggo=$(iperf "$NS_B" 100.64.99.2 "$NS_A")
 for pid in "${E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
 E2E_PIDS=()
 
