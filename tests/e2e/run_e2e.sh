@@ -5,7 +5,7 @@
 # wireguard-go peer; it prints what it measured and fails on a broken promise.
 #   BIN=<dir with the binaries> run_e2e.sh [scenario ...]
 # Scenarios: direct-lan direct-nat failover hard-nat udp-blocked interop linkchange
-#            egress hostile restart
+#            egress hostile operator restart
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:?set BIN}
@@ -288,6 +288,46 @@ scenario_restart() {
   note "restart: netproc back in ${took}s on the same port $port_after; audit passes; children die with the broker"
 }
 
+# Operator surface on a live pair: tailwarden ping, netmap reload keeping state,
+# a bad netmap refused with the old one still in force.
+scenario_operator() {
+  setup lan || return 1
+  bring_up_direct || fail "no direct path" || return 1
+  local out
+  out=$(e2e_cli a ping b)
+  grep -Eq "^pong from b \(100\.64\.0\.2\) via 198\.18\.0\.3:41641 in [0-9.]+ms$" <<<"$out" ||
+    fail "unexpected ping output: $out" || return 1
+  local hs_before
+  hs_before=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['peers'][0]['last_handshake_unix'])")
+  # Reload: the same peers plus a new one; b's path and session must survive.
+  python3 - "$E2E_DIR/a/netmap.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+m["peers"].append({"name": "c", "node_key": "nodekey:" + "c" * 64, "disco_key": "discokey:" + "d" * 64,
+                   "addresses": ["100.64.0.3/32"], "home_derp": 900})
+json.dump(m, open(sys.argv[1] + ".new", "w"))
+PY
+  mv "$E2E_DIR/a/netmap.json.new" "$E2E_DIR/a/netmap.json"
+  sleep 1
+  local gen path hs_after
+  gen=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['netmap_generation'])")
+  [ "$gen" = 2 ] || fail "netmap file change was not applied (generation $gen)" || return 1
+  path=$(e2e_path a b)
+  [ "$path" = direct ] || fail "reload lost b's direct path ($path)" || return 1
+  hs_after=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['peers'][0]['last_handshake_unix'])")
+  [ "$hs_after" = "$hs_before" ] || fail "reload reset b's WireGuard session" || return 1
+  ping_ok "$NS_A" "$TAILNET_B" 3 || fail "traffic stopped after reload" || return 1
+  # A bad netmap is refused precisely and the running one stays in force.
+  echo '{"self":{"name":"a"},"peers":[]}' >"$E2E_DIR/bad.json"
+  if out=$(e2e_cli a netmap apply "$E2E_DIR/bad.json" 2>&1); then
+    fail "a bad netmap was accepted" || return 1
+  fi
+  grep -q 'self: missing field "node_key"' <<<"$out" || fail "imprecise error: $out" || return 1
+  gen=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['netmap_generation'])")
+  [ "$gen" = 2 ] && [ "$(e2e_path a b)" = direct ] || fail "bad netmap disturbed the running one" || return 1
+  note "operator: '$out' ; reload kept b direct with the same session; ping: $(head -1 <<<"$(e2e_cli a ping b)")"
+}
+
 run() {
   SCEN=$1
   echo "== $SCEN"
@@ -302,13 +342,14 @@ run() {
     egress) scenario_egress ;;
     hostile) scenario_hostile ;;
     restart) scenario_restart ;;
+    operator) scenario_operator ;;
     *) fail "unknown scenario" ;;
   esac
   teardown
 }
 
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(direct-lan direct-nat failover hard-nat udp-blocked interop linkchange egress hostile restart)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(direct-lan direct-nat failover hard-nat udp-blocked interop linkchange egress hostile operator restart)
 for s in "${SCENARIOS[@]}"; do run "$s"; done
 note "logs: no private key (hex or base64) in the logs of ${SECRETS_CHECKED:-0} scenario runs"
 echo
