@@ -1,6 +1,7 @@
 // Admin requests: each is answered from the broker's own state, or by asking a
 // child over its control channel (StatusRequest topics) and merging the replies.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -105,7 +106,10 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
                    {"inert", !udp_.has_value()},
                    {"underlay_port", udp_ ? udp_->port : 0},
                    {"endpoints", json::array()},
-                   {"children_running", nj.is_object() && dj.is_object()}};
+                   {"children_running", nj.is_object() && dj.is_object()},
+                   {"pids", {{"broker", ::getpid()},
+                             {"netproc", child(ipc::Role::kNetproc) ? child(ipc::Role::kNetproc)->pid : -1},
+                             {"dataproc", child(ipc::Role::kDataproc) ? child(ipc::Role::kDataproc)->pid : -1}}}};
       for (const auto& e : endpoints_) self["endpoints"].push_back(e.to_string());
       json peers = json::array();
       for (const auto& p : nm.peers) {

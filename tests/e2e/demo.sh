@@ -101,9 +101,12 @@ fi
 if [ "$HOLD" = 1 ]; then
   for n in a b; do
     ns=$NS_A; [ "$n" = b ] && ns=$NS_B
-    pidvar=E2E_PID_$n
-    python3 -c "import json; print(json.dumps({'node':'$n','netns':'$ns','admin_socket':'$E2E_DIR/$n/admin.sock',
-      'pids':{'broker':${!pidvar}},'key_file':'$E2E_DIR/$n/keys','tailnet_ip':'$( [ $n = a ] && echo $TAILNET_A || echo $TAILNET_B )'}))"
+    e2e_cli "$n" status --json | python3 -c "
+import json, sys
+s = json.load(sys.stdin)['self']
+print(json.dumps({'node': '$n', 'netns': '$ns', 'admin_socket': '$E2E_DIR/$n/admin.sock', 'pids': s['pids'],
+                  'underlay': (s['endpoints'] or ['?'])[0], 'underlay_port': s['underlay_port'],
+                  'outside_if': 'eth0', 'key_file': '$E2E_DIR/$n/keys', 'tailnet_ip': s['address']}))"
   done
   say "holding; Ctrl-C to stop and clean up"
   while :; do sleep 3600; done
