@@ -1,5 +1,7 @@
 #include "netproc/magicsock/runtime.h"
 
+#include <boost/asio/post.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include "common/netmap.h"
@@ -337,6 +339,18 @@ PathKind Runtime::path_of(std::uint32_t peer_id) {
   auto t = table_id(peer_id);
   if (!t) return PathKind::kNone;
   return table_.status(*t, Clock::now(), derp_available()).path;
+}
+
+void Runtime::prompt_pinger(TimePoint now) {
+  if (prompt_posted_ || now - last_prompt_ < std::chrono::milliseconds(100)) return;
+  last_prompt_ = now;
+  prompt_posted_ = true;
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    prompt_posted_ = false;
+    next_pinger_ = Clock::now();
+    tick(next_pinger_);
+  });
 }
 
 void Runtime::tick(TimePoint now) {

@@ -136,6 +136,10 @@ class Runtime {
   void drain_udp();
   // Runs the periodic work due at `now` (the timer calls it).
   void tick(TimePoint now);
+  // A verified ping means the peer is trying to reach us, maybe from a source we
+  // have never pinged: run the pinger now instead of at its next 2 s tick, so the
+  // new candidate is probed at once (at most every 100 ms).
+  void prompt_pinger(TimePoint now);
 
   const PeerTable& table() const { return table_; }
   std::optional<PeerId> table_id(std::uint32_t peer_id) const;
@@ -206,6 +210,8 @@ class Runtime {
   boost::asio::steady_timer timer_;
   bool running_ = false;
   TimePoint next_pinger_{};
+  TimePoint last_prompt_{};
+  bool prompt_posted_ = false;
 
   // Broker ids ↔ table ids; wireguard_only peers live outside the table.
   std::vector<std::uint32_t> broker_of_;  // indexed by table id
