@@ -13,16 +13,6 @@
 
 namespace tw::broker {
 
-namespace {
-std::string read_text(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  *ok = static_cast<bool>(in);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-}  // namespace
-
 Daemon::Daemon(BrokerConfig config, NodeKeys keys)
     : config_(std::move(config)),
       keys_(std::move(keys)),
@@ -39,15 +29,11 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
 Daemon::~Daemon() { kill_children(); }
 
 Status Daemon::start() {
-  bool ok = false;
-  std::string text = read_text(config_.netmap_file, &ok);
-  if (!ok) return make_error(config_.netmap_file + ": cannot read netmap");
-  if (auto st = netmap_.apply(text, config_.netmap_file); !st) return st;
-  if (netmap_.netmap().self.node_key != keys_.node.public_key()) {
-    return make_error(config_.netmap_file + ": self.node_key does not match the key file (" +
-                      keys_.node.public_key().to_string() + ")");
-  }
-  egress_.set_derp_map(netmap_.netmap().derp_map);
+  // The same path as every later reload: read, validate, check our key, set the
+  // egress policy. It answers synchronously.
+  Status loaded = make_error("netmap: not loaded");
+  apply_netmap_file(config_.netmap_file, [&loaded](Status st) { loaded = std::move(st); });
+  if (!loaded) return loaded;
 
   auto sock = bind_underlay({config_.listen_port, config_.enable_ipv6});
   if (sock) {
