@@ -29,6 +29,7 @@ inline constexpr std::size_t kMaxCallMeMaybeEndpoints = 16;
 
 // Rate limits.
 inline constexpr Duration kForcedSweepInterval = 5s;        // CMM-triggered sweeps
+inline constexpr Duration kPingBackInterval = 1s;           // per candidate, see PeerPaths::ping_back
 inline constexpr Duration kOnDemandDiscoveryInterval = 5s;  // send found no trusted path
 inline constexpr Duration kCallMeMaybeInterval = 5s;        // per peer
 inline constexpr Duration kActiveTimeout = 45s;             // Go sessionActiveTimeout

@@ -36,6 +36,8 @@ struct MagicsockMetrics {
   Counter& forced_sweep;
   Counter& forced_sweep_rate_limited;
   Counter& discovery_on_demand;
+  Counter& ping_back;
+  Counter& ping_back_rate_limited;
   // Per-packet route.
   Counter& route_udp;
   Counter& route_udp_and_derp;

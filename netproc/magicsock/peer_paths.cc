@@ -14,6 +14,14 @@ bool contains(std::span<const IpPort> v, const IpPort& a) {
   return std::find(v.begin(), v.end(), a) != v.end();
 }
 
+Candidate make_candidate(const IpPort& a, CandidateSource s, TimePoint now) {
+  Candidate c;
+  c.addr = a;
+  c.source = s;
+  c.last_seen = now;
+  return c;
+}
+
 }  // namespace
 
 const Candidate* PeerPaths::find(const IpPort& a) const {
@@ -73,7 +81,7 @@ CandidateDelta PeerPaths::set_netmap_endpoints(std::span<const IpPort> eps, Time
     if (Candidate* c = find_mut(ep)) {
       c->source = CandidateSource::kNetmap;  // control vouches for it now: never expires
     } else {
-      cands_.push_back(Candidate{ep, CandidateSource::kNetmap, now, std::nullopt, std::nullopt});
+      cands_.push_back(make_candidate(ep, CandidateSource::kNetmap, now));
     }
     delta.added.push_back(ep);
   }
@@ -94,7 +102,7 @@ void PeerPaths::add_learned(const IpPort& a, CandidateSource s, TimePoint now,
     m()->candidate_rejected_cap.inc();
     return;
   }
-  cands_.push_back(Candidate{a, s, now, std::nullopt, std::nullopt});
+  cands_.push_back(make_candidate(a, s, now));
   m()->candidate_learned.inc();
   delta.added.push_back(a);
 }
@@ -223,6 +231,27 @@ bool PeerPaths::force_sweep(TimePoint now, RandomSource& rng, std::vector<Planne
   last_full_ping_ = now;
   m()->forced_sweep.inc();
   for (auto& c : cands_) emit(c, now, rng, out);
+  return true;
+}
+
+// Why no floor: through two NATs our sweep towards the peer usually reaches its NAT
+// before the peer's own ping has opened the mapping there, and is dropped. The
+// peer's ping arriving now proves its mapping exists, so the same address answers
+// us at once; waiting for the 5 s floor is what made direct-through-NAT take ~7 s.
+bool PeerPaths::ping_back(const IpPort& src, TimePoint now, RandomSource& rng,
+                          std::vector<PlannedPing>& out) {
+  Candidate* c = find_mut(src);
+  if (c == nullptr) return false;  // refused by the candidate filter: nothing to probe
+  const std::optional<IpPort> best = best_addr(now);
+  if (best && *best == src) return false;
+  if (c->last_ping_back && now - *c->last_ping_back < kPingBackInterval) {
+    m()->ping_back_rate_limited.inc();
+    return false;
+  }
+  expire_in_flight(now);
+  c->last_ping_back = now;
+  m()->ping_back.inc();
+  emit(*c, now, rng, out);
   return true;
 }
 

@@ -23,6 +23,7 @@ struct Candidate {
   TimePoint last_seen{};  // a learned candidate expires kLearnedCandidateLifetime after
   std::optional<TimePoint> last_ping;
   std::optional<Duration> latency;  // last RTT; cleared when a ping to it times out
+  std::optional<TimePoint> last_ping_back;
 };
 
 struct BestPath {
@@ -79,6 +80,10 @@ class PeerPaths {
   void plan_pings(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // Call-me-maybe sweep: every candidate, no floor; at most once per 5 s.
   bool force_sweep(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
+  // A verified ping from `src` just crossed both NATs inward: answer it with a ping
+  // of our own at once (no 5 s floor, at most once per second per candidate) unless
+  // `src` is already our trusted best. Returns whether a ping was planned.
+  bool ping_back(const IpPort& src, TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // On-demand discovery after a send found no trusted path (floor still applies).
   void plan_discovery(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // Operator ping: the best, else the most useful candidate; counts as activity.

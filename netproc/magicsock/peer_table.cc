@@ -188,6 +188,14 @@ std::optional<PeerId> PeerTable::on_ping_udp(const DiscoPublic& sender,
   return id;
 }
 
+void PeerTable::ping_back(PeerId id, const IpPort& src, TimePoint now,
+                          std::vector<PeerPing>& out) {
+  ping_scratch_.clear();
+  if (!slots_[id].paths.ping_back(src, now, rng_, ping_scratch_)) return;
+  for (const auto& ping : ping_scratch_) out.push_back(PeerPing{id, ping});
+  touch(id, now);
+}
+
 std::optional<PeerId> PeerTable::on_ping_derp(const DiscoPublic& sender,
                                               const std::optional<NodePublic>& claimed,
                                               const NodePublic& derp_src) {

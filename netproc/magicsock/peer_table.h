@@ -72,6 +72,8 @@ class PeerTable {
   std::optional<PeerId> on_ping_udp(const DiscoPublic& sender,
                                     const std::optional<NodePublic>& claimed, const IpPort& src,
                                     TimePoint now);
+  // After on_ping_udp accepted a ping: ping its source back at once (PeerPaths::ping_back).
+  void ping_back(PeerId id, const IpPort& src, TimePoint now, std::vector<PeerPing>& out);
   std::optional<PeerId> on_ping_derp(const DiscoPublic& sender,
                                      const std::optional<NodePublic>& claimed,
                                      const NodePublic& derp_src);

@@ -45,6 +45,9 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                    // Binding verifier inside on_ping_udp; a refused ping gets nothing back.
                    if (auto id = table_.on_ping_udp(hdr->sender, p.node_key, src, now)) {
                      send_disco_udp(*id, src, disco::Pong{p.txid, src});
+                     ping_scratch_.clear();
+                     table_.ping_back(*id, src, now, ping_scratch_);
+                     send_pings(ping_scratch_);
                      prompt_pinger(now);
                    }
                  },

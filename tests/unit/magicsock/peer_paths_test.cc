@@ -379,6 +379,52 @@ TEST(PeerPathsTest, ForcedSweepPingsEveryCandidateBypassingTheFloor) {
   EXPECT_EQ(out.size(), 2u);
 }
 
+// Through two NATs our CMM sweep is dropped at the peer's NAT; the peer's ping that
+// arrives a moment later must be answered by a ping of ours at once, not after 5 s.
+TEST(PeerPathsTest, VerifiedPingIsPingedBackAtOnceDespiteTheFloor) {
+  PathsHarness h;
+  std::vector<IpPort> cmm{kA};
+  h.p.learn_from_call_me_maybe(cmm, h.now);
+  std::vector<PlannedPing> sweep;
+  ASSERT_TRUE(h.p.force_sweep(h.now, h.rng, sweep));  // lost at the peer's NAT
+  h.now += 3ms;
+  h.p.learn_from_ping(kA, h.now);
+  EXPECT_TRUE(h.plan().empty());  // the 5 s floor holds the ordinary schedule
+  std::vector<PlannedPing> back;
+  ASSERT_TRUE(h.p.ping_back(kA, h.now, h.rng, back));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].to, kA);
+  h.now += 2ms;
+  auto out = h.p.note_pong(back[0].txid, h.now);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(h.p.best_addr(h.now), kA);
+  EXPECT_EQ(h.counter("disco_ping_back_total"), 1u);
+}
+
+TEST(PeerPathsTest, PingBackIsLimitedToOncePerSecondPerCandidate) {
+  PathsHarness h;
+  h.p.learn_from_ping(kA, h.now);
+  std::vector<PlannedPing> out;
+  EXPECT_TRUE(h.p.ping_back(kA, h.now, h.rng, out));
+  h.now += kPingBackInterval - 1ms;
+  EXPECT_FALSE(h.p.ping_back(kA, h.now, h.rng, out));
+  EXPECT_EQ(h.counter("disco_ping_back_rate_limited_total"), 1u);
+  h.now += 1ms;
+  EXPECT_TRUE(h.p.ping_back(kA, h.now, h.rng, out));
+  EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(PeerPathsTest, NoPingBackToTheTrustedBestOrAnUnknownAddress) {
+  PathsHarness h;
+  h.netmap({kA});
+  h.confirm(kA, 10ms);
+  std::vector<PlannedPing> out;
+  EXPECT_FALSE(h.p.ping_back(kA, h.now, h.rng, out));  // its own schedule keeps it fresh
+  EXPECT_FALSE(h.p.ping_back(kB, h.now, h.rng, out));  // filtered or never learned
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(h.p.consistent());
+}
+
 TEST(PeerPathsTest, TimedOutPingToExpiredBestClearsBest) {
   PathsHarness h;
   h.netmap({kA});

@@ -119,6 +119,19 @@ TEST(PeerTableTest, BoundPingFromPrivateSourceIsAnsweredButNotLearned) {
   EXPECT_TRUE(h.t.paths(h.id(1)).candidates().empty());
 }
 
+TEST(PeerTableTest, BoundPingIsPingedBackToItsSource) {
+  TableHarness h;
+  h.load({netmap_peer(1, {})});
+  auto id = h.t.on_ping_udp(disco_key(1), node_key(1), kC, h.now);
+  ASSERT_TRUE(id);
+  std::vector<PeerPing> out;
+  h.t.ping_back(*id, kC, h.now, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].peer, h.id(1));
+  EXPECT_EQ(out[0].ping.to, kC);
+  EXPECT_EQ(h.t.paths(h.id(1)).in_flight_count(), 1u);
+}
+
 TEST(PeerTableTest, RelayedPingFromTheBoundNodeIsAnswered) {
   TableHarness h;
   h.load({netmap_peer(1, {kA})});
