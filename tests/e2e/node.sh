@@ -7,8 +7,19 @@
 #   e2e_start_node a|b            tailwardend in $NS_A / $NS_B
 #   e2e_cli a|b ARGS...           tailwarden CLI against that node's admin socket
 #   e2e_wait_path a|b PEER KIND T wait until the peer's path is KIND (direct|derp)
+#   e2e_capture_start NAME NS IFACE DIR FILTER   tcpdump to $E2E_DIR/NAME.pcap
+#   e2e_capture_stop NAME         flushes and stops that capture
+#   e2e_pid N broker|netproc|dataproc   a node's process ids, from status --json
+#   e2e_mem_kb PID                "VmRSS RssAnon RssShmem" of a process in KiB
+#   e2e_memfd_kb PID              KiB of memfd (IPC ring) mappings of a process
 #   e2e_cleanup                   stops what we started (by PID) and removes namespaces
 set -u
+
+# The system interpreter, not a version-manager shim: a pyenv shim costs ~2 s per
+# start on a loaded machine, which would swamp every timing taken around it. As a
+# function, it serves every script that sources this file.
+E2E_PY=${E2E_PYTHON:-$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)}
+python3() { "$E2E_PY" "$@"; }
 
 E2E_PIDS=()
 TAILNET_A=100.64.0.1
@@ -103,22 +114,75 @@ try:
 except Exception: print('?')"
 }
 
-# e2e_wait_path N PEER KIND TIMEOUT_S: prints the seconds it took, or fails.
+# e2e_wait_path N PEER KIND TIMEOUT_S: prints the seconds it took, or fails. One
+# process polls status every 20 ms, so the figure is not the cost of the polling.
 e2e_wait_path() {
-  local n=$1 peer=$2 kind=$3 timeout=$4
-  local start now
-  start=$(date +%s.%N)
-  while :; do
-    [ "$(e2e_path "$n" "$peer")" = "$kind" ] && break
-    now=$(date +%s.%N)
-    if python3 -c "import sys; sys.exit(0 if $now-$start > $timeout else 1)"; then
-      echo "timeout"
-      return 1
-    fi
-    sleep 0.05
+  python3 - "$BIN/tailwarden" "$E2E_DIR/$1/admin.sock" "$2" "$3" "$4" <<'PY'
+import json, subprocess, sys, time
+cli, sock, peer, kind, timeout = sys.argv[1:6]
+start = time.time()
+while True:
+    try:
+        out = subprocess.run([cli, "--socket", sock, "status", "--json"], capture_output=True,
+                             timeout=5).stdout
+        path = next((p.get("path") for p in json.loads(out)["peers"] if p["name"] == peer), None)
+    except Exception:
+        path = None
+    if path == kind:
+        print(f"{time.time() - start:.2f}")
+        sys.exit(0)
+    if time.time() - start > float(timeout):
+        print("timeout")
+        sys.exit(1)
+    time.sleep(0.02)
+PY
+}
+
+# e2e_capture_start NAME NS IFACE DIRECTION FILTER: a packet capture (tcpdump, packet-
+# buffered so the file is complete the moment it stops) of DIRECTION (in|out|inout)
+# on IFACE inside NS; returns once tcpdump is listening.
+e2e_capture_start() {
+  local name=$1 ns=$2 ifc=$3 dir=$4 filter=$5
+  ip netns exec "$ns" tcpdump -i "$ifc" -Q "$dir" -U --immediate-mode -n -Z root -w "$E2E_DIR/$name.pcap" "$filter" \
+    2>"$E2E_DIR/$name.tcpdump.log" &
+  local pid=$!
+  E2E_PIDS+=("$pid")
+  eval "E2E_CAP_$name=$pid"
+  for _ in $(seq 200); do
+    grep -q "listening on" "$E2E_DIR/$name.tcpdump.log" 2>/dev/null && return 0
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.02
   done
-  now=$(date +%s.%N)
-  python3 -c "print(f'{$now-$start:.2f}')"
+  echo "capture $name did not start: $(cat "$E2E_DIR/$name.tcpdump.log")" >&2
+  return 1
+}
+
+e2e_capture_stop() {
+  local pid
+  eval "pid=\${E2E_CAP_$1:-}"
+  [ -n "$pid" ] || return 0
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  eval "E2E_CAP_$1="
+}
+
+e2e_pid() {
+  e2e_cli "$1" status --json 2>/dev/null |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['self']['pids']['$2'])" 2>/dev/null
+}
+
+# e2e_mem_kb PID: "VmRSS RssAnon RssShmem" of a process, in KiB.
+e2e_mem_kb() {
+  awk '/^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssShmem:/ {s=$2} END {print r+0, a+0, s+0}' "/proc/$1/status" 2>/dev/null
+}
+
+# e2e_memfd_kb PID: the size of every memfd a process maps (the IPC rings), in KiB.
+e2e_memfd_kb() {
+  local range rest total=0
+  while read -r range rest; do
+    case "$rest" in *memfd:*) total=$((total + 16#${range#*-} - 16#${range%-*})) ;; esac
+  done <"/proc/$1/maps"
+  echo $((total / 1024))
 }
 
 e2e_cleanup() {

@@ -7,7 +7,9 @@
 #   "internet" segment 198.18.0.0/24: bridge in namespace $NS_INET (198.18.0.1 hosts the
 #   DERP relay and the STUN server); routers / lan nodes at 198.18.0.2 and .3.
 #   Site A LAN 198.18.1.0/24 (node A .2, router .1); site B LAN 198.18.2.0/24.
-# Node namespaces are $NS_A and $NS_B; routers $NS_RA and $NS_RB (NAT topologies only).
+# Node namespaces are $NS_A and $NS_B; routers $NS_RA and $NS_RB (NAT topologies only);
+# topo_add_stranger adds $NS_X, a host on the internet segment at $STRANGER_IP that is
+# in no netmap (the attacker of the hostile scenario).
 set -u
 
 TOPO_ID=${TOPO_ID:-$$}
@@ -16,7 +18,9 @@ NS_A="tw${TOPO_ID}-a"
 NS_B="tw${TOPO_ID}-b"
 NS_RA="tw${TOPO_ID}-ra"
 NS_RB="tw${TOPO_ID}-rb"
+NS_X="tw${TOPO_ID}-x"
 INET_IP=198.18.0.1
+STRANGER_IP=198.18.0.9
 TOPO_KIND=""
 
 _nsx() { ip netns exec "$@"; }
@@ -105,6 +109,12 @@ topo_up() {
   return 0
 }
 
+topo_add_stranger() {
+  ip netns add "$NS_X"
+  _nsx "$NS_X" ip link set lo up
+  _attach_inet "$NS_X" eth0 "$STRANGER_IP"
+}
+
 # Drops UDP between the two sites at both routers (STUN and DERP to 198.18.0.1 still
 # work); topo_unblock_udp lifts it.
 topo_block_udp() {
@@ -147,7 +157,8 @@ topo_node_ip() {
 }
 
 topo_down() {
-  for ns in "$NS_A" "$NS_B" "$NS_RA" "$NS_RB" "$NS_INET"; do
+  for ns in "$NS_A" "$NS_B" "$NS_RA" "$NS_RB" "${NS_X:-}" "$NS_INET"; do
+    [ -n "$ns" ] || continue
     if ip netns list | grep -qw "$ns"; then
       # Only processes started inside our own namespaces.
       for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
