@@ -75,13 +75,21 @@ Status DerpClient::check_timeout(TimePoint now) const {
 }
 
 Status DerpClient::read_available(bool& got_bytes) {
-  std::uint8_t buf[64 * 1024];
+  std::uint8_t http_chunk[4096];
   for (;;) {
-    IoResult r = stream_->read(buf);
+    // Frames are read straight into the frame reader and handled in place.
+    const bool http = state_ == State::kHttp;
+    MutableByteView into = http ? MutableByteView(http_chunk) : reader_.space(kReadChunk);
+    IoResult r = stream_->read(into);
     switch (r.kind) {
       case IoResult::kDone:
         got_bytes = true;
-        if (auto st = consume(ByteView(buf, r.n)); !st) return st;
+        if (http) {
+          if (auto st = consume_http(into.first(r.n)); !st) return st;
+        } else {
+          reader_.commit(r.n);
+        }
+        if (auto st = handle_frames(); !st) return st;
         continue;
       case IoResult::kWantRead: return ok_status();
       case IoResult::kWantWrite:
@@ -93,28 +101,29 @@ Status DerpClient::read_available(bool& got_bytes) {
   }
 }
 
-Status DerpClient::consume(ByteView bytes) {
-  if (state_ == State::kHttp) {
-    http_buf_.insert(http_buf_.end(), bytes.begin(), bytes.end());
-    auto resp = parse_upgrade_response(http_buf_);
-    if (!resp) return make_error(resp.error());
-    if (!*resp) return ok_status();
-    reader_.feed(ByteView(http_buf_).subspan((*resp)->length));
-    http_buf_.clear();
-    http_buf_.shrink_to_fit();
-    state_ = State::kServerKey;
-  } else {
-    reader_.feed(bytes);
-  }
+Status DerpClient::consume_http(ByteView bytes) {
+  http_buf_.insert(http_buf_.end(), bytes.begin(), bytes.end());
+  auto resp = parse_upgrade_response(http_buf_);
+  if (!resp) return make_error(resp.error());
+  if (!*resp) return ok_status();
+  reader_.feed(ByteView(http_buf_).subspan((*resp)->length));
+  http_buf_.clear();
+  http_buf_.shrink_to_fit();
+  state_ = State::kServerKey;
+  return ok_status();
+}
+
+Status DerpClient::handle_frames() {
+  if (state_ == State::kHttp) return ok_status();
   for (;;) {
-    auto f = reader_.next();
+    auto f = reader_.next_view();
     if (!f) return make_error(f.error());
     if (!*f) return ok_status();
     if (auto st = handle_frame(**f); !st) return st;
   }
 }
 
-Status DerpClient::handle_server_key(const Frame& f) {
+Status DerpClient::handle_server_key(const FrameView& f) {
   if (f.type != static_cast<std::uint8_t>(FrameType::kServerKey))
     return make_error("derp: expected ServerKey, got frame type " + std::to_string(f.type));
   auto sk = parse_server_key(f.payload);
@@ -144,7 +153,7 @@ Status DerpClient::send_client_info(Result<Bytes> sealed) {
   return ok_status();
 }
 
-Status DerpClient::handle_frame(const Frame& f) {
+Status DerpClient::handle_frame(const FrameView& f) {
   if (state_ == State::kServerKey) return handle_server_key(f);
   switch (static_cast<FrameType>(f.type)) {
     case FrameType::kServerInfo: {
@@ -196,9 +205,18 @@ Status DerpClient::handle_frame(const Frame& f) {
   }
 }
 
+bool DerpClient::make_room(std::size_t n) {
+  if (out_.size() - out_pos_ + n > cfg_.max_pending_write) return false;
+  // Drop the written prefix once it dominates, so a slow socket cannot grow out_.
+  if (out_pos_ > 0 && out_pos_ >= out_.size() / 2) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
+    out_pos_ = 0;
+  }
+  return true;
+}
+
 Status DerpClient::queue(FrameType type, ByteView payload) {
-  if (out_.size() - out_pos_ + payload.size() > cfg_.max_pending_write)
-    return make_error("derp: write buffer full");
+  if (!make_room(kFrameHeaderLen + payload.size())) return make_error("derp: write buffer full");
   append_frame(out_, type, payload);
   return ok_status();
 }
@@ -228,9 +246,12 @@ Status DerpClient::send_packet(const NodePublic& dst, ByteView packet) {
   if (state_ == State::kHttp || state_ == State::kServerKey || state_ == State::kSealing)
     return make_error("derp: handshake not done");
   if (packet.size() > kMaxPacketSize) return make_error("derp: packet over 64 KiB");
-  Bytes payload = send_packet_payload(dst, packet);
-  if (auto st = queue(FrameType::kSendPacket, payload); !st) return st;
-  return flush();
+  if (!make_room(kFrameHeaderLen + kKeyLen + packet.size())) return make_error("derp: write buffer full");
+  append_keyed_frame(out_, FrameType::kSendPacket, dst, packet);
+  // Coalesce: packets sent in one event-loop turn share TLS records and write(2)
+  // calls; the rest goes out at the next on_io (wants_write() asks for it).
+  if (out_.size() - out_pos_ >= kCoalesceBytes) return flush();
+  return ok_status();
 }
 
 Status DerpClient::note_preferred(bool preferred) {

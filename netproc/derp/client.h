@@ -80,7 +80,10 @@ class DerpClient {
   Status on_io(TimePoint now);
   Status check_timeout(TimePoint now) const;
 
-  // Queue frames; they are written by this call if the socket allows, else by on_io.
+  // Queue frames. Control frames are written by this call if the socket allows, else
+  // by on_io. Packets are coalesced: written once kCoalesceBytes are pending, else by
+  // the next on_io (wants_write() is true meanwhile), so a burst of sends costs a
+  // few large TLS records instead of one record and one write(2) per packet.
   Status send_packet(const NodePublic& dst, ByteView packet);
   Status note_preferred(bool preferred);
   Status send_ping(const PingData& data);
@@ -88,6 +91,8 @@ class DerpClient {
   Status provide_sealed(Result<Bytes> sealed);
 
  private:
+  static constexpr std::size_t kReadChunk = 64 * 1024;
+  static constexpr std::size_t kCoalesceBytes = 64 * 1024;
   enum class State { kHttp, kServerKey, kSealing, kServerInfo, kReady };
   struct Counters {
     Counter* pongs_sent = nullptr;
@@ -99,10 +104,12 @@ class DerpClient {
 
   Status flush();
   Status read_available(bool& got_bytes);
-  Status consume(ByteView bytes);
-  Status handle_frame(const Frame& f);
-  Status handle_server_key(const Frame& f);
+  Status consume_http(ByteView bytes);
+  Status handle_frames();
+  Status handle_frame(const FrameView& f);
+  Status handle_server_key(const FrameView& f);
   Status send_client_info(Result<Bytes> sealed);
+  bool make_room(std::size_t n);
   Status queue(FrameType type, ByteView payload);
 
   std::unique_ptr<Stream> stream_;

@@ -42,6 +42,16 @@ void append_frame(Bytes& out, FrameType type, ByteView payload) {
   append(out, payload);
 }
 
+void append_keyed_frame(Bytes& out, FrameType type, const NodePublic& key, ByteView packet) {
+  std::size_t at = out.size();
+  out.resize(at + kFrameHeaderLen + kKeyLen + packet.size());
+  std::uint8_t* p = out.data() + at;
+  p[0] = static_cast<std::uint8_t>(type);
+  store_be32(p + 1, static_cast<std::uint32_t>(kKeyLen + packet.size()));
+  std::memcpy(p + kFrameHeaderLen, key.data(), kKeyLen);
+  if (!packet.empty()) std::memcpy(p + kFrameHeaderLen + kKeyLen, packet.data(), packet.size());
+}
+
 Result<Bytes> encode_frame(FrameType type, ByteView payload) {
   if (payload.size() > kMaxFrameSize) return make_error("derp: frame payload too large");
   Bytes out;
@@ -50,27 +60,44 @@ Result<Bytes> encode_frame(FrameType type, ByteView payload) {
   return out;
 }
 
-void FrameReader::feed(ByteView bytes) {
-  // Compact once the consumed prefix dominates, so the buffer does not grow forever.
-  if (pos_ > 0 && pos_ >= buf_.size() / 2) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+MutableByteView FrameReader::space(std::size_t min) {
+  if (pos_ == end_) pos_ = end_ = 0;
+  if (buf_.size() - end_ < min && pos_ > 0) {
+    // Only the unread tail (at most one partial frame on the data path) moves.
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
     pos_ = 0;
   }
-  append(buf_, bytes);
+  if (buf_.size() - end_ < min) buf_.resize(std::max(end_ + min, 2 * buf_.size()));
+  return MutableByteView(buf_).subspan(end_);
 }
 
-Result<std::optional<Frame>> FrameReader::next() {
-  std::size_t avail = buf_.size() - pos_;
-  if (avail < kFrameHeaderLen) return std::optional<Frame>{};
+void FrameReader::commit(std::size_t n) { end_ += std::min(n, buf_.size() - end_); }
+
+void FrameReader::feed(ByteView bytes) {
+  if (bytes.empty()) return;
+  MutableByteView room = space(bytes.size());
+  std::memcpy(room.data(), bytes.data(), bytes.size());
+  commit(bytes.size());
+}
+
+Result<std::optional<FrameView>> FrameReader::next_view() {
+  std::size_t avail = end_ - pos_;
+  if (avail < kFrameHeaderLen) return std::optional<FrameView>{};
   const std::uint8_t* p = buf_.data() + pos_;
   std::uint32_t len = load_be32(p + 1);
   if (len > max_frame_) return make_error("derp: frame of " + std::to_string(len) + " bytes exceeds limit");
-  if (avail < kFrameHeaderLen + len) return std::optional<Frame>{};
-  Frame f;
-  f.type = p[0];
-  f.payload.assign(p + kFrameHeaderLen, p + kFrameHeaderLen + len);
+  if (avail - kFrameHeaderLen < len) return std::optional<FrameView>{};
+  FrameView f{p[0], ByteView(p + kFrameHeaderLen, len)};
   pos_ += kFrameHeaderLen + len;
-  return std::optional<Frame>(std::move(f));
+  return std::optional<FrameView>(f);
+}
+
+Result<std::optional<Frame>> FrameReader::next() {
+  auto v = next_view();
+  if (!v) return make_error(v.error());
+  if (!*v) return std::optional<Frame>{};
+  return std::optional<Frame>(Frame{(*v)->type, Bytes((*v)->payload.begin(), (*v)->payload.end())});
 }
 
 Bytes server_key_payload(const NodePublic& server) {

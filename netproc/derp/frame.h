@@ -55,24 +55,42 @@ struct Frame {
   Bytes payload;
 };
 
+// A frame parsed in place: `payload` points into the reader's buffer and stays valid
+// until the reader's next space()/feed() call.
+struct FrameView {
+  std::uint8_t type = 0;
+  ByteView payload;
+};
+
 // Serialises one frame. Refuses payloads the length field or our limit cannot carry.
 Result<Bytes> encode_frame(FrameType type, ByteView payload);
 void append_frame(Bytes& out, FrameType type, ByteView payload);
+// `type | len | key | packet` without an intermediate payload buffer (SendPacket,
+// RecvPacket: the data path).
+void append_keyed_frame(Bytes& out, FrameType type, const NodePublic& key, ByteView packet);
 
-// Incremental reader: feed stream bytes, take whole frames. A declared length above
+// Incremental reader: stream bytes in, whole frames out. A declared length above
 // `max_frame` is a fatal stream error (the caller closes the connection).
+// The data path reads straight into space() and commit()s, then takes frames with
+// next_view(), so a relayed packet is not copied between the read and its handler.
 class FrameReader {
  public:
   explicit FrameReader(std::size_t max_frame = kMaxFrameSize) : max_frame_(max_frame) {}
+  // Writable room for at least `min` bytes after the buffered ones (moves the unread
+  // tail to the front or grows the buffer when needed); commit() what was written.
+  MutableByteView space(std::size_t min);
+  void commit(std::size_t n);
   void feed(ByteView bytes);
   // nullopt: need more bytes. Error: the stream is corrupt and must be dropped.
-  Result<std::optional<Frame>> next();
-  std::size_t buffered() const { return buf_.size() - pos_; }
+  Result<std::optional<FrameView>> next_view();
+  Result<std::optional<Frame>> next();  // as next_view(), with the payload copied out
+  std::size_t buffered() const { return end_ - pos_; }
 
  private:
   std::size_t max_frame_;
-  Bytes buf_;
+  Bytes buf_;             // [pos_, end_) is unread; the rest is spare room
   std::size_t pos_ = 0;
+  std::size_t end_ = 0;
 };
 
 // ---- payloads -------------------------------------------------------------------

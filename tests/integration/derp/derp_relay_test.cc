@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "netproc/derp/frame.h"
@@ -115,6 +116,40 @@ TEST_F(DerpRelay, PlainHttpRelaysBothWays) {
   ASSERT_TRUE(d.started());
   connect_pair(d.port(), plain_config());
   expect_relay_both_ways();
+}
+
+// A receiver that stops reading loses the oldest packets once its socket and its
+// 32-packet queue at the relay are full, and still gets the newest ones in order
+// (Tailscale drops from the head of the queue).
+TEST_F(DerpRelay, StalledReceiverLosesOldestPacketsButGetsTheNewest) {
+  Derper d(dir_, {"--plain-http", "--write-timeout-ms", "20000"});
+  ASSERT_TRUE(d.started());
+  connect_pair(d.port(), plain_config());
+  constexpr std::uint32_t kPackets = 20000;  // 28 MB: far beyond every socket buffer towards B
+  constexpr std::uint32_t kQueue = 32;
+  Bytes pkt(1400, 0x11);
+  auto a_drained = [&] { return !a_->client().wants_write(); };
+  for (std::uint32_t i = 0; i < kPackets; ++i) {
+    store_be32(pkt.data(), i);
+    ASSERT_TRUE(a_->client().send_packet(b_->key(), pkt).ok());
+    if (i % 64 == 63) {
+      ASSERT_TRUE(pump_until({a_.get()}, a_drained)) << a_->error();
+    }
+  }
+  ASSERT_TRUE(pump_until({a_.get()}, a_drained)) << a_->error();
+  pump_until({a_.get()}, [] { return false; }, 500);  // the relay reads the rest while B still stalls
+
+  auto last_arrived = [&] {
+    return !b_->packets.empty() && load_be32(b_->packets.back().packet.data()) == kPackets - 1;
+  };
+  ASSERT_TRUE(pump_until({b_.get()}, last_arrived, 10000)) << b_->error();
+  std::vector<std::uint32_t> seqs;
+  for (const auto& p : b_->packets) seqs.push_back(load_be32(p.packet.data()));
+  EXPECT_LT(seqs.size(), kPackets - kQueue);  // packets were dropped...
+  EXPECT_TRUE(std::is_sorted(seqs.begin(), seqs.end()));
+  EXPECT_EQ(std::adjacent_find(seqs.begin(), seqs.end()), seqs.end());
+  ASSERT_GE(seqs.size(), kQueue);  // ...but never the newest: the queue's 32 all arrive
+  for (std::uint32_t k = 0; k < kQueue; ++k) EXPECT_EQ(seqs[seqs.size() - kQueue + k], kPackets - kQueue + k);
 }
 
 TEST_F(DerpRelay, DiscoToAbsentPeerGetsNotHereButOtherPacketsGetNothing) {

@@ -95,6 +95,7 @@ int connect_loopback(std::uint16_t port) {
     ::close(fd);
     return -1;
   }
+  derp::set_tcp_nodelay(fd);  // as the broker does on the DERP connections it dials
   return fd;
 }
 
@@ -117,7 +118,10 @@ TestClient::TestClient(std::uint16_t port, derp::DerpClientConfig cfg)
   };
   derp::DerpClientEvents ev;
   ev.on_ready = [this] { ready = true; };
-  ev.on_packet = [this](const NodePublic& src, ByteView p) { packets.push_back({src, Bytes(p.begin(), p.end())}); };
+  ev.on_packet = [this](const NodePublic& src, ByteView p) {
+    ++packets_seen;
+    if (keep_packets) packets.push_back({src, Bytes(p.begin(), p.end())});
+  };
   ev.on_peer_gone = [this](const NodePublic& k, derp::PeerGoneReason r) { gone.push_back({k, r}); };
   auto c = derp::DerpClient::start(fd, std::move(cfg), sealer, std::move(ev), Clock::now());
   if (!c) {

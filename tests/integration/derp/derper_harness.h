@@ -49,7 +49,8 @@ class Derper {
   std::uint16_t stun_port_ = 0;
 };
 
-int connect_loopback(std::uint16_t port);  // blocking connect; -1 on failure
+// Blocking connect with TCP_NODELAY (as the broker dials DERP); -1 on failure.
+int connect_loopback(std::uint16_t port);
 
 struct ReceivedPacket {
   NodePublic src;
@@ -75,6 +76,8 @@ class TestClient {
   void close() { client_.reset(); }
 
   bool ready = false;
+  bool keep_packets = true;   // false: only count them (benchmarks)
+  std::size_t packets_seen = 0;
   std::vector<ReceivedPacket> packets;
   std::vector<ReceivedPeerGone> gone;
 

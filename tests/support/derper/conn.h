@@ -34,6 +34,7 @@ struct Conn {
   std::deque<Bytes> data;
   std::optional<derp::PingData> pending_pong;  // at most one, as Tailscale's server
   std::optional<TimePoint> write_blocked_since;
+  bool awaiting_pump = false;  // listed in DerpServer::awaiting_pump_
 
   TimePoint next_keepalive{};
   TimePoint next_ping{};

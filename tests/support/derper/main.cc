@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   int stun_port = -1;
   int ping_ms = 0;
   int keepalive_ms = 60000;
+  int write_timeout_ms = 2000;
   app.add_option("--listen", listen, "address:port for DERP (port 0 = ephemeral)");
   app.add_option("--tls-cert", cert, "PEM certificate chain");
   app.add_option("--tls-key", key, "PEM private key");
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", port_file, "write '<derp port> <stun port>' here once bound");
   app.add_option("--ping-interval-ms", ping_ms, "ping each client this often (tests; default never)");
   app.add_option("--keepalive-ms", keepalive_ms, "keepalive interval (plus up to 1/12 of it as jitter)");
+  app.add_option("--write-timeout-ms", write_timeout_ms, "drop a client whose socket takes nothing for this long");
   CLI11_PARSE(app, argc, argv);
 
   tw::crypto_init();
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
   cfg.key = *priv;
   cfg.ping_interval = std::chrono::milliseconds(ping_ms);
   cfg.keepalive = std::chrono::milliseconds(keepalive_ms);
+  cfg.write_timeout = std::chrono::milliseconds(write_timeout_ms);
   auto server = tw::derper::DerpServer::create(cfg);
   if (!server) {
     std::fprintf(stderr, "tailwarden-derper: %s\n", server.error().c_str());

@@ -178,36 +178,40 @@ void DerpServer::on_conn_event(Conn& c, TimePoint now) {
   if (c.state == Conn::State::kClosing) return;
   read_conn(c, now);
   if (c.state != Conn::State::kClosing) pump(c, now);
+  pump_receivers(now);
 }
 
 void DerpServer::read_conn(Conn& c, TimePoint now) {
-  std::uint8_t buf[64 * 1024];
+  std::uint8_t http_chunk[4096];
   for (int rounds = 0; rounds < 64 && c.state != Conn::State::kClosing; ++rounds) {
-    derp::IoResult r = c.stream->read(buf);
+    // Frames are read straight into the frame reader and handled in place.
+    const bool framed = c.state != Conn::State::kHttp && c.state != Conn::State::kResponding;
+    MutableByteView into = framed ? c.reader.space(kReadChunk) : MutableByteView(http_chunk);
+    derp::IoResult r = c.stream->read(into);
     if (r.kind == derp::IoResult::kWantRead || r.kind == derp::IoResult::kWantWrite) return;
     if (r.kind != derp::IoResult::kDone) {
       close_conn(c.id, r.kind == derp::IoResult::kClosed ? "closed by client" : r.error);
       return;
     }
-    ByteView bytes(buf, r.n);
     if (c.state == Conn::State::kResponding) continue;  // request bodies are ignored
     if (c.state == Conn::State::kHttp) {
-      consume_http(c, bytes);
+      consume_http(c, into.first(r.n));
       continue;
     }
-    c.reader.feed(bytes);
-    while (c.state != Conn::State::kClosing) {
-      auto f = c.reader.next();
-      if (!f) {
-        close_conn(c.id, f.error());
-        return;
-      }
-      if (!*f) break;
-      handle_frame(c, **f, now);
-    }
+    c.reader.commit(r.n);
+    handle_frames(c, now);
   }
   // Still readable after 64 rounds: come back on the next loop so others get a turn.
   if (c.state != Conn::State::kClosing) rerun_.push_back(c.id);
+}
+
+void DerpServer::handle_frames(Conn& c, TimePoint now) {
+  while (c.state != Conn::State::kClosing) {
+    auto f = c.reader.next_view();
+    if (!f) return close_conn(c.id, f.error());
+    if (!*f) return;
+    handle_frame(c, **f, now);
+  }
 }
 
 void DerpServer::consume_http(Conn& c, ByteView bytes) {
@@ -235,16 +239,10 @@ void DerpServer::consume_http(Conn& c, ByteView bytes) {
   c.state = Conn::State::kClientInfo;
   c.reader.feed(ByteView(c.http_in).subspan(rq.length));  // fast start: ClientInfo may follow
   c.http_in.clear();
-  TimePoint now = Clock::now();
-  while (c.state == Conn::State::kClientInfo) {
-    auto f = c.reader.next();
-    if (!f) return close_conn(c.id, f.error());
-    if (!*f) break;
-    handle_frame(c, **f, now);
-  }
+  handle_frames(c, Clock::now());
 }
 
-void DerpServer::handle_frame(Conn& c, const derp::Frame& f, TimePoint now) {
+void DerpServer::handle_frame(Conn& c, const derp::FrameView& f, TimePoint now) {
   if (c.state == Conn::State::kClientInfo) {
     if (f.type != static_cast<std::uint8_t>(FrameType::kClientInfo))
       return close_conn(c.id, "expected ClientInfo");
@@ -276,7 +274,7 @@ void DerpServer::handle_frame(Conn& c, const derp::Frame& f, TimePoint now) {
   }
 }
 
-void DerpServer::handle_client_info(Conn& c, const derp::Frame& f, TimePoint now) {
+void DerpServer::handle_client_info(Conn& c, const derp::FrameView& f, TimePoint now) {
   auto ci = derp::parse_client_info(f.payload);
   if (!ci) return close_conn(c.id, ci.error());
   if (ci->sealed.size() < derp::kNonceLen + crypto_box_MACBYTES) return close_conn(c.id, "short ClientInfo box");
@@ -316,15 +314,11 @@ Conn* DerpServer::active_for(const NodePublic& key) {
   return best;
 }
 
-void DerpServer::handle_send(Conn& c, const derp::Frame& f, TimePoint now) {
+void DerpServer::handle_send(Conn& c, const derp::FrameView& f, TimePoint now) {
   auto sp = derp::parse_send_packet(f.payload);
   if (!sp) return close_conn(c.id, sp.error());
   c.last_send = now;
-  if (Conn* to = active_for(sp->dst)) {
-    deliver(c, *to, sp->packet);
-    pump(*to, now);
-    return;
-  }
+  if (Conn* to = active_for(sp->dst)) return deliver(c, *to, sp->packet, now);
   if (!derp::looks_like_disco(sp->packet)) return;  // silently dropped, as Tailscale
   double elapsed = std::chrono::duration<double>(now - c.not_here_refill).count();
   c.not_here_tokens = std::min(3.0, c.not_here_tokens + elapsed);
@@ -334,14 +328,53 @@ void DerpServer::handle_send(Conn& c, const derp::Frame& f, TimePoint now) {
   queue_ctrl(c, FrameType::kPeerGone, derp::peer_gone_payload(sp->dst, derp::PeerGoneReason::kNotHere));
 }
 
-void DerpServer::deliver(Conn& from, Conn& to, ByteView packet) {
-  auto& q = derp::looks_like_disco(packet) ? to.disco : to.data;
-  if (q.size() >= cfg_.queue_depth) {
-    q.pop_front();  // drop from the head: the newest packet is the most useful
+// The receiver is written to once the sender's read batch is handled (pump_receivers),
+// so the packets of one batch share TLS records. Its queue only overflows when its
+// socket cannot take more: a full queue is first pushed towards the socket.
+void DerpServer::deliver(Conn& from, Conn& to, ByteView packet, TimePoint now) {
+  const bool disco = derp::looks_like_disco(packet);
+  auto* q = disco ? &to.disco : &to.data;
+  if (q->size() >= cfg_.queue_depth) pump(to, now);
+  if (to.state == Conn::State::kClosing) return;
+  if (q->size() >= cfg_.queue_depth) {
+    recycle(std::move(q->front()));  // drop from the head: the newest packet is the most useful
+    q->pop_front();
     ++to.queue_drops;
   }
-  q.push_back(frame_bytes(FrameType::kRecvPacket, derp::recv_packet_payload(from.key, packet)));
+  Bytes frame = spare_frame();
+  derp::append_keyed_frame(frame, FrameType::kRecvPacket, from.key, packet);
+  q->push_back(std::move(frame));
   to.received_from.insert(from.key);
+  if (!to.awaiting_pump) {
+    to.awaiting_pump = true;
+    awaiting_pump_.push_back(to.id);
+  }
+}
+
+void DerpServer::pump_receivers(TimePoint now) {
+  std::vector<std::uint64_t> ids;
+  ids.swap(awaiting_pump_);
+  for (std::uint64_t id : ids) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    it->second->awaiting_pump = false;
+    pump(*it->second, now);
+  }
+  ids.clear();
+  if (awaiting_pump_.empty()) awaiting_pump_.swap(ids);  // keep the capacity
+}
+
+Bytes DerpServer::spare_frame() {
+  if (spare_.empty()) return Bytes{};
+  Bytes b = std::move(spare_.back());
+  spare_.pop_back();
+  b.clear();
+  return b;
+}
+
+void DerpServer::recycle(Bytes&& frame) {
+  // Typical packets only: a rare 64 KiB frame is not worth keeping around.
+  if (spare_.size() < kSpareFrames && frame.capacity() <= kSpareFrameCapacity) spare_.push_back(std::move(frame));
 }
 
 void DerpServer::queue_ctrl(Conn& c, FrameType type, ByteView payload) {
@@ -351,14 +384,14 @@ void DerpServer::queue_ctrl(Conn& c, FrameType type, ByteView payload) {
 bool DerpServer::refill(Conn& c) {
   c.out.clear();
   c.out_pos = 0;
-  constexpr std::size_t kBatch = 64 * 1024;
   if (c.pending_pong) {
     derp::append_frame(c.out, FrameType::kPong, *c.pending_pong);
     c.pending_pong.reset();
   }
   for (auto* q : {&c.ctrl, &c.disco, &c.data}) {
-    while (!q->empty() && c.out.size() < kBatch) {
+    while (!q->empty() && c.out.size() < kWriteBatch) {
       c.out.insert(c.out.end(), q->front().begin(), q->front().end());
+      recycle(std::move(q->front()));
       q->pop_front();
     }
   }

@@ -58,13 +58,17 @@ class DerpServer {
   void on_conn_event(Conn& c, TimePoint now);
   void read_conn(Conn& c, TimePoint now);
   void consume_http(Conn& c, ByteView bytes);
-  void handle_frame(Conn& c, const derp::Frame& f, TimePoint now);
-  void handle_client_info(Conn& c, const derp::Frame& f, TimePoint now);
-  void handle_send(Conn& c, const derp::Frame& f, TimePoint now);
-  void deliver(Conn& from, Conn& to, ByteView packet);
+  void handle_frames(Conn& c, TimePoint now);
+  void handle_frame(Conn& c, const derp::FrameView& f, TimePoint now);
+  void handle_client_info(Conn& c, const derp::FrameView& f, TimePoint now);
+  void handle_send(Conn& c, const derp::FrameView& f, TimePoint now);
+  void deliver(Conn& from, Conn& to, ByteView packet, TimePoint now);
+  void pump_receivers(TimePoint now);
   void queue_ctrl(Conn& c, derp::FrameType type, ByteView payload);
   void pump(Conn& c, TimePoint now);
   bool refill(Conn& c);
+  Bytes spare_frame();
+  void recycle(Bytes&& frame);
   void timers(TimePoint now);
   void close_conn(std::uint64_t id, const std::string& why);
   void reap();
@@ -83,6 +87,13 @@ class DerpServer {
   std::map<NodePublic, std::vector<std::uint64_t>> by_key_;
   std::vector<std::uint64_t> doomed_;  // closed: erased after the event batch
   std::vector<std::uint64_t> rerun_;   // hit the read budget: served again next loop
+  std::vector<std::uint64_t> awaiting_pump_;  // got packets in this read batch
+  std::vector<Bytes> spare_;  // emptied RecvPacket frames, reused to spare an allocation per packet
+
+  static constexpr std::size_t kReadChunk = 64 * 1024;
+  static constexpr std::size_t kWriteBatch = 64 * 1024;  // bytes handed to one write
+  static constexpr std::size_t kSpareFrames = 256;
+  static constexpr std::size_t kSpareFrameCapacity = 4096;
 };
 
 }  // namespace tw::derper

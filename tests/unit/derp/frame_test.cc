@@ -93,6 +93,48 @@ TEST(DerpFrame, FramesSplitAcrossReadsAreReassembledInOrder) {
   EXPECT_EQ(Bytes(rp->packet.begin(), rp->packet.end()), pkt);
 }
 
+TEST(DerpFrame, KeyedFrameIsTheSameBytesAsPayloadHelpers) {
+  Bytes pkt = {9, 8, 7};
+  Bytes direct, via_payload;
+  append_keyed_frame(direct, FrameType::kSendPacket, key_of(4), pkt);
+  append_frame(via_payload, FrameType::kSendPacket, send_packet_payload(key_of(4), pkt));
+  EXPECT_EQ(direct, via_payload);
+}
+
+// The data path reads into space() in whatever pieces the socket returns; partial
+// frames must survive the buffer moving its unread tail to the front and growing.
+TEST(DerpFrame, FramesReadInPlaceSurviveCompactionAndGrowth) {
+  Bytes wire;
+  std::vector<Bytes> sent;
+  for (std::uint8_t i = 0; i < 40; ++i) {
+    Bytes pkt(1 + i * 97 % 3000, i);
+    append_keyed_frame(wire, FrameType::kRecvPacket, key_of(i), pkt);
+    sent.push_back(pkt);
+  }
+  FrameReader r;
+  std::vector<Bytes> got;
+  std::size_t pos = 0;
+  for (std::size_t step = 0; pos < wire.size(); ++step) {
+    std::size_t n = std::min<std::size_t>(wire.size() - pos, 1 + step * 331 % 5000);
+    MutableByteView room = r.space(step % 2 ? n : 64);  // small asks force moves, big ones growth
+    n = std::min(n, room.size());
+    std::copy_n(wire.begin() + static_cast<std::ptrdiff_t>(pos), n, room.begin());
+    r.commit(n);
+    pos += n;
+    for (;;) {
+      auto f = r.next_view();
+      ASSERT_TRUE(f.ok());
+      if (!*f) break;
+      auto rp = parse_recv_packet((*f)->payload);
+      ASSERT_TRUE(rp.ok());
+      EXPECT_EQ(rp->src, key_of(static_cast<std::uint8_t>(got.size())));
+      got.emplace_back(rp->packet.begin(), rp->packet.end());
+    }
+  }
+  EXPECT_EQ(got, sent);
+  EXPECT_EQ(r.buffered(), 0u);
+}
+
 TEST(DerpFrame, UnknownFrameTypeIsReturnedForTheCallerToSkip) {
   Bytes wire = hex("0b00000002abcd0600000000");
   FrameReader r;
