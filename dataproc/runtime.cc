@@ -176,6 +176,7 @@ std::string Runtime::metrics_text() const {
   line("cookie_replies_sent_total", c.cookie_replies_sent);
   line("invalid_messages_total", c.invalid_messages);
   line("unknown_index_total", c.unknown_index);
+  line("unknown_index_initiations_total", c.unknown_index_initiations);
   line("decryption_failures_total", c.decryption_failures);
   line("replays_total", c.replays);
   line("allowedips_drops_total", c.allowedips_drops);

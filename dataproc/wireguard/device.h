@@ -54,6 +54,7 @@ struct DeviceCounters {
   std::uint64_t cookie_replies_received = 0;
   std::uint64_t invalid_messages = 0;  // not a WireGuard message or bad cookie reply
   std::uint64_t unknown_index = 0;
+  std::uint64_t unknown_index_initiations = 0;  // we lost the session the peer still uses
   std::uint64_t decryption_failures = 0;
   std::uint64_t expired_sessions = 0;
   std::uint64_t replays = 0;
@@ -125,6 +126,7 @@ class WireGuardDevice {
                        EngineOutput& out);
   void handle_cookie_reply(ByteView msg, TimePoint now);
   void handle_transport(PeerId hint, ByteView msg, TimePoint now, EngineOutput& out);
+  void initiate_on_unknown_index(PeerId hint, TimePoint now, EngineOutput& out);
   void install_keypair(Peer& peer, std::unique_ptr<Keypair> kp);
   void keep_key_fresh_on_receive(Peer& peer, TimePoint now, EngineOutput& out);
   bool deliver_inner(Peer& peer, std::size_t plain_len, EngineOutput& out);

@@ -13,6 +13,7 @@ void WireGuardDevice::handle_transport(PeerId hint, ByteView msg, TimePoint now,
   Keypair* kp = peer ? peer->keypairs.find(it->first) : nullptr;
   if (kp == nullptr) {
     ++counters_.unknown_index;
+    initiate_on_unknown_index(hint, now, out);
     return;
   }
   if (!kp->can_receive(now)) {
@@ -55,6 +56,21 @@ void WireGuardDevice::handle_transport(PeerId hint, ByteView msg, TimePoint now,
   // Output may have been appended above, so `plain` is not used past this point.
   if (confirmed_next) send_staged(*peer, now, out);
   keep_key_fresh_on_receive(*peer, now, out);
+}
+
+// After dataproc restarts, the peer keeps sending on a session we no longer hold and
+// would notice only after KEEPALIVE + REKEY_TIMEOUT (15 s) of silence. A transport
+// packet that netproc attributed to a peer we hold no session with, and are not
+// already handshaking with, starts a handshake now. Forged packets gain an attacker
+// nothing: send_initiation still sends at most one initiation per REKEY_TIMEOUT.
+void WireGuardDevice::initiate_on_unknown_index(PeerId hint, TimePoint now, EngineOutput& out) {
+  Peer* peer = peer_by_id(hint);
+  if (peer == nullptr || peer->keypairs.current || peer->keypairs.next ||
+      peer->handshake.state == HandshakeState::kCreatedInitiation) {
+    return;
+  }
+  ++counters_.unknown_index_initiations;
+  send_initiation(*peer, now, false, out);
 }
 
 // Trims the decrypted packet (the newest in to_tun) to its IP length and keeps it

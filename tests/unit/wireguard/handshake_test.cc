@@ -212,6 +212,37 @@ TEST_F(Handshake, RemovedPeerLosesSessionAndRoutes) {
   EXPECT_GE(b.dev.counters().unknown_index, 1u);
 }
 
+// b's dataproc restarted (fresh engine, same keys): a still sends on the old session.
+TEST_F(Handshake, PeerThatLostItsSessionStartsAHandshakeOnTheFirstUnknownIndex) {
+  establish();
+  b.dev.set_peers({});
+  b.dev.set_peers({PeerConfig{1, a.key.public_key(), {*IpPrefix::parse("100.64.0.1/32")}, {}}});
+  ASSERT_FALSE(b.dev.has_session(1, now()));
+  send_a_to_b();
+  pump();
+  EXPECT_EQ(b.dev.counters().unknown_index, 1u);
+  EXPECT_EQ(b.dev.counters().unknown_index_initiations, 1u);
+  EXPECT_TRUE(b.dev.has_session(1, now()));
+  EXPECT_TRUE(a.dev.has_session(2, now()));
+  const std::size_t before = b.tun.size();
+  send_a_to_b();
+  pump();
+  EXPECT_EQ(b.tun.size(), before + 1);  // no 15 s wait for a's own rekey
+}
+
+TEST_F(Handshake, UnknownIndexWhileHoldingASessionStartsNoHandshake) {
+  establish();
+  send_a_to_b();
+  auto data = take(a.out.to_network)[0].bytes;
+  store_le32(data.data() + 4, 0xdeadbeef);  // receiver index nobody holds
+  const auto sent = b.dev.counters().handshake_initiations_sent;
+  b.dev.on_datagram(1, data, now(), b.out);
+  EXPECT_EQ(b.dev.counters().unknown_index, 1u);
+  EXPECT_EQ(b.dev.counters().unknown_index_initiations, 0u);
+  EXPECT_EQ(b.dev.counters().handshake_initiations_sent, sent);
+  EXPECT_TRUE(take(b.out.to_network).empty());
+}
+
 TEST_F(Handshake, NewPrivateKeyDropsSessions) {
   establish();
   a.dev.set_private_key(NodePrivate::generate());
