@@ -20,6 +20,7 @@ inline constexpr Duration kGoodEnoughLatency = 5ms;       // quiets non-best dis
 inline constexpr Duration kUpgradeInterval = 60s;         // re-probe for a better path
 inline constexpr Duration kPingerTick = 2s;               // pinger period
 inline constexpr Duration kFailoverFloor = 1s;            // min unanswered time to failover
+inline constexpr Duration kBusyBestProbeInterval = 1s;    // ping a best that carries traffic
 inline constexpr int kFailoverRttMultiple = 3;
 
 // Candidates.

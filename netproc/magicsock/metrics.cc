@@ -45,6 +45,8 @@ MagicsockMetrics::MagicsockMetrics(MetricsRegistry& r)
                                     "Discovery started by a send without trusted path")),
       ping_back(r.counter("disco_ping_back_total",
                           "Pings answered at once with a ping to the verified source")),
+      best_probe(r.counter("disco_best_probe_total",
+                           "Pings to a trusted best that carries traffic (1 s cadence)")),
       ping_back_rate_limited(r.counter("disco_ping_back_rate_limited_total",
                                        "Ping-backs skipped by the 1 s per-candidate limit")),
       route_udp(r.counter("route_udp_total", "Packets routed by UDP only")),

@@ -37,6 +37,7 @@ struct MagicsockMetrics {
   Counter& forced_sweep_rate_limited;
   Counter& discovery_on_demand;
   Counter& ping_back;
+  Counter& best_probe;
   Counter& ping_back_rate_limited;
   // Per-packet route.
   Counter& route_udp;

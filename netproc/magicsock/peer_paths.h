@@ -48,6 +48,7 @@ struct RouteDecision {
   IpPort udp;                    // set when kind carries UDP
   bool failover = false;         // DERP added because the trusted best went quiet
   bool start_discovery = false;  // the caller should run discovery for this peer now
+  bool probe_best = false;       // the caller should ping the trusted best now (probe_best)
   bool has_udp() const { return kind == RouteKind::kUdp || kind == RouteKind::kUdpAndDerp; }
   bool has_derp() const { return kind == RouteKind::kDerp || kind == RouteKind::kUdpAndDerp; }
 };
@@ -84,6 +85,10 @@ class PeerPaths {
   // of our own at once (no 5 s floor, at most once per second per candidate) unless
   // `src` is already our trusted best. Returns whether a ping was planned.
   bool ping_back(const IpPort& src, TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
+  // A trusted best that carries traffic is pinged every second (route() asks for it),
+  // so a path that died is noticed by fast failover within ~2 s, not after the next
+  // refresh ping 3 s after the last pong plus the failover wait.
+  void probe_best(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // On-demand discovery after a send found no trusted path (floor still applies).
   void plan_discovery(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // Operator ping: the best, else the most useful candidate; counts as activity.

@@ -22,6 +22,9 @@ RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
       d.failover = true;
       m()->route_failover.inc();
     }
+    const Candidate* c = find(best_->addr);
+    d.probe_best = !best_unanswered_since_ && c != nullptr &&
+                   (!c->last_ping || now - *c->last_ping >= kBusyBestProbeInterval);
   } else {
     if (best_) {
       d.udp = best_->addr;
@@ -50,6 +53,13 @@ RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
       break;
   }
   return d;
+}
+
+void PeerPaths::probe_best(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out) {
+  Candidate* c = best_ ? find_mut(best_->addr) : nullptr;
+  if (c == nullptr) return;
+  m()->best_probe.inc();
+  emit(*c, now, rng, out);
 }
 
 bool PeerPaths::active(TimePoint now) const {

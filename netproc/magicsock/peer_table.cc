@@ -259,6 +259,12 @@ PeerTable::SendPlan PeerTable::route(PeerId id, TimePoint now, bool derp_availab
   PeerPaths& p = slots_[id].paths;
   plan.route = p.route(now, derp_available);
   mark_active(id);
+  if (plan.route.probe_best) {
+    ping_scratch_.clear();
+    p.probe_best(now, rng_, ping_scratch_);
+    for (const auto& ping : ping_scratch_) out.push_back(PeerPing{id, ping});
+    touch(id, now);
+  }
   if (!plan.route.start_discovery) return plan;
   ping_scratch_.clear();
   p.plan_discovery(now, rng_, ping_scratch_);

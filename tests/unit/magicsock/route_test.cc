@@ -114,6 +114,46 @@ TEST(RouteTest, OneLostPingDoesNotFailOverWhenALaterOneIsAnswered) {
   EXPECT_FALSE(h.p.route(h.now, true).failover);
 }
 
+TEST(RouteTest, BusyTrustedBestIsProbedEverySecondWhileAnswered) {
+  PathsHarness h;
+  h.netmap({kA});
+  h.confirm(kA, 10ms);  // the confirming ping went out 10 ms ago
+  EXPECT_FALSE(h.p.route(h.now, true).probe_best);
+  h.now += 990ms;
+  auto d = h.p.route(h.now, true);
+  ASSERT_TRUE(d.probe_best);
+  std::vector<PlannedPing> out;
+  h.p.probe_best(h.now, h.rng, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].to, kA);
+  EXPECT_FALSE(h.p.route(h.now + 500ms, true).probe_best);  // one in flight
+  h.now += 10ms;
+  h.p.note_pong(out[0].txid, h.now);
+  EXPECT_FALSE(h.p.route(h.now + 980ms, true).probe_best);
+  EXPECT_TRUE(h.p.route(h.now + 990ms, true).probe_best);
+  EXPECT_EQ(h.counter("disco_best_probe_total"), 1u);
+}
+
+// With probes every second, a path that dies is failed over within ~2 s of the
+// last pong instead of up to 3 s + 1 s + one pinger tick.
+TEST(RouteTest, DeadBusyBestFailsOverWithinTwoSecondsOfItsLastPong) {
+  PathsHarness h;
+  h.netmap({kA});
+  h.confirm(kA, 10ms);
+  const TimePoint last_pong = h.now;
+  std::vector<PlannedPing> out;
+  bool failed_over = false;
+  for (int step = 0; step < 400 && !failed_over; ++step) {  // a packet every 5 ms
+    h.now += 5ms;
+    auto d = h.p.route(h.now, true);
+    if (d.probe_best) h.p.probe_best(h.now, h.rng, out);  // never answered
+    failed_over = d.failover;
+  }
+  ASSERT_TRUE(failed_over);
+  EXPECT_LE(h.now - last_pong, 2010ms);
+  EXPECT_EQ(out.size(), 1u);
+}
+
 TEST(RouteTest, SendWithoutTrustedPathStartsDiscoveryAtMostEvery5s) {
   PathsHarness h;
   h.netmap({kA});
