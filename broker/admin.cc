@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "broker/atomic_file.h"
 #include "broker/daemon.h"
 
 namespace tw::broker {
@@ -17,6 +18,14 @@ json parse_or_null(const std::optional<std::string>& body) {
   if (!body) return nullptr;
   auto j = json::parse(*body, nullptr, false);
   return j.is_discarded() ? json(nullptr) : j;
+}
+
+// The reply to {"cmd":"endpoints"}, and the content of the endpoints file: one
+// schema (docs/schemas/endpoints.schema.json) for both.
+json endpoints_reply(const std::vector<IpPort>& endpoints) {
+  json eps = json::array();
+  for (const auto& e : endpoints) eps.push_back(e.to_string());
+  return {{"ok", true}, {"endpoints", eps}};
 }
 
 std::string region_code(const DerpMap& m, std::int64_t id) {
@@ -229,9 +238,7 @@ void Daemon::admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder>
 }
 
 void Daemon::admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminResponder> r) {
-  json eps = json::array();
-  for (const auto& e : endpoints_) eps.push_back(e.to_string());
-  r->send({{"ok", true}, {"endpoints", eps}});
+  r->send(endpoints_reply(endpoints_));
   if (req.watch) {
     endpoint_watchers_.push_back(r);
   } else {
@@ -240,17 +247,31 @@ void Daemon::admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminRespo
 }
 
 void Daemon::publish_endpoints() {
-  json eps = json::array();
-  for (const auto& e : endpoints_) eps.push_back(e.to_string());
-  spdlog::info("endpoints: {}", eps.dump());
+  const json reply = endpoints_reply(endpoints_);
+  spdlog::info("endpoints: {}", reply["endpoints"].dump());
   std::vector<std::shared_ptr<AdminResponder>> alive;
   for (auto& r : endpoint_watchers_) {
     if (!r->closed()) {
-      r->send({{"ok", true}, {"endpoints", eps}});
+      r->send(reply);
       alive.push_back(r);
     }
   }
   endpoint_watchers_ = std::move(alive);
+  write_endpoints_file();
+}
+
+void Daemon::write_endpoints_file() {
+  if (!config_.endpoints_file) return;
+  // Exactly the line `tailwarden endpoints --json` prints.
+  std::string content = endpoints_reply(endpoints_).dump() + "\n";
+  if (content == endpoints_file_content_) return;  // netproc re-announces unchanged sets
+  const std::string& path = config_.endpoints_file->path;
+  if (auto st = replace_file_atomically(path, content, 0644); !st) {
+    endpoints_file_failures_.inc();
+    spdlog::error("endpoints file: {}", st.error());
+    return;  // the next change retries
+  }
+  endpoints_file_content_ = std::move(content);
 }
 
 }  // namespace tw::broker

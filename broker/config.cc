@@ -185,6 +185,14 @@ Status set_child_user(const FieldRef& f, BrokerConfig& c) {
   return store(get_text(f, "a user name"), c.child_user.name);
 }
 
+Status set_endpoints_file(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_abs_path(f);
+  if (!v) return make_error(v.error());
+  if (v->back() == '/') return f.error("expected a file path, got the directory " + quoted_excerpt(*v));
+  c.endpoints_file = ConfigPath{*v, static_cast<int>(f.node.source().begin.line)};
+  return ok_status();
+}
+
 Status set_admin_group(const FieldRef& f, BrokerConfig& c) {
   auto v = get_text(f, "a group name");
   if (!v) return make_error(v.error());
@@ -211,6 +219,7 @@ constexpr FieldSpec kTopFields[] = {
     {"advertise_lan_endpoints",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_lan_endpoints); }, false},
     {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); }, false},
+    {"endpoints_file", set_endpoints_file, false},
 };
 
 Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
@@ -302,6 +311,23 @@ Status resolve_accounts(BrokerConfig& c) {
   return ok_status();
 }
 
+Status check_paths(const BrokerConfig& c) {
+  if (!c.endpoints_file) return ok_status();
+  const std::string& file = c.endpoints_file->path;
+  const std::string where = c.origin + ":" + std::to_string(c.endpoints_file->line) + ": endpoints_file: ";
+  const std::string dir = file.substr(0, std::max<std::size_t>(file.rfind('/'), 1));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return make_error(where + "directory \"" + dir + "\" " +
+                      (errno == ENOENT ? std::string("does not exist") : std::string(std::strerror(errno))));
+  }
+  if (!S_ISDIR(st.st_mode)) return make_error(where + "\"" + dir + "\" is not a directory");
+  if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return make_error(where + "\"" + file + "\" is a directory");
+  }
+  return ok_status();
+}
+
 Result<BrokerConfig> load_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(path + ": cannot open: " + std::strerror(errno));
@@ -315,6 +341,7 @@ Result<BrokerConfig> load_config(const std::string& path) {
   auto config = parse_config_text(text, path);
   if (!config) return config;
   if (auto st = resolve_accounts(*config); !st) return make_error(st.error());
+  if (auto st = check_paths(*config); !st) return make_error(st.error());
   return config;
 }
 

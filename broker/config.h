@@ -15,6 +15,8 @@
 //   allow_lan_endpoints     = true
 //   advertise_lan_endpoints = false
 //   derp_dns     = false           # resolve DERP host names (off: fixed IPv4 only)
+//   endpoints_file = "/run/tailwarden/endpoints.json"  # optional; rewritten atomically
+//                                  # with each new endpoint set (`endpoints --json`)
 //
 //   [tun]
 //   enabled = true
@@ -53,6 +55,12 @@ struct ChildAccount {
   uid_t uid = 0;
   gid_t gid = 0;  // the user's primary group
 };
+// An optional file path with the line it was written on: its directory is checked
+// when the config is loaded, not parsed (parsing never touches the system).
+struct ConfigPath {
+  std::string path;
+  int line = 0;
+};
 struct AdminGroup {
   std::string name;
   int line = 0;
@@ -75,6 +83,7 @@ struct BrokerConfig {
   bool allow_lan_endpoints = true;
   bool advertise_lan_endpoints = false;
   bool derp_dns = false;
+  std::optional<ConfigPath> endpoints_file;
 };
 
 // Parses and validates config text without touching the system; `origin` names the
@@ -85,7 +94,11 @@ Result<BrokerConfig> parse_config_text(std::string_view text, const std::string&
 // uid or gid 0 is refused unless the sandbox mode is permissive-for-debugging.
 Status resolve_accounts(BrokerConfig& config);
 
-// Reads the file, parses it and resolves the accounts.
+// The endpoints file's directory must exist (the broker creates the file, never
+// directories): "<origin>:<line>: endpoints_file: directory \"/x\" does not exist".
+Status check_paths(const BrokerConfig& config);
+
+// Reads the file, parses it, resolves the accounts and checks the paths.
 Result<BrokerConfig> load_config(const std::string& path);
 
 }  // namespace tw::broker

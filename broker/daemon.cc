@@ -22,7 +22,9 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
       link_debounce_(io_),
       child_restarts_(metrics_.counter("child_restarts_total", "Children restarted after exiting")),
       netmap_rejected_(metrics_.counter("netmap_rejected_total", "Netmaps refused by validation")),
-      rebinds_(metrics_.counter("rebinds_total", "Underlay socket rebinds")) {
+      rebinds_(metrics_.counter("rebinds_total", "Underlay socket rebinds")),
+      endpoints_file_failures_(
+          metrics_.counter("endpoints_file_write_failures_total", "Failed rewrites of the endpoints file")) {
   signals_.add(SIGHUP);
 }
 
@@ -62,6 +64,8 @@ Status Daemon::start() {
       [this](const AdminRequest& req, std::shared_ptr<AdminResponder> r) { on_admin(req, std::move(r)); },
       metrics_);
   if (auto st = admin_->start(); !st) return st;
+  // A file left by an earlier run would advertise stale endpoints: start empty.
+  write_endpoints_file();
 
   wait_signal();
   start_link_monitor();

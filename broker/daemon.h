@@ -84,6 +84,8 @@ class Daemon {
   void admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
   void admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
   void publish_endpoints();
+  // Rewrites config_.endpoints_file (if set) when the set differs from what it holds.
+  void write_endpoints_file();
 
   BrokerConfig config_;
   NodeKeys keys_;
@@ -103,6 +105,7 @@ class Daemon {
   std::map<std::uint32_t, std::function<void(std::optional<std::string>)>> pending_;
   std::vector<IpPort> endpoints_;
   std::vector<std::shared_ptr<AdminResponder>> endpoint_watchers_;
+  std::optional<std::string> endpoints_file_content_;  // what the file holds now
   bool stopping_ = false;
   bool restarting_ = false;  // inside schedule_restart: ignore the closures it causes
   bool notified_ready_ = false;
@@ -119,6 +122,7 @@ class Daemon {
   Counter& child_restarts_;
   Counter& netmap_rejected_;
   Counter& rebinds_;
+  Counter& endpoints_file_failures_;
 };
 
 }  // namespace tw::broker

@@ -27,6 +27,39 @@ std::string path_text(const nlohmann::json& peer) {
   return "no path";
 }
 
+std::string region_label(const nlohmann::json& d) {
+  const std::string name = str(d, "region_name", "");
+  return name.empty() ? str(d, "region") : name;
+}
+
+// "fra: 12ms (Frankfurt) via 1b, min 8.0ms, 3s ago [home, connected]"
+std::string derp_line(const nlohmann::json& d) {
+  std::string line = str(d, "region") + ": ";
+  const std::string stun = str(d, "stun", "");
+  if (stun == "measured") {
+    line += latency(d);
+  } else if (stun == "no_stun") {
+    line += "no STUN endpoint";
+  } else {
+    line += "no STUN reply";
+  }
+  if (auto name = str(d, "region_name", ""); !name.empty()) line += " (" + name + ")";
+  if (stun == "measured") {
+    line += " via " + str(d, "node", "?");
+    if (auto it = d.find("min_latency_ms"); it != d.end() && it->is_number()) {
+      line += ", min " + latency({{"latency_ms", *it}});
+    }
+    if (auto it = d.find("age_ms"); it != d.end() && it->is_number_integer()) {
+      line += ", " + human_ago(it->get<long long>() / 1000);
+    }
+  }
+  std::string tags;
+  if (d.value("home", false)) tags += "home";
+  if (d.value("connected", false)) tags += std::string(tags.empty() ? "" : ", ") + "connected";
+  if (!tags.empty()) line += " [" + tags + "]";
+  return line;
+}
+
 }  // namespace
 
 std::string human_bytes(unsigned long long n) {
@@ -109,10 +142,15 @@ std::string format_netcheck(const nlohmann::json& r) {
   } else {
     out += "\t* MappingVariesByDestIP: unknown (fewer than two STUN servers answered)\n";
   }
-  out += "\t* DERP latency:\n";
-  for (const auto& d : r.value("derp", nlohmann::json::array())) {
-    out += "\t\t- " + str(d, "region") + ": " + latency(d) + "\n";
+  // netproc lists the regions fastest first, unanswered and STUN-less ones last.
+  const auto derp = r.value("derp", nlohmann::json::array());
+  for (const auto& d : derp) {
+    if (str(d, "stun", "") != "measured") continue;
+    out += "\t* Nearest DERP: " + region_label(d) + "\n";
+    break;
   }
+  out += "\t* DERP latency:\n";
+  for (const auto& d : derp) out += "\t\t- " + derp_line(d) + "\n";
   return out;
 }
 

@@ -37,6 +37,7 @@ RingProducer::RingProducer(RingEnd end, int doorbell_fd)
 }
 
 void RingProducer::resync() {
+  reserved_ = 0;
   tail_ = 0;
   cached_head_ = 0;
   shared_u32(end_.control + layout::kProducerIndex).store(0, std::memory_order_release);
@@ -57,6 +58,7 @@ std::size_t RingProducer::free_slots() {
 }
 
 std::size_t RingProducer::push(std::span<const OutPacket> packets) {
+  reserved_ = 0;
   std::size_t want = std::min(packets.size(), kMaxBurst);
   if (want == 0) return 0;
   std::size_t room = end_.slot_count - (tail_ - cached_head_);
@@ -90,6 +92,52 @@ std::size_t RingProducer::push(std::span<const OutPacket> packets) {
     ring_if_sleeping();
   }
   return consumed;
+}
+
+std::size_t RingProducer::reserve(std::size_t max) {
+  const std::size_t want = std::min(max, kMaxBurst);
+  std::size_t room = end_.slot_count - (tail_ - cached_head_);
+  if (room < want) room = free_slots();
+  reserved_ = std::min(want, room);
+  std::fill_n(fill_length_, reserved_, layout::kSlotSkipped);
+  std::fill_n(fill_peer_, reserved_, 0u);
+  return reserved_;
+}
+
+SlotArea RingProducer::area(std::size_t i) const {
+  if (i >= reserved_) return {};
+  const auto index = static_cast<std::uint32_t>(tail_ + i);
+  return SlotArea{slot_at(end_, index, mask_) + layout::kSlotHeaderBytes, end_.inline_capacity,
+                  overflow_at(end_, index, mask_), end_.slot_capacity - end_.inline_capacity};
+}
+
+void RingProducer::fill(std::size_t i, std::uint32_t peer_id, std::uint32_t length) {
+  if (i >= reserved_) return;
+  if (length > end_.slot_capacity) {
+    ++stats_.dropped_oversize;
+    return;
+  }
+  fill_length_[i] = length;
+  fill_peer_[i] = peer_id;
+}
+
+void RingProducer::commit(std::size_t count) {
+  count = std::min(count, reserved_);
+  reserved_ = 0;
+  if (count == 0) return;
+  std::uint64_t delivered = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint8_t* slot = slot_at(end_, static_cast<std::uint32_t>(tail_ + i), mask_);
+    std::memcpy(slot + layout::kSlotLength, &fill_length_[i], sizeof(std::uint32_t));
+    std::memcpy(slot + layout::kSlotPeerId, &fill_peer_[i], sizeof(std::uint32_t));
+    delivered += fill_length_[i] != layout::kSlotSkipped;
+  }
+  tail_ += static_cast<std::uint32_t>(count);
+  // As in push(): the release of the slots and the Dekker pair with the doorbell.
+  shared_u32(end_.control + layout::kProducerIndex).store(tail_, std::memory_order_seq_cst);
+  stats_.packets += delivered;
+  stats_.skipped += count - delivered;
+  ring_if_sleeping();
 }
 
 void RingProducer::ring_if_sleeping() {
@@ -139,6 +187,10 @@ std::size_t RingConsumer::pop(PacketBatch& batch) {
     // Each field read exactly once, into a local, before it is checked.
     std::uint32_t len = shared_u32(slot + layout::kSlotLength).load(std::memory_order_relaxed);
     std::uint32_t peer = shared_u32(slot + layout::kSlotPeerId).load(std::memory_order_relaxed);
+    if (len == layout::kSlotSkipped) {
+      ++stats_.skipped;
+      continue;
+    }
     if (len > limit) {
       ++stats_.dropped_oversize;
       continue;

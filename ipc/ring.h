@@ -8,6 +8,12 @@
 // memory before anyone looks at them: a hostile peer can only spoil its own
 // traffic, never make this side read or write outside the mapping.
 //
+// In-place filling: a producer can also reserve free slots, have the kernel
+// receive straight into them (recvmmsg scattering over a slot's dense part and its
+// overflow area) and publish only the datagrams meant for the consumer; the other
+// reserved slots are published as skipped or left for the next reservation. This
+// saves the second copy of every datagram on netproc's receive path.
+//
 // Doorbell (io_uring style): a consumer about to sleep sets the wakeup flag and
 // re-checks the ring; a producer that publishes while the flag is set clears it
 // and writes the eventfd. While both sides are busy no syscall is made.
@@ -49,8 +55,18 @@ class PacketBatch {
   std::size_t count_ = 0;
 };
 
+// Where a reserved slot's payload goes: its dense part first, then its overflow
+// area (empty when the slot capacity fits the dense part).
+struct SlotArea {
+  std::uint8_t* head = nullptr;
+  std::size_t head_len = 0;
+  std::uint8_t* rest = nullptr;
+  std::size_t rest_len = 0;
+};
+
 struct RingStats {
   std::uint64_t packets = 0;
+  std::uint64_t skipped = 0;           // slots published as skipped (in-place receive)
   std::uint64_t dropped_oversize = 0;  // length beyond the slot or batch capacity
   std::uint64_t bad_index = 0;         // the other side published an impossible index
   std::uint64_t doorbells = 0;         // eventfd writes (producer) or waits (consumer)
@@ -67,6 +83,19 @@ class RingProducer {
   std::size_t push(std::span<const OutPacket> packets);
   std::size_t free_slots();
 
+  // In-place filling. reserve() sets aside up to `max` (at most kMaxBurst) free
+  // slots at the write position, invisible to the consumer, and returns how many.
+  // The caller writes reserved slot i through area(i) and marks it for delivery
+  // with fill(i, ...). commit(count) publishes the first `count` reserved slots with
+  // one index store; those never filled go out as skipped. Slots past `count` stay
+  // free. push() or another reserve() abandons an uncommitted reservation.
+  std::size_t reserve(std::size_t max);
+  std::size_t reserved() const { return reserved_; }
+  SlotArea area(std::size_t i) const;
+  // A length beyond the slot capacity is dropped (counted) and the slot skipped.
+  void fill(std::size_t i, std::uint32_t peer_id, std::uint32_t length);
+  void commit(std::size_t count);
+
   // After the broker reset the mapping: start again from index 0.
   void resync();
   const RingStats& stats() const { return stats_; }
@@ -79,6 +108,9 @@ class RingProducer {
   std::uint32_t mask_;
   std::uint32_t tail_ = 0;         // next index to write (owned)
   std::uint32_t cached_head_ = 0;  // consumer's index as last read
+  std::size_t reserved_ = 0;       // slots set aside by reserve(), from tail_
+  std::uint32_t fill_length_[kMaxBurst];  // per reserved slot; kSlotSkipped: not filled
+  std::uint32_t fill_peer_[kMaxBurst];
   RingStats stats_;
 };
 

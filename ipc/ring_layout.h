@@ -4,7 +4,9 @@
 //   [4096, ...)  ring 0 slots, then ring 1 slots (dense: header + first 2 KiB)
 //   [page, ...)  ring 0 overflow areas, then ring 1's (bytes beyond 2 KiB)
 // A slot is [u32 length][u32 peer id][first kInlineBytes of payload]; the rest of
-// a long datagram goes to the slot's overflow area. Common packets (MTU-sized and
+// a long datagram goes to the slot's overflow area. A length of kSlotSkipped marks
+// a slot the producer received something else into (in-place receive, ring.h):
+// the consumer passes over it. Common packets (MTU-sized and
 // below) thus touch only the dense part, which keeps them cheap in cache and TLB,
 // while every slot can still hold a 64 KiB datagram. Strides are multiples of 64
 // that are not multiples of 4096, so slot headers do not all share a cache set.
@@ -16,7 +18,7 @@
 namespace tw::ipc::layout {
 
 constexpr std::uint32_t kMagic = 0x54575247;  // "TWRG"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;  // 2: skipped slots
 // Two lines apart, because adjacent-line prefetch pairs 64-byte lines.
 constexpr std::size_t kLine = 128;
 constexpr std::size_t kPage = 4096;
@@ -37,5 +39,7 @@ constexpr std::size_t kSlotHeaderBytes = 8;
 constexpr std::size_t kSlotLength = 0;
 constexpr std::size_t kSlotPeerId = 4;
 constexpr std::size_t kInlineBytes = 2048;
+// Never a length: slot capacities are at most 1 MiB (ring_memory.h).
+constexpr std::uint32_t kSlotSkipped = 0xffffffff;
 
 }  // namespace tw::ipc::layout

@@ -46,6 +46,7 @@ void App::on_setup(const ipc::NetprocSetup& s) {
   cfg.advertise_lan_endpoints = (s.flags & ipc::NetprocSetup::kFlagAdvertiseLanEndpoints) != 0;
   magicsock::RuntimeHooks hooks;
   hooks.deliver = [this](std::span<const ipc::OutPacket> p) { return deliver(p); };
+  hooks.rx_ring = &to_data_;  // WireGuard from the socket is received straight into the ring
   hooks.endpoints_changed = [this](const std::vector<IpPort>& eps) {
     ipc::EndpointsUpdate u;
     u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));

@@ -53,6 +53,9 @@ class DerpLink final : public magicsock::DerpRelay {
   bool send(const NodePublic& dst, std::uint32_t peer_region, ByteView packet) override;
   bool available() const override { return regions_.home() != 0; }
   std::uint32_t home_region() const override { return static_cast<std::uint32_t>(regions_.home()); }
+  bool region_connected(std::uint32_t region) const override {
+    return regions_.connected(static_cast<derp::RegionId>(region));
+  }
 
  private:
   struct Conn {

@@ -13,12 +13,6 @@
 
 namespace tw::magicsock {
 
-struct DerpRegionLatency {
-  std::uint32_t region = 0;
-  std::string code;
-  double latency_ms = 0;
-};
-
 class DerpRelay {
  public:
   virtual ~DerpRelay() = default;
@@ -29,8 +23,8 @@ class DerpRelay {
   // Whether any region can carry packets now or soon (home wanted or connected).
   virtual bool available() const = 0;
   virtual std::uint32_t home_region() const = 0;
-  // For `netcheck`; may be empty.
-  virtual std::vector<DerpRegionLatency> latencies() const { return {}; }
+  // For `netcheck`: whether a DERP connection to `region` is up now.
+  virtual bool region_connected(std::uint32_t /*region*/) const { return false; }
 };
 
 }  // namespace tw::magicsock

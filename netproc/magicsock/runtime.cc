@@ -109,6 +109,7 @@ void Runtime::adopt_udp(ipc::UniqueFd fd) {
     reflexive_.clear();
     stun_.on_rebind(now);
     stun_sent_.clear();
+    derp_latency_.clear_measurements();
     spdlog::info("magicsock: rebound to a new socket (port {})", udp_->local_port());
   }
   next_pinger_ = now;
@@ -139,22 +140,84 @@ void Runtime::arm_udp() {
                         });
 }
 
+namespace {
+
+bool is_wireguard(disco::DatagramKind k) {
+  return k == disco::DatagramKind::kWireGuardInitiation || k == disco::DatagramKind::kWireGuardResponse ||
+         k == disco::DatagramKind::kWireGuardCookie || k == disco::DatagramKind::kWireGuardData;
+}
+
+}  // namespace
+
 void Runtime::drain_udp() {
   if (!udp_) return;
-  IpPort srcs[kUdpBurst];
-  MutableByteView views[kUdpBurst];
+  ipc::RingProducer* const ring = hooks_.rx_ring;
+  RxPlacement places[kUdpBurst];
+  RxDatagram got[kUdpBurst];
+  MutableByteView slow_views[kUdpBurst];
+  int slow[kUdpBurst];
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
-    const int n = udp_->receive_into(srcs, views);
-    if (n < 0) break;
-    const TimePoint now = Clock::now();
-    for (int i = 0; i < n; ++i) on_udp_datagram(srcs[i], views[i], now);
-    if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
-    deliver_pending();  // the views die with the next receive
+    // The burst lands in free net→data slots first, the rest (ring full, or no
+    // ring) in UdpIo's private buffer.
+    const std::size_t reserved = ring != nullptr ? ring->reserve(kUdpBurst) : 0;
+    for (std::size_t i = 0; i < kUdpBurst; ++i) {
+      if (i < reserved) {
+        const ipc::SlotArea a = ring->area(i);
+        places[i] = RxPlacement{{a.head, a.rest}, {a.head_len, a.rest_len}};
+      } else {
+        places[i] = RxPlacement{};
+      }
+    }
+    const int n = udp_->receive_placed(places, got);
+    if (n < 0) break;  // the reservation lapses with the next one
+    // WireGuard wholly inside a slot's dense part is delivered where it landed: it
+    // is looked at there only to learn its kind, and only dataproc reads it after.
+    // Everything else is copied into private memory before anyone parses it.
+    std::size_t commit = 0;
+    std::uint64_t in_place = 0;
+    std::uint64_t unattributed = 0;
+    int slow_count = 0;
+    const IpPort* last_src = nullptr;  // bursts mostly come from one peer
+    std::uint32_t last_id = 0;
+    for (int k = 0; k < n; ++k) {
+      const RxDatagram& d = got[k];
+      const RxPlacement& p = places[d.index];
+      if (d.index < reserved && d.length <= p.len[0] &&
+          is_wireguard(disco::classify_datagram(ByteView(p.piece[0], d.length)))) {
+        // Attribution cannot change within this loop: nothing here touches the table.
+        if (last_src == nullptr || !(*last_src == d.src)) {
+          last_id = attribute_wireguard(d.src);
+          last_src = &d.src;
+        }
+        unattributed += last_id == 0;
+        ring->fill(d.index, last_id, d.length);
+        commit = d.index + 1;
+        ++in_place;
+        continue;
+      }
+      slow_views[slow_count] = udp_->gather(d, p);
+      slow[slow_count++] = k;
+    }
+    if (ring != nullptr) ring->commit(commit);  // unfilled slots before `commit` are skipped
+    if (in_place != 0) c_.wg_rx.inc(in_place);
+    if (unattributed != 0) c_.wg_rx_unattributed.inc(unattributed);  // dataproc attributes by receiver index
+    if (slow_count != 0) {
+      const TimePoint now = Clock::now();
+      for (int j = 0; j < slow_count; ++j) on_udp_datagram(got[slow[j]].src, slow_views[j], now);
+      if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
+      deliver_pending();  // the views die with the next receive
+    }
     // A short burst emptied the socket: epoll says when more arrives, so no
     // recvmmsg is spent just to learn EAGAIN. A receive error (n == 0) reads on.
     if (n > 0 && !udp_->last_burst_full()) break;
   }
   udp_->flush();
+}
+
+std::uint32_t Runtime::attribute_wireguard(const IpPort& src) const {
+  if (auto t = table_.attribute(src)) return broker_of_[*t];
+  if (auto w = wg_only_attr_.find(src); w != wg_only_attr_.end()) return w->second;
+  return 0;
 }
 
 void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now) {
@@ -172,14 +235,8 @@ void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint
       c_.rx_unknown_kind.inc();
       return;
   }
-  std::uint32_t id = 0;
-  if (auto t = table_.attribute(src)) {
-    id = broker_of_[*t];
-  } else if (auto w = wg_only_attr_.find(src); w != wg_only_attr_.end()) {
-    id = w->second;
-  } else {
-    c_.wg_rx_unattributed.inc();  // dataproc attributes it by receiver index, or drops it
-  }
+  const std::uint32_t id = attribute_wireguard(src);
+  if (id == 0) c_.wg_rx_unattributed.inc();  // dataproc attributes it by receiver index, or drops it
   rx_wg_.push_back({id, data});
 }
 
@@ -273,6 +330,7 @@ Status Runtime::apply_netmap(const ipc::NetprocNetmap& nm) {
   if (!nm.derp_map_json.empty()) {
     auto dm = parse_derp_map(nm.derp_map_json, "netmap DERP map");
     if (!dm) return make_error(dm.error());
+    derp_latency_.set_map(*dm);
     std::vector<IpPort> servers;
     region_codes_.clear();
     for (const auto& [id, region] : dm->regions) {

@@ -31,6 +31,7 @@
 #include "ipc/ring.h"
 #include "netproc/disco/box.h"
 #include "netproc/magicsock/advertiser.h"
+#include "netproc/magicsock/derp_latency.h"
 #include "netproc/magicsock/derp_seam.h"
 #include "netproc/magicsock/peer_table.h"
 #include "netproc/magicsock/reflexive.h"
@@ -60,6 +61,10 @@ struct RuntimePeer {
 struct RuntimeHooks {
   // Received WireGuard datagrams for the net→data ring; returns how many it took.
   std::function<std::size_t(std::span<const ipc::OutPacket>)> deliver;
+  // The net→data ring itself, if the caller owns one: WireGuard datagrams from the
+  // socket are then received straight into its free slots (no second copy) and
+  // `deliver` carries only the rest (DERP, datagrams that did not fit a slot).
+  ipc::RingProducer* rx_ring = nullptr;
   // Our advertised endpoints changed (and once at subscription with the last set).
   std::function<void(const std::vector<IpPort>&)> endpoints_changed;
 };
@@ -170,6 +175,8 @@ class Runtime {
   // I/O plumbing.
   void arm_udp();
   void on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now);
+  // The broker peer id a WireGuard datagram from `src` belongs to; 0: unknown.
+  std::uint32_t attribute_wireguard(const IpPort& src) const;
   void deliver_pending();
   void arm_timer();
   // Disco (runtime_disco.cc).
@@ -226,6 +233,7 @@ class Runtime {
   std::vector<StunRequestPlan> stun_scratch_;
   std::map<StunTxId, StunSent> stun_sent_;
   std::map<IpPort, StunResult> stun_results_;
+  DerpLatencyTable derp_latency_;
   std::map<std::uint32_t, std::string> region_codes_;
   std::vector<std::unique_ptr<OperatorPing>> op_pings_;
   std::shared_ptr<bool> alive_;

@@ -35,6 +35,7 @@ void Runtime::on_stun(const IpPort& src, ByteView data, TimePoint now) {
   if (stun_.on_response(resp->txid, now) != StunProber::Match::kMatched) return;
   if (auto it = stun_sent_.find(resp->txid); it != stun_sent_.end()) {
     stun_results_[it->second.server] = {resp->mapped, to_ms(now - it->second.sent)};
+    derp_latency_.on_stun_rtt(it->second.server, now - it->second.sent, now);
     stun_sent_.erase(it);
   } else {
     stun_results_[src] = {resp->mapped, 0};
@@ -104,10 +105,30 @@ std::string Runtime::netcheck_json() {
     j["mapping_varies_by_dest_ip"] = varies;
   }
   auto& derp = j["derp"] = nlohmann::json::array();
-  if (derp_ != nullptr) {
-    for (const auto& l : derp_->latencies()) {
-      derp.push_back({{"region", l.code.empty() ? std::to_string(l.region) : l.code}, {"latency_ms", l.latency_ms}});
+  const std::uint32_t home = derp_ != nullptr ? derp_->home_region() : 0;
+  for (const auto& l : derp_latency_.report(Clock::now())) {
+    nlohmann::json r = {{"region_id", l.region},
+                        {"region", l.code},
+                        {"region_name", l.name},
+                        {"home", l.region == home},
+                        {"connected", derp_ != nullptr && derp_->region_connected(l.region)}};
+    switch (l.stun) {
+      case DerpRegionLatency::Stun::kMeasured:
+        r["stun"] = "measured";
+        r["latency_ms"] = to_ms(l.latest);
+        r["min_latency_ms"] = to_ms(l.min);
+        r["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(l.age).count();
+        r["node"] = l.node;
+        r["stun_server"] = l.server.to_string();
+        break;
+      case DerpRegionLatency::Stun::kNoReply:
+        r["stun"] = "no_reply";
+        break;
+      case DerpRegionLatency::Stun::kNoStun:
+        r["stun"] = "no_stun";
+        break;
     }
+    derp.push_back(std::move(r));
   }
   return j.dump();
 }

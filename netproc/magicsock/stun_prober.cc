@@ -6,13 +6,16 @@
 
 namespace tw::magicsock {
 
+bool usable_stun_server(const IpPort& s) {
+  return s.ip.is_v4() && s.port != 0 && !s.ip.is_unspecified() && !s.ip.is_multicast() &&
+         !s.ip.is_broadcast();
+}
+
 void StunProber::set_servers(std::span<const IpPort> servers, TimePoint now) {
   servers_.clear();
   for (const auto& s : servers) {
-    const bool usable = s.ip.is_v4() && s.port != 0 && !s.ip.is_unspecified() &&
-                        !s.ip.is_multicast() && !s.ip.is_broadcast();
-    if (!usable) {
-      m_.stun_server_skipped.inc();  // STUN stays IPv4 even with enable_ipv6
+    if (!usable_stun_server(s)) {
+      m_.stun_server_skipped.inc();
     } else if (std::find(servers_.begin(), servers_.end(), s) == servers_.end()) {
       servers_.push_back(s);
     }

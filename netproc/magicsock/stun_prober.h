@@ -18,6 +18,10 @@ namespace tw::magicsock {
 
 using StunTxId = std::array<std::uint8_t, 12>;
 
+// Whether the prober sends to this server: IPv4 (STUN stays IPv4 even with
+// enable_ipv6), a real port, a unicast address.
+bool usable_stun_server(const IpPort& server);
+
 struct StunRequestPlan {
   IpPort server;
   StunTxId txid{};

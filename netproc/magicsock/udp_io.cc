@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,7 +23,7 @@ UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_by
       rx_cap_(rx_buffer_bytes),
       rx_buf_(std::make_unique<std::uint8_t[]>(rx_buffer_bytes * kUdpBurst)),
       rx_msgs_(kUdpBurst),
-      rx_iov_(kUdpBurst),
+      rx_iov_(3 * kUdpBurst),
       rx_addr_(kUdpBurst),
       tx_buf_(std::make_unique<std::uint8_t[]>(kMaxDatagramBytes * kUdpBurst)),
       tx_msgs_(kUdpBurst),
@@ -38,18 +39,30 @@ UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_by
   }
 }
 
-int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
-  for (std::size_t i = 0; i < kUdpBurst; ++i) {
-    rx_iov_[i] = {rx_buf_.get() + i * rx_cap_, rx_cap_};
+int UdpIo::receive_placed(std::span<const RxPlacement> placements, RxDatagram* out) {
+  const std::size_t burst = std::min(placements.size(), kUdpBurst);
+  last_burst_full_ = false;
+  if (burst == 0) return 0;
+  for (std::size_t i = 0; i < burst; ++i) {
+    const RxPlacement& p = placements[i];
+    iovec* iov = &rx_iov_[3 * i];
+    std::size_t parts = 0;
+    std::size_t room = rx_cap_;
+    for (std::size_t j = 0; j < 2; ++j) {
+      const std::size_t take = std::min(p.len[j], room);
+      if (take == 0) continue;
+      iov[parts++] = {p.piece[j], take};
+      room -= take;
+    }
+    if (room != 0) iov[parts++] = {rx_buf_.get() + i * rx_cap_ + (rx_cap_ - room), room};
     auto& h = rx_msgs_[i].msg_hdr;
     h = {};
     h.msg_name = &rx_addr_[i];
     h.msg_namelen = sizeof(sockaddr_storage);
-    h.msg_iov = &rx_iov_[i];
-    h.msg_iovlen = 1;
+    h.msg_iov = iov;
+    h.msg_iovlen = parts;
   }
-  const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), kUdpBurst, MSG_DONTWAIT, nullptr);
-  last_burst_full_ = false;
+  const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), static_cast<unsigned>(burst), MSG_DONTWAIT, nullptr);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     // One datagram's error (an ICMP error queued on the socket, EINTR, ...): count it
@@ -58,25 +71,50 @@ int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
     spdlog::debug("udp: receive error: {}", std::strerror(errno));
     return 0;
   }
-  last_burst_full_ = static_cast<std::size_t>(n) == kUdpBurst;
+  last_burst_full_ = static_cast<std::size_t>(n) == burst;
   c_.rx_datagrams.inc(static_cast<std::uint64_t>(n));  // one atomic per burst, not per datagram
-  int out = 0;
+  int out_count = 0;
+  std::uint64_t truncated = 0;
+  std::uint64_t bad_source = 0;
   for (int i = 0; i < n; ++i) {
     const auto& h = rx_msgs_[i].msg_hdr;
     if ((h.msg_flags & MSG_TRUNC) != 0) {
-      c_.rx_truncated.inc();
+      ++truncated;
       continue;
     }
     auto src = IpPort::from_sockaddr(reinterpret_cast<const sockaddr*>(&rx_addr_[i]), h.msg_namelen);
     if (!src || !src->valid()) {
-      c_.rx_bad_source.inc();
+      ++bad_source;
       continue;
     }
-    srcs[out] = *src;
-    views[out] = MutableByteView(rx_buf_.get() + i * rx_cap_, rx_msgs_[i].msg_len);
-    ++out;
+    out[out_count++] = RxDatagram{*src, static_cast<std::uint32_t>(i), rx_msgs_[i].msg_len};
   }
-  return out;
+  if (truncated != 0) c_.rx_truncated.inc(truncated);
+  if (bad_source != 0) c_.rx_bad_source.inc(bad_source);
+  return out_count;
+}
+
+MutableByteView UdpIo::gather(const RxDatagram& d, const RxPlacement& placement) {
+  std::uint8_t* dst = rx_buf_.get() + std::size_t{d.index} * rx_cap_;
+  std::size_t at = 0;  // where the piece sits in the private layout
+  for (std::size_t j = 0; j < 2; ++j) {
+    const std::size_t piece = std::min(placement.len[j], rx_cap_ - at);
+    const std::size_t copy = at < d.length ? std::min<std::size_t>(piece, d.length - at) : 0;
+    if (copy != 0) std::memcpy(dst + at, placement.piece[j], copy);
+    at += piece;
+  }
+  return MutableByteView(dst, d.length);
+}
+
+int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
+  static const RxPlacement kPrivateOnly[kUdpBurst] = {};
+  RxDatagram got[kUdpBurst];
+  const int n = receive_placed(kPrivateOnly, got);
+  for (int i = 0; i < n; ++i) {
+    srcs[i] = got[i].src;
+    views[i] = MutableByteView(rx_buf_.get() + std::size_t{got[i].index} * rx_cap_, got[i].length);
+  }
+  return n;
 }
 
 bool UdpIo::receive_burst(const Handler& on_datagram) {

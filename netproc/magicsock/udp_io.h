@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/bytes.h"
@@ -21,6 +22,25 @@ namespace tw::magicsock {
 
 constexpr std::size_t kUdpBurst = 64;
 constexpr std::size_t kMaxDatagramBytes = 65536;
+
+// Where datagram i of a burst lands first: up to two caller-owned pieces (a ring
+// slot's dense part and overflow area, for receiving straight into the net->data
+// ring). Whatever does not fit them lands in UdpIo's private buffer at the same
+// offset, so every datagram is still receivable up to the configured size and
+// truncation means what it always meant. No pieces: the private buffer only.
+struct RxPlacement {
+  std::uint8_t* piece[2] = {nullptr, nullptr};
+  std::size_t len[2] = {0, 0};
+  std::size_t pieces_len() const { return len[0] + len[1]; }
+};
+
+// A usable datagram of a placed burst: its source, the placement it landed in and
+// its whole length (across the pieces and the private remainder).
+struct RxDatagram {
+  IpPort src;
+  std::uint32_t index = 0;
+  std::uint32_t length = 0;
+};
 
 struct UdpIoCounters {
   explicit UdpIoCounters(MetricsRegistry& r);
@@ -55,6 +75,15 @@ class UdpIo {
   // Receives without a callback: into `srcs`/`views` (size kUdpBurst); returns the
   // count of usable datagrams, or -1 on EAGAIN. The hot path of the runtime.
   int receive_into(IpPort* srcs, MutableByteView* views);
+  // One recvmmsg burst into `placements` (at most kUdpBurst; their count is the
+  // burst size). Usable datagrams go to `out` in arrival order; truncated ones and
+  // ones with an unusable source are counted and left out. Returns their count, or
+  // -1 on EAGAIN.
+  int receive_placed(std::span<const RxPlacement> placements, RxDatagram* out);
+  // Datagram `d` of the last placed burst as one private, contiguous view: the
+  // pieces are copied into the private buffer in front of the remainder already
+  // there. Valid until the next receive.
+  MutableByteView gather(const RxDatagram& d, const RxPlacement& placement);
 
   // Copies the datagram into the send batch; flushes when the batch is full.
   void queue(const IpPort& to, ByteView data);
@@ -71,7 +100,7 @@ class UdpIo {
   std::size_t rx_cap_;
   std::unique_ptr<std::uint8_t[]> rx_buf_;
   std::vector<mmsghdr> rx_msgs_;
-  std::vector<iovec> rx_iov_;
+  std::vector<iovec> rx_iov_;  // up to three per datagram: two pieces, then private
   std::vector<sockaddr_storage> rx_addr_;
   std::unique_ptr<std::uint8_t[]> tx_buf_;
   std::vector<mmsghdr> tx_msgs_;

@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 #include <thread>
 
 #include "broker/admin_server.h"
@@ -109,6 +114,36 @@ TEST_F(AdminServerTest, SocketIsGroupOnlyAndOutsidersAreShutOut) {
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "an outsider got a successful answer";
+}
+
+// The socket's mode is the first gate; the credential check behind it must hold on
+// its own (a widened mode, a mistaken drop-in): an outsider is answered "permission
+// denied", counted, and logged with its uid, gid and pid.
+TEST_F(AdminServerTest, CredentialCheckRefusesAndLogsOutsidersEvenOnAWideOpenSocket) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  auto log = std::make_shared<std::ostringstream>();
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(*log)));
+  ::chmod(dir_.c_str(), 0755);
+  ::chmod(path_.c_str(), 0666);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    ::signal(SIGPIPE, SIG_IGN);  // the broker may close before our request is written
+    std::string got = roundtrip(path_, "{\"cmd\":\"status\"}\n");
+    _exit(got == "{\"ok\":false,\"error\":\"permission denied\"}\n" ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  spdlog::default_logger()->flush();
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the outsider was not refused with \"permission denied\"";
+  EXPECT_EQ(metrics_.value("admin_refused_total"), 1u);
+  EXPECT_NE(log->str().find("admin: refused connection from uid 65534 gid 65534 pid " + std::to_string(pid)),
+            std::string::npos)
+      << log->str();
 }
 
 }  // namespace

@@ -224,6 +224,52 @@ TEST(BrokerConfigFile, LoadReadsParsesAndResolves) {
   EXPECT_EQ(r->child_user.uid, 65534u);
 }
 
+TEST(BrokerConfig, EndpointsFileIsOptionalAndAnAbsoluteFilePath) {
+  EXPECT_FALSE(parse(kRequired)->endpoints_file.has_value());
+  auto r = parse(kRequired + "endpoints_file = \"/run/tailwarden/endpoints.json\"\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_TRUE(r->endpoints_file.has_value());
+  EXPECT_EQ(r->endpoints_file->path, "/run/tailwarden/endpoints.json");
+  EXPECT_EQ(r->endpoints_file->line, 4);
+  EXPECT_EQ(refusal(kRequired + "endpoints_file = \"endpoints.json\"\n"),
+            "test.toml:4: endpoints_file: expected an absolute path, got \"endpoints.json\"");
+  EXPECT_EQ(refusal(kRequired + "endpoints_file = \"/run/tailwarden/\"\n"),
+            "test.toml:4: endpoints_file: expected a file path, got the directory \"/run/tailwarden/\"");
+  EXPECT_EQ(refusal(kRequired + "endpoints_file = true\n"),
+            "test.toml:4: endpoints_file: expected an absolute path, got true");
+}
+
+TEST(BrokerConfigPaths, EndpointsFileDirectoryMustExistAtLoad) {
+  char tmpl[] = "/tmp/tw-config-dir-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  auto check = [](const std::string& file) {
+    auto r = parse_config_text(kRequired + "\nendpoints_file = \"" + file + "\"\n", "/etc/tw.toml");
+    EXPECT_TRUE(r.ok()) << r.error();
+    return r.ok() ? check_paths(*r) : Status(make_error("parse"));
+  };
+  EXPECT_TRUE(check(dir + "/endpoints.json").ok());
+  EXPECT_EQ(check(dir + "/missing/endpoints.json").error(),
+            "/etc/tw.toml:5: endpoints_file: directory \"" + dir + "/missing\" does not exist");
+  std::ofstream(dir + "/plain") << "x";
+  EXPECT_EQ(check(dir + "/plain/endpoints.json").error(),
+            "/etc/tw.toml:5: endpoints_file: \"" + dir + "/plain\" is not a directory");
+  EXPECT_EQ(check(dir).error(), "/etc/tw.toml:5: endpoints_file: \"" + dir + "\" is a directory");
+  ::unlink((dir + "/plain").c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(BrokerConfigFile, LoadRefusesAnEndpointsFileInAMissingDirectory) {
+  char path[] = "/tmp/tw-config-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  std::ofstream(path) << kRequired << "endpoints_file = \"/nonexistent-tw-dir/endpoints.json\"\n";
+  auto r = load_config(path);
+  ::unlink(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), std::string(path) + ":4: endpoints_file: directory \"/nonexistent-tw-dir\" does not exist");
+}
+
 TEST(BrokerConfigFile, MissingFileIsNamed) {
   auto r = load_config("/nonexistent/tailwarden.toml");
   ASSERT_FALSE(r.ok());

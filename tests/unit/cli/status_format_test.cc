@@ -54,6 +54,29 @@ TEST(StatusFormatTest, NetcheckReportsHardNat) {
   EXPECT_NE(out.find("198.18.0.1:3478: 198.18.0.2:1024"), std::string::npos) << out;
 }
 
+TEST(StatusFormatTest, NetcheckListsDerpRegionsWithLatencyNodeAndState) {
+  json r = json::parse(R"({"stun":[],"endpoints":[],"derp":[
+    {"region_id":1,"region":"fra","region_name":"Frankfurt","stun":"measured","latency_ms":12.3,
+     "min_latency_ms":8.04,"age_ms":3200,"node":"1b","stun_server":"198.18.1.2:3478","home":true,"connected":true},
+    {"region_id":2,"region":"nyc","region_name":"New York","stun":"measured","latency_ms":31.0,
+     "min_latency_ms":31.0,"age_ms":0,"node":"2a","stun_server":"198.18.2.1:3478","home":false,"connected":false},
+    {"region_id":4,"region":"syd","region_name":"","stun":"no_reply","home":false,"connected":false},
+    {"region_id":3,"region":"relay","region_name":"Relay only","stun":"no_stun","home":false,"connected":true}]})");
+  const std::string out = format_netcheck(r);
+  EXPECT_NE(out.find("\t* Nearest DERP: Frankfurt\n"), std::string::npos) << out;
+  const auto fra = out.find("\t\t- fra: 12ms (Frankfurt) via 1b, min 8.0ms, 3s ago [home, connected]\n");
+  const auto nyc = out.find("\t\t- nyc: 31ms (New York) via 2a, min 31ms, 0s ago\n");
+  const auto syd = out.find("\t\t- syd: no STUN reply\n");
+  const auto relay = out.find("\t\t- relay: no STUN endpoint (Relay only) [connected]\n");
+  ASSERT_NE(fra, std::string::npos) << out;
+  ASSERT_NE(nyc, std::string::npos) << out;
+  ASSERT_NE(syd, std::string::npos) << out;
+  ASSERT_NE(relay, std::string::npos) << out;
+  EXPECT_LT(fra, nyc);
+  EXPECT_LT(nyc, syd);
+  EXPECT_LT(syd, relay);
+}
+
 TEST(StatusFormatTest, HumanUnits) {
   EXPECT_EQ(human_bytes(0), "0B");
   EXPECT_EQ(human_bytes(1536), "1.5KiB");

@@ -175,6 +175,136 @@ TEST(Ring, ResetAndResyncStartBothSidesAfresh) {
   EXPECT_EQ(fresh.pop(batch), 5u);
 }
 
+// Writes `data` into reserved slot i the way recvmmsg scatters: dense part first.
+void write_in_place(RingProducer& tx, std::size_t i, ByteView data) {
+  SlotArea a = tx.area(i);
+  ASSERT_LE(data.size(), a.head_len + a.rest_len);
+  std::size_t head = std::min(data.size(), a.head_len);
+  std::memcpy(a.head, data.data(), head);
+  if (data.size() > head) std::memcpy(a.rest, data.data() + head, data.size() - head);
+}
+
+bool same(const Bytes& want, ByteView got) { return std::equal(want.begin(), want.end(), got.begin(), got.end()); }
+
+TEST(RingInPlace, FilledSlotsArriveInOrderAndUnfilledOnesAreSkipped) {
+  auto mem = make_memory(8, 65536);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  ASSERT_EQ(tx.reserve(5), 5u);
+  Bytes a = payload(1, 1280), junk = payload(2, 90), b = payload(3, 3000), c = payload(4, 0);
+  write_in_place(tx, 0, a);
+  write_in_place(tx, 1, junk);  // received, but not for the consumer (say, disco)
+  write_in_place(tx, 2, b);     // spans the dense part and the overflow area
+  write_in_place(tx, 4, c);
+  tx.fill(0, 11, static_cast<std::uint32_t>(a.size()));
+  tx.fill(2, 13, static_cast<std::uint32_t>(b.size()));
+  tx.fill(4, 15, 0);
+  tx.commit(5);
+  EXPECT_EQ(tx.stats().packets, 3u);
+  EXPECT_EQ(tx.stats().skipped, 2u);
+  PacketBatch batch(65536);
+  ASSERT_EQ(rx.pop(batch), 3u);
+  EXPECT_EQ(batch.peer_id(0), 11u);
+  EXPECT_TRUE(same(a, batch.data(0)));
+  EXPECT_EQ(batch.peer_id(1), 13u);
+  EXPECT_TRUE(same(b, batch.data(1)));
+  EXPECT_EQ(batch.peer_id(2), 15u);
+  EXPECT_EQ(batch.data(2).size(), 0u);
+  EXPECT_EQ(rx.stats().skipped, 2u);
+  EXPECT_EQ(rx.stats().dropped_oversize, 0u);
+  EXPECT_EQ(rx.pop(batch), 0u);
+}
+
+TEST(RingInPlace, SlotsPastTheCommitStayFreeForTheNextReservation) {
+  auto mem = make_memory(8);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  ASSERT_EQ(tx.reserve(6), 6u);
+  std::uint8_t* third = tx.area(2).head;
+  Bytes p = payload(7, 40);
+  write_in_place(tx, 0, p);
+  tx.fill(0, 1, 40);
+  tx.fill(3, 2, 40);  // beyond the commit: never published
+  tx.commit(2);       // slot 1 skipped, slots 2.. not committed
+  EXPECT_EQ(tx.free_slots(), 6u);
+  ASSERT_EQ(tx.reserve(64), 6u);
+  EXPECT_EQ(tx.area(0).head, third) << "the next reservation starts after the committed slots";
+  tx.commit(0);  // nothing received this time
+  PacketBatch batch(2048);
+  ASSERT_EQ(rx.pop(batch), 1u);
+  EXPECT_TRUE(same(p, batch.data(0)));
+  EXPECT_EQ(rx.stats().skipped, 1u);
+  EXPECT_EQ(rx.pop(batch), 0u);
+}
+
+TEST(RingInPlace, ReservationIsBoundedByFreeSlotsAndTheBurst) {
+  auto mem = make_memory(8);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  Bytes p(4);
+  std::vector<OutPacket> out(6, OutPacket{1, p});
+  ASSERT_EQ(tx.push(out), 6u);
+  EXPECT_EQ(tx.reserve(64), 2u);
+  EXPECT_EQ(tx.area(2).head, nullptr) << "no area outside the reservation";
+  tx.commit(0);
+  EXPECT_EQ(tx.reserve(64), 2u);
+  tx.fill(0, 1, 4);
+  tx.fill(1, 1, 4);
+  tx.commit(2);
+  EXPECT_EQ(tx.reserve(64), 0u) << "full";
+  PacketBatch batch(2048);
+  EXPECT_EQ(rx.pop(batch), 8u);
+  auto big = make_memory(256);
+  RingProducer wide(big.ring(Direction::kNetToData), -1);
+  EXPECT_EQ(wide.reserve(100), kMaxBurst);
+}
+
+TEST(RingInPlace, LengthBeyondTheSlotIsDroppedAndTheSlotSkipped) {
+  auto mem = make_memory(8, 1024);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  ASSERT_EQ(tx.reserve(2), 2u);
+  EXPECT_EQ(tx.area(0).head_len + tx.area(0).rest_len, 1024u);
+  tx.fill(0, 1, 1025);
+  tx.fill(1, 2, 10);
+  tx.commit(2);
+  EXPECT_EQ(tx.stats().dropped_oversize, 1u);
+  PacketBatch batch(1024);
+  ASSERT_EQ(rx.pop(batch), 1u);
+  EXPECT_EQ(batch.peer_id(0), 2u);
+}
+
+TEST(RingInPlace, PushAbandonsAnUncommittedReservation) {
+  auto mem = make_memory(8);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  ASSERT_EQ(tx.reserve(4), 4u);
+  tx.fill(0, 9, 4);
+  Bytes p = payload(3, 20);
+  OutPacket out{5, p};
+  ASSERT_EQ(tx.push(std::span(&out, 1)), 1u);
+  tx.commit(4);  // stale: publishes nothing
+  PacketBatch batch(2048);
+  ASSERT_EQ(rx.pop(batch), 1u);
+  EXPECT_EQ(batch.peer_id(0), 5u);
+  EXPECT_EQ(rx.pop(batch), 0u);
+}
+
+TEST(RingInPlace, CommitRingsTheDoorbellOfASleepingConsumer) {
+  auto mem = make_memory(8);
+  auto bell = make_doorbell();
+  ASSERT_TRUE(bell.ok());
+  RingProducer tx(mem.ring(Direction::kNetToData), bell->get());
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  ASSERT_TRUE(rx.prepare_to_sleep());
+  ASSERT_EQ(tx.reserve(1), 1u);
+  tx.fill(0, 1, 0);
+  tx.commit(1);
+  EXPECT_EQ(tx.stats().doorbells, 1u);
+  pollfd pfd{bell->get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 0), 1);
+}
+
 TEST(RingMemory, ChildRefusesUnsealedOrMisSizedMemory) {
   UniqueFd plain(::memfd_create("x", MFD_CLOEXEC));
   ASSERT_EQ(::ftruncate(plain.get(), 1 << 20), 0);
@@ -261,6 +391,57 @@ TEST(Ring, ThreadedTrafficWithDoorbellsHasNoLossDuplicationOrReordering) {
   EXPECT_EQ(rx.pop(batch), 0u);
   EXPECT_EQ(tx.stats().packets, kThreadedMessages);
   RecordProperty("sleeps", std::to_string(sleeps));
+}
+
+// The in-place producer (reserve, write, fill some, commit) against a consumer in
+// another thread: every filled slot arrives once and in order, skipped ones never.
+TEST(RingInPlace, ThreadedTrafficHasNoLossDuplicationOrReordering) {
+  auto mem = make_memory(64, 2048);
+  RingProducer tx(mem.ring(Direction::kNetToData), -1);
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  auto delivered = [](std::uint64_t s) { return s % 7 != 3; };  // every 7th is "disco"
+  std::thread producer([&] {
+    for (std::uint64_t seq = 0; seq < kThreadedMessages;) {
+      std::size_t n = tx.reserve(std::min<std::uint64_t>(32, kThreadedMessages - seq));
+      if (n == 0) {
+        std::this_thread::yield();
+        continue;
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        std::uint64_t s = seq + k;
+        std::memcpy(tx.area(k).head, &s, 8);
+        if (delivered(s)) tx.fill(k, static_cast<std::uint32_t>(s * 7), static_cast<std::uint32_t>(8 + s % 50));
+      }
+      tx.commit(n);
+      seq += n;
+    }
+  });
+  PacketBatch batch(2048);
+  std::uint64_t expect = 0;
+  std::uint64_t got_count = 0;
+  while (expect < kThreadedMessages) {
+    while (expect < kThreadedMessages && !delivered(expect)) ++expect;
+    if (expect == kThreadedMessages) break;
+    std::size_t n = rx.pop(batch);
+    if (n == 0) {
+      std::this_thread::yield();
+      continue;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      while (!delivered(expect)) ++expect;
+      ASSERT_EQ(batch.data(i).size(), 8 + expect % 50);
+      std::uint64_t got;
+      std::memcpy(&got, batch.data(i).data(), 8);
+      ASSERT_EQ(got, expect);
+      ASSERT_EQ(batch.peer_id(i), static_cast<std::uint32_t>(expect * 7));
+      ++expect;
+      ++got_count;
+    }
+  }
+  producer.join();
+  EXPECT_EQ(rx.pop(batch), 0u);
+  EXPECT_EQ(got_count, tx.stats().packets);
+  EXPECT_EQ(tx.stats().packets + tx.stats().skipped, kThreadedMessages);
 }
 
 // The Asio integration: RingReader drains the ring from an io_context, sleeping on
