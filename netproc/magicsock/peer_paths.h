@@ -48,7 +48,7 @@ struct RouteDecision {
   IpPort udp;                    // set when kind carries UDP
   bool failover = false;         // DERP added because the trusted best went quiet
   bool start_discovery = false;  // the caller should run discovery for this peer now
-  bool probe_best = false;       // the caller should ping the trusted best now (probe_best)
+  bool probe_best = false;       // the caller should ping the best now (PeerPaths::probe_best)
   bool has_udp() const { return kind == RouteKind::kUdp || kind == RouteKind::kUdpAndDerp; }
   bool has_derp() const { return kind == RouteKind::kDerp || kind == RouteKind::kUdpAndDerp; }
 };
@@ -85,9 +85,10 @@ class PeerPaths {
   // of our own at once (no 5 s floor, at most once per second per candidate) unless
   // `src` is already our trusted best. Returns whether a ping was planned.
   bool ping_back(const IpPort& src, TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
-  // A trusted best that carries traffic is pinged every second (route() asks for it),
-  // so a path that died is noticed by fast failover within ~2 s, not after the next
-  // refresh ping 3 s after the last pong plus the failover wait.
+  // A best that carries traffic is pinged every second (route() asks for it), so a
+  // path that died is noticed by fast failover within ~2 s (not after the refresh
+  // ping 3 s after the last pong plus the failover wait), and one that came back is
+  // trusted again within a second.
   void probe_best(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   // On-demand discovery after a send found no trusted path (floor still applies).
   void plan_discovery(TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);

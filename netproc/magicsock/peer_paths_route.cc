@@ -22,9 +22,6 @@ RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
       d.failover = true;
       m()->route_failover.inc();
     }
-    const Candidate* c = find(best_->addr);
-    d.probe_best = !best_unanswered_since_ && c != nullptr &&
-                   (!c->last_ping || now - *c->last_ping >= kBusyBestProbeInterval);
   } else {
     if (best_) {
       d.udp = best_->addr;
@@ -37,6 +34,13 @@ RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
       d.start_discovery = true;
       m()->discovery_on_demand.inc();
     }
+  }
+  if (best_ && d.has_udp()) {
+    // Traffic rides this address: ping it every second, answered or not, so a dead
+    // path fails over quickly and a revived one (after failover or trust expiry) is
+    // trusted again within a second instead of at the next 5 s discovery round.
+    const Candidate* c = find(best_->addr);
+    d.probe_best = c != nullptr && (!c->last_ping || now - *c->last_ping >= kBusyBestProbeInterval);
   }
   switch (d.kind) {
     case RouteKind::kUdp:

@@ -126,7 +126,7 @@ TEST(RouteTest, BusyTrustedBestIsProbedEverySecondWhileAnswered) {
   h.p.probe_best(h.now, h.rng, out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].to, kA);
-  EXPECT_FALSE(h.p.route(h.now + 500ms, true).probe_best);  // one in flight
+  EXPECT_FALSE(h.p.route(h.now + 500ms, true).probe_best);  // at most one a second
   h.now += 10ms;
   h.p.note_pong(out[0].txid, h.now);
   EXPECT_FALSE(h.p.route(h.now + 980ms, true).probe_best);
@@ -151,7 +151,30 @@ TEST(RouteTest, DeadBusyBestFailsOverWithinTwoSecondsOfItsLastPong) {
   }
   ASSERT_TRUE(failed_over);
   EXPECT_LE(h.now - last_pong, 2010ms);
-  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(out.size(), 2u);  // the one that went unanswered, and the next second's
+}
+
+// During failover the best is still pinged every second while traffic flows by UDP
+// and DERP, so the first answer after the outage ends the duplication at once.
+TEST(RouteTest, ProbesContinueDuringFailoverAndTheFirstAnswerEndsIt) {
+  PathsHarness h;
+  h.netmap({kA});
+  h.confirm(kA, 10ms);
+  std::vector<PlannedPing> out;
+  bool failed_over = false;
+  for (int step = 0; step < 800; ++step) {  // 4 s of a packet every 5 ms, UDP dead
+    h.now += 5ms;
+    auto d = h.p.route(h.now, true);
+    failed_over = failed_over || d.failover;
+    if (d.probe_best) h.p.probe_best(h.now, h.rng, out);
+  }
+  ASSERT_TRUE(failed_over);
+  EXPECT_EQ(out.size(), 4u);
+  h.now += 10ms;
+  ASSERT_TRUE(h.p.note_pong(out.back().txid, h.now));  // the path is back
+  auto d = h.p.route(h.now, true);
+  EXPECT_EQ(d.kind, RouteKind::kUdp);
+  EXPECT_FALSE(d.failover);
 }
 
 TEST(RouteTest, SendWithoutTrustedPathStartsDiscoveryAtMostEvery5s) {
