@@ -180,7 +180,7 @@ void write_in_place(RingProducer& tx, std::size_t i, ByteView data) {
   SlotArea a = tx.area(i);
   ASSERT_LE(data.size(), a.head_len + a.rest_len);
   std::size_t head = std::min(data.size(), a.head_len);
-  std::memcpy(a.head, data.data(), head);
+  if (head != 0) std::memcpy(a.head, data.data(), head);  // an empty payload has no data()
   if (data.size() > head) std::memcpy(a.rest, data.data() + head, data.size() - head);
 }
 

@@ -29,6 +29,8 @@ DerpMap lab_map(int fra_b_port = 3478) {
   return m.ok() ? *m : DerpMap{};
 }
 
+// The result points into `r`: a temporary report would leave it dangling.
+const DerpRegionLatency* find(std::vector<DerpRegionLatency>&&, std::string_view) = delete;
 const DerpRegionLatency* find(const std::vector<DerpRegionLatency>& r, std::string_view code) {
   for (const auto& l : r) {
     if (l.code == code) return &l;
@@ -79,7 +81,8 @@ TEST(DerpLatencyTest, LatestFollowsTheNewestAnswerAndMinTheSmallestOfAnyNode) {
   now += 20s;
   t.on_stun_rtt(ep("198.18.1.2:3480"), 15ms, now);
   now += 1s;
-  const auto* fra = find(t.report(now), "fra");
+  auto rep = t.report(now);
+  const auto* fra = find(rep, "fra");
   ASSERT_NE(fra, nullptr);
   EXPECT_EQ(fra->latest, 15ms);
   EXPECT_EQ(fra->node, "1b");
@@ -87,7 +90,8 @@ TEST(DerpLatencyTest, LatestFollowsTheNewestAnswerAndMinTheSmallestOfAnyNode) {
   EXPECT_EQ(fra->age, 1s);
   now += 20s;
   t.on_stun_rtt(ep("198.18.1.2:3480"), 40ms, now);
-  fra = find(t.report(now), "fra");
+  rep = t.report(now);
+  fra = find(rep, "fra");
   EXPECT_EQ(fra->latest, 40ms);
   EXPECT_EQ(fra->min, 8ms);
 }
@@ -125,7 +129,8 @@ TEST(DerpLatencyTest, RebindForgetsMeasurements) {
   t.set_map(lab_map());
   t.on_stun_rtt(ep("198.18.2.1:3479"), 30ms, kStart);
   t.clear_measurements();
-  EXPECT_EQ(find(t.report(kStart), "nyc")->stun, Stun::kNoReply);
+  const auto rep = t.report(kStart);
+  EXPECT_EQ(find(rep, "nyc")->stun, Stun::kNoReply);
 }
 
 }  // namespace
