@@ -35,7 +35,7 @@ trap 'exit 1' INT TERM
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 ok() { echo "ok: $*"; }
-nsx() { ip netns exec "$NS" "$@"; }
+nsx() { ip netns exec "$NS" "$@"; }  # not for "&": $! would be the subshell, not the process
 cli() { local n=$1; shift; "$BIN/tailwarden" --socket "$DIR/$n/admin.sock" "$@"; }
 validate() { "$SRC/scripts/cli-json" validate "$@" && ok "$1 output matches docs/schemas/$1.schema.json ($2)" ||
   fail "$1 output does not match its schema ($2)"; }
@@ -55,10 +55,10 @@ nsx ip addr add "$STUN2_IP/32" dev lo
 # Infrastructure: DERP relay + its STUN responder; coturn as a second STUN server.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=derp.lab" \
   -addext "subjectAltName=DNS:derp.lab,IP:$RELAY_IP" -keyout "$DIR/derp.key" -out "$DIR/derp.crt" >/dev/null 2>&1
-nsx "$BIN/tailwarden-derper" --listen "$RELAY_IP:3340" --stun-port 3478 --tls-cert "$DIR/derp.crt" \
+ip netns exec "$NS" "$BIN/tailwarden-derper" --listen "$RELAY_IP:3340" --stun-port 3478 --tls-cert "$DIR/derp.crt" \
   --tls-key "$DIR/derp.key" --key-file "$DIR/derp.server.key" >"$DIR/derper.log" 2>&1 &
 PIDS+=($!)
-nsx turnserver --stun-only -L "$STUN2_IP" -p 3479 --no-cli --no-tls --no-dtls -n --log-file stdout \
+ip netns exec "$NS" turnserver --stun-only -L "$STUN2_IP" -p 3479 --no-cli --no-tls --no-dtls -n --log-file stdout \
   --pidfile "$DIR/coturn.pid" --db "$DIR/coturn.db" >"$DIR/coturn.log" 2>&1 &
 PIDS+=($!)
 
@@ -109,7 +109,7 @@ $3
 [tun]
 enabled = false
 TOML
-  nsx "$BIN/tailwardend" --config "$DIR/$1/config.toml" >"$DIR/$1/log" 2>&1 &
+  ip netns exec "$NS" "$BIN/tailwardend" --config "$DIR/$1/config.toml" >"$DIR/$1/log" 2>&1 &
   PIDS+=($!)
 }
 EPF="$DIR/a/endpoints.json"
@@ -186,7 +186,7 @@ validate audit "$DIR/audit.json"
 
 # --- endpoints file follows a change; a reader polling it never sees a partial file.
 before=$(cat "$EPF")
-cli a endpoints --watch --json >"$DIR/watch.jsonl" 2>&1 &
+"$BIN/tailwarden" --socket "$DIR/a/admin.sock" endpoints --watch --json >"$DIR/watch.jsonl" 2>&1 &
 WATCH=$!
 PIDS+=($WATCH)
 python3 - "$EPF" "$DIR/stop-reader" >"$DIR/reader.out" <<'PY' &
