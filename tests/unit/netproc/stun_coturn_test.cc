@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "tests/unit/netproc/rt_util.h"
@@ -45,40 +47,55 @@ class Coturn {
   pid_t pid_ = -1;
 };
 
-TEST(RuntimeStun, ResponseFromRealCoturnYieldsOurMappedAddress) {
-  if (::system("command -v turnserver >/dev/null 2>&1") != 0) GTEST_SKIP() << "coturn not installed";
-  std::uint16_t stun_port;
-  {
-    auto probe = bind_loopback();
-    stun_port = port_of(probe.get());
+// A real coturn on a free loopback port and a started runtime on another socket.
+class RuntimeStun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::system("command -v turnserver >/dev/null 2>&1") != 0) GTEST_SKIP() << "coturn not installed";
+    {
+      auto probe = bind_loopback();
+      stun_port = port_of(probe.get());
+    }
+    server.emplace(stun_port);
+    ASSERT_TRUE(server->started());
+    cfg.disco_private = DiscoPrivate::generate();
+    cfg.self_node = NodePrivate::generate().public_key();
+    rt.emplace(io, cfg, metrics, nullptr, magicsock::RuntimeHooks{}, rng);
+    auto udp = bind_loopback();
+    our_port = port_of(udp.get());
+    rt->adopt_udp(std::move(udp));
+    rt->start();
   }
-  Coturn server(stun_port);
-  ASSERT_TRUE(server.started());
 
+  // Polls netcheck until `done` holds; coturn needs a moment to listen, so the
+  // server list is re-set (which sweeps again at once) every 300 ms meanwhile.
+  bool poll_netcheck(nlohmann::json& nc, const std::function<bool(const nlohmann::json&)>& done) {
+    const IpPort server_addr = loopback(stun_port);
+    auto last = std::chrono::steady_clock::now() - 1s;
+    return run_until(io, [&] {
+      if (std::chrono::steady_clock::now() - last > 300ms) {
+        last = std::chrono::steady_clock::now();
+        rt->set_stun_servers(std::span(&server_addr, 1));
+      }
+      nc = nlohmann::json::parse(rt->netcheck_json());
+      return done(nc);
+    }, 5000ms);
+  }
+
+  std::uint16_t stun_port = 0;
+  std::uint16_t our_port = 0;
+  std::optional<Coturn> server;
   boost::asio::io_context io;
   MetricsRegistry metrics;
   magicsock::SodiumRandom rng;
   magicsock::RuntimeConfig cfg;
-  cfg.disco_private = DiscoPrivate::generate();
-  cfg.self_node = NodePrivate::generate().public_key();
-  magicsock::Runtime rt(io, cfg, metrics, nullptr, {}, rng);
-  auto udp = bind_loopback();
-  const auto our_port = port_of(udp.get());
-  rt.adopt_udp(std::move(udp));
-  rt.start();
+  std::optional<magicsock::Runtime> rt;  // declared last: destroyed before what it uses
+};
+
+TEST_F(RuntimeStun, ResponseFromRealCoturnYieldsOurMappedAddress) {
   const IpPort server_addr = loopback(stun_port);
-  // coturn needs a moment to listen; a re-set server list sweeps again at once.
   nlohmann::json nc;
-  const bool got = run_until(io, [&] {
-    static auto last = std::chrono::steady_clock::now() - 1s;
-    if (std::chrono::steady_clock::now() - last > 300ms) {
-      last = std::chrono::steady_clock::now();
-      rt.set_stun_servers(std::span(&server_addr, 1));
-    }
-    nc = nlohmann::json::parse(rt.netcheck_json());
-    return !nc["stun"].empty();
-  }, 5000ms);
-  ASSERT_TRUE(got) << nc.dump();
+  ASSERT_TRUE(poll_netcheck(nc, [](const nlohmann::json& j) { return !j["stun"].empty(); })) << nc.dump();
   EXPECT_EQ(nc["stun"][0]["server"], server_addr.to_string());
   EXPECT_EQ(nc["stun"][0]["mapped"], loopback(our_port).to_string());
   EXPECT_FALSE(nc.contains("mapping_varies_by_dest_ip")) << "only one server answered";
@@ -88,25 +105,7 @@ TEST(RuntimeStun, ResponseFromRealCoturnYieldsOurMappedAddress) {
 // netcheck's DERP latency is the RTT of STUN requests to each region's node, as in
 // Tailscale: a region whose node points at the real coturn gets a measured latency
 // naming that node; a region without STUN (STUNPort -1) is reported as such.
-TEST(RuntimeStun, NetcheckReportsDerpRegionLatencyFromRealStunAnswers) {
-  if (::system("command -v turnserver >/dev/null 2>&1") != 0) GTEST_SKIP() << "coturn not installed";
-  std::uint16_t stun_port;
-  {
-    auto probe = bind_loopback();
-    stun_port = port_of(probe.get());
-  }
-  Coturn server(stun_port);
-  ASSERT_TRUE(server.started());
-
-  boost::asio::io_context io;
-  MetricsRegistry metrics;
-  magicsock::SodiumRandom rng;
-  magicsock::RuntimeConfig cfg;
-  cfg.disco_private = DiscoPrivate::generate();
-  cfg.self_node = NodePrivate::generate().public_key();
-  magicsock::Runtime rt(io, cfg, metrics, nullptr, {}, rng);
-  rt.adopt_udp(bind_loopback());
-  rt.start();
+TEST_F(RuntimeStun, NetcheckReportsDerpRegionLatencyFromRealStunAnswers) {
   ipc::NetprocNetmap nm;
   nm.derp_map_json = R"({"Regions":{
     "900":{"RegionID":900,"RegionCode":"lab","RegionName":"Lab","Nodes":[
@@ -114,19 +113,11 @@ TEST(RuntimeStun, NetcheckReportsDerpRegionLatencyFromRealStunAnswers) {
                      std::to_string(stun_port) + R"(}]},
     "901":{"RegionID":901,"RegionCode":"relayonly","Nodes":[
       {"Name":"901a","RegionID":901,"HostName":"relay.lab","IPv4":"127.0.0.1","STUNPort":-1}]}}})";
-  ASSERT_TRUE(rt.apply_netmap(nm).ok());
-  const IpPort server_addr = loopback(stun_port);
+  ASSERT_TRUE(rt->apply_netmap(nm).ok());
   nlohmann::json nc;
-  const bool got = run_until(io, [&] {
-    static auto last = std::chrono::steady_clock::now();
-    if (std::chrono::steady_clock::now() - last > 300ms) {
-      last = std::chrono::steady_clock::now();
-      rt.set_stun_servers(std::span(&server_addr, 1));  // coturn may not have listened yet: sweep again
-    }
-    nc = nlohmann::json::parse(rt.netcheck_json());
-    return !nc["derp"].empty() && nc["derp"][0].value("stun", "") == "measured";
-  }, 5000ms);
-  ASSERT_TRUE(got) << nc.dump();
+  ASSERT_TRUE(poll_netcheck(nc, [](const nlohmann::json& j) {
+    return !j["derp"].empty() && j["derp"][0].value("stun", "") == "measured";
+  })) << nc.dump();
   ASSERT_EQ(nc["derp"].size(), 2u) << nc.dump();
   const auto& lab = nc["derp"][0];
   EXPECT_EQ(lab["region"], "lab");
