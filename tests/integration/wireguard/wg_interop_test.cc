@@ -257,7 +257,9 @@ class WireGuardGoInterop : public ::testing::Test {
 
   // Runs `ping` from the wireguard-go side to us, answering its echo requests
   // through the engine; returns how many requests we answered (ping must succeed).
-  int answer_pings(int count, int wait_seconds = 3) {
+  // The 6 s reply wait covers one lost initiation and its retry after REKEY_TIMEOUT
+  // (5 s), which a loaded CI machine can cause on the first exchange.
+  int answer_pings(int count, int wait_seconds = 6) {
     WireGuardDevice& dev = *dev_;
     EngineOutput out;
     const pid_t ping = fork();
