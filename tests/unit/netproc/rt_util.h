@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "common/bytes.h"
@@ -105,6 +106,49 @@ class FakeRelay {
  private:
   boost::asio::io_context& io_;
   std::map<NodePublic, magicsock::Runtime**> ends_;
+};
+
+// A runtime on its own loopback socket, reachable through `relay`. Each test's node
+// type decides where received WireGuard goes through the hooks it passes to build().
+struct RuntimeNodeBase {
+  explicit RuntimeNodeBase(FakeRelay& relay)
+      : disco(DiscoPrivate::generate()),
+        node(NodePrivate::generate().public_key()),
+        relay_end(relay, node),
+        udp(bind_loopback()),
+        port(port_of(udp.get())) {
+    relay.attach(node, &rt_slot);
+  }
+  ~RuntimeNodeBase() { rt_slot = nullptr; }
+  RuntimeNodeBase(const RuntimeNodeBase&) = delete;
+  RuntimeNodeBase& operator=(const RuntimeNodeBase&) = delete;
+
+  magicsock::RuntimeConfig config(std::size_t rx_buffer) const {
+    magicsock::RuntimeConfig cfg;
+    cfg.disco_private = disco;
+    cfg.self_node = node;
+    cfg.rx_buffer_bytes = rx_buffer;
+    return cfg;
+  }
+  void build(boost::asio::io_context& io, const magicsock::RuntimeConfig& cfg, magicsock::RuntimeHooks hooks) {
+    rt = std::make_unique<magicsock::Runtime>(io, cfg, metrics, &relay_end, std::move(hooks), rng);
+    rt_slot = rt.get();
+  }
+  magicsock::RuntimePeer as_peer(std::uint32_t id) const { return {id, node, disco.public_key(), {loopback(port)}, 1}; }
+  void start() {
+    rt->adopt_udp(std::move(udp));
+    rt->start();
+  }
+
+  DiscoPrivate disco;
+  NodePublic node;
+  FakeRelay::End relay_end;
+  ipc::UniqueFd udp;
+  std::uint16_t port;
+  MetricsRegistry metrics;
+  magicsock::SodiumRandom rng;
+  std::unique_ptr<magicsock::Runtime> rt;
+  magicsock::Runtime* rt_slot = nullptr;
 };
 
 }  // namespace tw::netproc_test

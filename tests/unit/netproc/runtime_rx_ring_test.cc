@@ -22,38 +22,23 @@ struct Delivered {
 
 // A runtime whose net->data ring is real shared memory, drained by a consumer the
 // way dataproc would.
-struct RingNode {
+struct RingNode : RuntimeNodeBase {
   RingNode(boost::asio::io_context& io, FakeRelay& relay, ipc::RingGeometry geometry = {},
            std::size_t rx_buffer = magicsock::kMaxDatagramBytes)
-      : disco(DiscoPrivate::generate()),
-        node(NodePrivate::generate().public_key()),
-        relay_end(relay, node),
-        udp(bind_loopback()),
-        port(port_of(udp.get())),
+      : RuntimeNodeBase(relay),
         rings(ipc::RingMemory::create(geometry).value()),
         producer(rings.ring(ipc::Direction::kNetToData), -1),
         consumer(rings.ring(ipc::Direction::kNetToData)),
         batch(geometry.slot_capacity) {
-    relay.attach(node, &rt_slot);
-    magicsock::RuntimeConfig cfg;
-    cfg.disco_private = disco;
-    cfg.self_node = node;
-    cfg.rx_buffer_bytes = rx_buffer;
     magicsock::RuntimeHooks hooks;
     hooks.deliver = [this](std::span<const ipc::OutPacket> p) {
       pushed += p.size();
       return producer.push(p);
     };
     hooks.rx_ring = &producer;
-    rt = std::make_unique<magicsock::Runtime>(io, cfg, metrics, &relay_end, hooks, rng);
-    rt_slot = rt.get();
+    build(io, config(rx_buffer), std::move(hooks));
   }
-  ~RingNode() { rt_slot = nullptr; }
-  magicsock::RuntimePeer as_peer(std::uint32_t id) const { return {id, node, disco.public_key(), {loopback(port)}, 1}; }
-  void start() {
-    rt->adopt_udp(std::move(udp));
-    rt->start();
-  }
+  ~RingNode() { rt.reset(); }  // the runtime writes into `producer`: it goes first
   // Pops what the ring holds now (as dataproc would) into `got`.
   std::size_t drain_ring() {
     while (consumer.pop(batch) > 0) {
@@ -64,19 +49,10 @@ struct RingNode {
     return got.size();
   }
 
-  DiscoPrivate disco;
-  NodePublic node;
-  FakeRelay::End relay_end;
-  ipc::UniqueFd udp;
-  std::uint16_t port;
   ipc::RingMemory rings;
   ipc::RingProducer producer;
   ipc::RingConsumer consumer;
   ipc::PacketBatch batch;
-  MetricsRegistry metrics;
-  magicsock::SodiumRandom rng;
-  std::unique_ptr<magicsock::Runtime> rt;
-  magicsock::Runtime* rt_slot = nullptr;
   std::vector<Delivered> got;
   std::size_t pushed = 0;  // datagrams that took the copying path
 };

@@ -17,46 +17,20 @@ namespace {
 
 using magicsock::PathKind;
 
-struct Node {
+struct Node : RuntimeNodeBase {
   Node(boost::asio::io_context& io, FakeRelay& relay, std::size_t rx_buffer = magicsock::kMaxDatagramBytes,
        Duration ping_timeout = 5s)
-      : disco(DiscoPrivate::generate()),
-        node(NodePrivate::generate().public_key()),
-        relay_end(relay, node),
-        udp(bind_loopback()),
-        port(port_of(udp.get())) {
-    relay.attach(node, &rt_slot);
-    magicsock::RuntimeConfig cfg;
-    cfg.disco_private = disco;
-    cfg.self_node = node;
-    cfg.rx_buffer_bytes = rx_buffer;
+      : RuntimeNodeBase(relay) {
+    magicsock::RuntimeConfig cfg = config(rx_buffer);
     cfg.operator_ping_timeout = ping_timeout;
     magicsock::RuntimeHooks hooks;
     hooks.deliver = [this](std::span<const ipc::OutPacket> pkts) {
       for (const auto& p : pkts) got.push_back({p.peer_id, Bytes(p.data.begin(), p.data.end())});
       return pkts.size();
     };
-    rt = std::make_unique<magicsock::Runtime>(io, cfg, metrics, &relay_end, hooks, rng);
-    rt_slot = rt.get();
-  }
-  ~Node() { rt_slot = nullptr; }
-  magicsock::RuntimePeer as_peer(std::uint32_t id) const {
-    return {id, node, disco.public_key(), {loopback(port)}, 1};
-  }
-  void start() {
-    rt->adopt_udp(std::move(udp));
-    rt->start();
+    build(io, cfg, std::move(hooks));
   }
 
-  DiscoPrivate disco;
-  NodePublic node;
-  FakeRelay::End relay_end;
-  ipc::UniqueFd udp;
-  std::uint16_t port;
-  MetricsRegistry metrics;
-  magicsock::SodiumRandom rng;
-  std::unique_ptr<magicsock::Runtime> rt;
-  magicsock::Runtime* rt_slot = nullptr;
   std::vector<std::pair<std::uint32_t, Bytes>> got;
 };
 
