@@ -112,8 +112,16 @@ std::string IpAddr::to_string() const {
 }
 
 std::string IpPort::to_string() const {
-  if (ip.is_v6()) return "[" + ip.to_string() + "]:" + std::to_string(port);
-  return ip.to_string() + ":" + std::to_string(port);
+  // Built by appending into one buffer: GCC 12 at -O3 reports a false -Wrestrict
+  // overlap on chained operator+ of temporaries (GCC bug 105329).
+  std::string out;
+  out.reserve(INET6_ADDRSTRLEN + 8);
+  if (ip.is_v6()) out.push_back('[');
+  out.append(ip.to_string());
+  if (ip.is_v6()) out.push_back(']');
+  out.push_back(':');
+  out.append(std::to_string(port));
+  return out;
 }
 
 std::optional<IpPort> IpPort::parse(std::string_view text) {

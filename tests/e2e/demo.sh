@@ -7,6 +7,8 @@
 #   demo.sh [--hold] [--summary-json FILE]
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/signals.sh"
+tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN to the directory holding the tailwarden binaries}
 HOLD=0
 SUMMARY_JSON=""
@@ -23,8 +25,7 @@ done
 TOPO_ID=d$$
 source "$HERE/topology.sh"
 source "$HERE/node.sh"
-trap 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"' EXIT
-trap 'exit 130' INT TERM
+tw_on_exit 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"'
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 status_line() { e2e_cli "$1" status | sed -n '/^PEER/,$p' | sed "s/^/   [$1] /"; }
@@ -37,9 +38,9 @@ e2e_write_netmaps
 e2e_start_node a
 e2e_start_node b
 t0=$(date +%s.%N)
-for n in a b; do
-  for _ in $(seq 100); do [ -S "$E2E_DIR/$n/admin.sock" ] && break; sleep 0.05; done
-done
+ready=$(e2e_wait_ready a b 30) || ready=timeout
+t_ready=$(date +%s.%N)
+echo "   both nodes ready (children sandboxed, netmap loaded) after ${ready}s"
 say "nodes started; first packets go through the relay"
 ip netns exec "$NS_A" ping -c 1 -W 2 "$TAILNET_B" >/dev/null 2>&1 && echo "   first ping answered"
 status_line a
@@ -48,6 +49,7 @@ say "waiting for a direct path (NAT traversal with disco + call-me-maybe)"
 direct_a=$(e2e_wait_path a b direct 30) || direct_a=timeout
 direct_b=$(e2e_wait_path b a direct 30) || direct_b=timeout
 t_direct=$(python3 -c "import time; print(f'{time.time()-$t0:.2f}')")
+ready_to_direct=$(python3 -c "import time; print(f'{time.time()-$t_ready:.2f}')")
 echo "   a sees b direct after ${direct_a}s of waiting; b sees a direct: ${direct_b}"
 status_line a
 status_line b
@@ -91,7 +93,9 @@ import json, sys
 def num(x):
     try: return float(x)
     except ValueError: return None
-json.dump({"time_to_direct_s": num("$t_direct"), "wait_direct_a_s": num("$direct_a"),
+json.dump({"time_to_direct_s": num("$t_direct"), "ready_s": num("$ready"),
+           "ready_to_direct_s": num("$ready_to_direct"), "wait_direct_a_s": num("$direct_a"),
+           "wait_direct_b_s": num("$direct_b"),
            "derp_after_block_s": num("$derp_after"), "failover_gap_s": num("$gap"),
            "back_to_direct_s": num("$back"), "iperf3_mbit_s": num("$throughput")},
           open(sys.argv[1], "w"))
@@ -109,5 +113,5 @@ print(json.dumps({'node': '$n', 'netns': '$ns', 'admin_socket': '$E2E_DIR/$n/adm
                   'outside_if': 'eth0', 'key_file': '$E2E_DIR/$n/keys', 'tailnet_ip': s['address']}))"
   done
   say "holding; Ctrl-C to stop and clean up"
-  while :; do sleep 3600; done
+  tw_hold
 fi

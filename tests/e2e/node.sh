@@ -7,6 +7,7 @@
 #   e2e_start_node a|b            tailwardend in $NS_A / $NS_B
 #   e2e_cli a|b ARGS...           tailwarden CLI against that node's admin socket
 #   e2e_wait_path a|b PEER KIND T wait until the peer's path is KIND (direct|derp)
+#   e2e_wait_ready N... T         wait until each node's children answer and list a peer
 #   e2e_capture_start NAME NS IFACE DIR FILTER   tcpdump to $E2E_DIR/NAME.pcap
 #   e2e_capture_stop NAME         flushes and stops that capture
 #   e2e_pid N broker|netproc|dataproc   a node's process ids, from status --json
@@ -135,6 +136,37 @@ while True:
         print("timeout")
         sys.exit(1)
     time.sleep(0.02)
+PY
+}
+
+# e2e_wait_ready NODE... TIMEOUT_S: prints the seconds until every NODE is ready (both
+# children answer status and the netmap's peers are loaded), or fails.
+e2e_wait_ready() {
+  local args=("$@") n socks=()
+  local timeout=${args[-1]}
+  unset 'args[-1]'
+  for n in "${args[@]}"; do socks+=("$E2E_DIR/$n/admin.sock"); done
+  python3 - "$BIN/tailwarden" "$timeout" "${socks[@]}" <<'PY'
+import json, subprocess, sys, time
+cli, timeout, socks = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+start = time.time()
+pending = list(socks)
+while pending:
+    sock = pending[0]
+    try:
+        out = subprocess.run([cli, "--socket", sock, "status", "--json"], capture_output=True,
+                             timeout=5).stdout
+        s = json.loads(out)
+        if s["self"]["children_running"] and s["peers"]:
+            pending.pop(0)
+            continue
+    except Exception:
+        pass
+    if time.time() - start > timeout:
+        print("timeout")
+        sys.exit(1)
+    time.sleep(0.02)
+print(f"{time.time() - start:.2f}")
 PY
 }
 
