@@ -12,7 +12,7 @@
 
 namespace tw::policy {
 
-enum class ProcessRole { kNetproc, kDataproc };
+enum class ProcessRole { kNetproc, kDataproc, kCtlproc };
 
 std::string_view role_name(ProcessRole role);
 
