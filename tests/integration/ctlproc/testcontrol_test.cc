@@ -25,114 +25,16 @@
 #include "common/keys.h"
 #include "ctlproc/http1.h"
 #include "ctlproc/session.h"
+#include "tests/integration/ctlproc/controlserver.h"
 
 namespace tw::ctl {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-// One controlserver process with a line-based command channel.
-class ControlServer {
- public:
-  bool start(const std::vector<std::string>& args, std::string* why) {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return false;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      std::vector<char*> argv;
-      std::string bin = TW_CONTROLSERVER;
-      argv.push_back(bin.data());
-      std::vector<std::string> copy = args;
-      for (auto& a : copy) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    to_ = in[1];
-    from_ = out[0];
-    std::string line = read_line(20000);
-    if (line.rfind("URL http://", 0) != 0) {
-      *why = "controlserver did not print its URL: \"" + line + "\"";
-      return false;
-    }
-    authority_ = line.substr(11);
-    auto colon = authority_.rfind(':');
-    port_ = static_cast<std::uint16_t>(std::stoi(authority_.substr(colon + 1)));
-    return true;
-  }
-  ~ControlServer() {
-    if (to_ >= 0) close(to_);
-    if (from_ >= 0) close(from_);
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::string command(const std::string& cmd) {
-    std::string line = cmd + "\n";
-    if (write(to_, line.data(), line.size()) != static_cast<ssize_t>(line.size())) return "";
-    return read_line(10000);
-  }
-  const std::string& authority() const { return authority_; }
-  std::uint16_t port() const { return port_; }
-
- private:
-  std::string read_line(int timeout_ms) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      auto nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return line;
-      }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return "";
-      pollfd p{from_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-      char tmp[65536];
-      ssize_t n = read(from_, tmp, sizeof tmp);
-      if (n <= 0) return "";
-      buf_.append(tmp, static_cast<std::size_t>(n));
-    }
-  }
-
-  pid_t pid_ = -1;
-  int to_ = -1;
-  int from_ = -1;
-  std::string buf_;
-  std::string authority_;
-  std::uint16_t port_ = 0;
-};
-
-int dial(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-bool write_all(int fd, ByteView b) {
-  while (!b.empty()) {
-    ssize_t n = write(fd, b.data(), b.size());
-    if (n <= 0) return false;
-    b = b.subspan(static_cast<std::size_t>(n));
-  }
-  return true;
-}
+using testing::ControlServer;
+using testing::dial;
+using testing::write_all;
 
 // A session on a real TCP connection, driven by poll.
 class LiveSession {
@@ -180,17 +82,10 @@ class TestControl : public ::testing::Test {
  protected:
   void SetUp() override {
     crypto_init();
-    // Built once per test run (Go's cache makes an unchanged build quick), so a
-    // stale binary never runs.
-    static bool built = false;
-    if (!built) {
-      if (std::string(TW_GO).empty() || std::string(TW_GO).find("NOTFOUND") != std::string::npos) {
-        GTEST_SKIP() << "no Go toolchain to build tests/interop/controlserver";
-      }
-      built = true;
-      const std::string cmd = "cd '" + std::string(TW_CONTROLSERVER_SRC) + "' && GOFLAGS=-mod=readonly '" +
-                              std::string(TW_GO) + "' build -o '" + TW_CONTROLSERVER + "' . 1>&2";
-      ASSERT_EQ(std::system(cmd.c_str()), 0) << "go build of the controlserver failed";
+    bool skip = false;
+    if (!testing::build_controlserver(&skip)) {
+      if (skip) GTEST_SKIP() << "no Go toolchain to build tests/interop/controlserver";
+      FAIL() << "go build of tests/interop/controlserver failed";
     }
   }
 
