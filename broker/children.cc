@@ -209,6 +209,7 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
         } else if constexpr (std::is_same_v<M, ipc::EndpointsUpdate>) {
           endpoints_ = m.endpoints;
           publish_endpoints();
+          forward_endpoints_to_control();
         }
       },
       msg.message);

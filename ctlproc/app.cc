@@ -65,6 +65,7 @@ void App::request_dial(ConnPurpose p) {
 
 void App::on_setup(CtlSetup s) {
   setup_ = std::move(s);
+  key_pinned_ = KeyBytes{} != setup_->control_key;
   request_dial(KeyBytes{} == setup_->control_key ? ConnPurpose::kKeyFetch : ConnPurpose::kSession);
   send_status();
 }
@@ -124,6 +125,8 @@ void App::drop_conn(const std::string& why) {
     conn_fd_ = -1;
   }
   if (session_ && session_->state() == SessionState::kMapping) ever_connected_ = true;
+  // A fetched key may be stale (the server restarted with a new one): fetch it again.
+  if (session_ && !key_pinned_ && setup_) setup_->control_key = KeyBytes{};
   session_.reset();
   out_.clear();
   schedule_redial();

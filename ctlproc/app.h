@@ -53,6 +53,7 @@ class App {
   std::string last_error_;
   std::string last_status_;
   bool ever_connected_ = false;
+  bool key_pinned_ = false;  // from config; else fetched, and fetched again after a failed session
 };
 
 }  // namespace tw::ctl

@@ -10,18 +10,14 @@
 
 #include "common/bytes.h"
 #include "common/keys.h"
+#include "common/machine_key.h"
 #include "common/result.h"
 #include "ctlproc/noise.h"
 
 namespace tw::ctl {
 
-struct MachineKeyTag {
-  static constexpr std::string_view kPublicPrefix = "mkey:";
-  static constexpr std::string_view kPrivatePrefix = "privkey:";
-  static constexpr std::string_view kName = "machine";
-};
-using MachinePublic = PublicKey<MachineKeyTag>;
-using MachinePrivate = PrivateKey<MachineKeyTag>;
+using tw::MachinePrivate;
+using tw::MachinePublic;
 
 constexpr std::size_t kMaxKeyResponseBytes = 64 * 1024;
 

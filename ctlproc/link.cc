@@ -235,7 +235,7 @@ std::vector<CtlNetmapPart> split_netmap(std::uint64_t seq, const std::string& js
   return out;
 }
 
-Result<std::optional<Netmap>> NetmapAssembler::add(const CtlNetmapPart& p) {
+Result<std::optional<std::string>> NetmapAssembler::add(const CtlNetmapPart& p) {
   if (p.part == 0) {
     if (p.seq <= last_done_ && last_done_ != 0) return make_error("ctl link: netmap seq went backwards");
     seq_ = p.seq;
@@ -248,13 +248,12 @@ Result<std::optional<Netmap>> NetmapAssembler::add(const CtlNetmapPart& p) {
   if (p.part != next_) return make_error("ctl link: netmap part out of order");
   text_.append(p.data.begin(), p.data.end());
   ++next_;
-  if (next_ < parts_) return std::optional<Netmap>{};
+  if (text_.size() > kMaxNetmapBytes) return make_error("ctl link: netmap larger than 64 MiB");
+  if (next_ < parts_) return std::optional<std::string>{};
   last_done_ = seq_;
   std::string text;
   text.swap(text_);
-  auto nm = parse_netmap(text, "control");
-  if (!nm) return make_error(nm.error());
-  return std::optional<Netmap>(std::move(*nm));
+  return std::optional<std::string>(std::move(text));
 }
 
 }  // namespace tw::ctl

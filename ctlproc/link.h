@@ -97,11 +97,12 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds);
 std::vector<CtlNetmapPart> split_netmap(std::uint64_t seq, const std::string& json);
 
 // Reassembles parts in order; a part out of order, from another seq or with another
-// count restarts nothing and is an error (the broker drops the link).
+// count is an error (the broker drops the link). The complete text is what the
+// broker hands to its netmap parser, the one `netmap apply` uses.
 class NetmapAssembler {
  public:
-  // Returns the complete, validated netmap when the last part arrives.
-  Result<std::optional<Netmap>> add(const CtlNetmapPart& p);
+  // Returns the complete netmap JSON text when the last part arrives.
+  Result<std::optional<std::string>> add(const CtlNetmapPart& p);
 
  private:
   std::uint64_t seq_ = 0;

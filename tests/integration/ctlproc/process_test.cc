@@ -92,7 +92,11 @@ class FakeBroker {
       } else if (auto* part = std::get_if<CtlNetmapPart>(&*m)) {
         auto nm = assembler_.add(*part);
         EXPECT_TRUE(nm.ok()) << nm.error();
-        if (nm.ok() && nm->has_value()) netmaps.push_back(std::move(**nm));
+        if (nm.ok() && nm->has_value()) {
+          auto parsed = parse_netmap(**nm, "control");  // what the broker runs
+          EXPECT_TRUE(parsed.ok()) << parsed.error();
+          if (parsed.ok()) netmaps.push_back(std::move(*parsed));
+        }
       } else if (auto* s = std::get_if<CtlStatus>(&*m)) {
         statuses.push_back(*s);
       }

@@ -61,7 +61,11 @@ TEST(LinkTest, NetmapsSplitAndReassembleInOrderOnly) {
     ASSERT_TRUE(m.ok()) << m.error();
     auto r = a.add(std::get<CtlNetmapPart>(*m));
     ASSERT_TRUE(r.ok()) << r.error();
-    if (r->has_value()) done = std::move(**r);
+    if (r->has_value()) {
+      auto nm = parse_netmap(**r, "control");
+      ASSERT_TRUE(nm.ok()) << nm.error();
+      done = std::move(*nm);
+    }
   }
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->peers.size(), 3000u);
