@@ -39,7 +39,7 @@ run_case() {
   fi
   # Everything this run started: the processes inside its namespaces, and the node pids.
   local nss pids=()
-  nss=$(ip netns list | awk '{print $1}' | grep "^twd${pid}-" || true)
+  nss=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^twd${pid}-" || true)
   for ns in $nss; do pids+=($(ip netns pids "$ns")); done
   pids+=($(grep '"node"' "$out" | "$PY" -c 'import json,sys
 for l in sys.stdin:
@@ -56,11 +56,21 @@ for l in sys.stdin:
   fi
   wait "$pid" 2>/dev/null
   local left_ns left_p=() p
-  left_ns=$(ip netns list | awk '{print $1}' | grep "^twd${pid}-" || true)
+  left_ns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep "^twd${pid}-" || true)
   [ -z "$left_ns" ] && ok "$name: no namespace left" || fail "$name: namespaces left: $left_ns"
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left_p+=("$p"); done
-  [ ${#left_p[@]} -eq 0 ] && ok "$name: none of its ${#pids[@]} processes left" ||
-    fail "$name: processes left: ${left_p[*]}"
+  # Children leave by PDEATHSIG when their broker dies: give the kernel a moment.
+  for i in $(seq 20); do
+    left_p=()
+    for p in "${pids[@]}"; do [ -d "/proc/$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] && left_p+=("$p"); done
+    [ ${#left_p[@]} -eq 0 ] && break
+    sleep 0.1
+  done
+  if [ ${#left_p[@]} -eq 0 ]; then
+    ok "$name: none of its ${#pids[@]} processes left"
+  else
+    fail "$name: processes left: $(ps -o pid=,ppid=,stat=,args= -p "$(IFS=,; echo "${left_p[*]}")")"
+    for p in "${left_p[@]}"; do LEFT_PIDS+=("$p"); done
+  fi
   [ "$(nft list tables 2>/dev/null | sort)" = "$tables_before" ] && ok "$name: host nft tables unchanged" ||
     fail "$name: host nft tables changed"
 }
