@@ -1,6 +1,6 @@
 // Spawning and supervising netproc and dataproc. The two are one unit: if either
 // dies, both are restarted with fresh rings and control channels, the same UDP
-// socket and the current netmap (DESIGN.md §6: while netproc is down nothing is
+// socket and the current netmap (docs/design.md#7-failure-posture: while netproc is down nothing is
 // sent, because only netproc ever writes to the socket).
 #include <signal.h>
 #include <spdlog/spdlog.h>

@@ -1,7 +1,7 @@
 // Per-peer direct-path state as pure logic with an injected clock: candidate
 // endpoints with their source and lifetime, in-flight disco pings, the best path and
 // its trust window, the ping schedule and the per-packet route decision
-// (spec/direct-underlay.md §0.3–§0.5; Go semantics for path choice).
+// (docs/direct-underlay.md; Go semantics for path choice).
 #pragma once
 
 #include <optional>

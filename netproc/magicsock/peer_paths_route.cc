@@ -1,5 +1,5 @@
-// The per-packet route decision (spec/direct-underlay.md §0.4), call-me-maybe send
-// policy (§0.5), operator pings and the status snapshot of PeerPaths.
+// The per-packet route decision (docs/direct-underlay.md#the-send-rule), call-me-maybe
+// send policy, operator pings and the status snapshot of PeerPaths.
 #include <algorithm>
 
 #include "netproc/magicsock/constants.h"

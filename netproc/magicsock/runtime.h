@@ -1,5 +1,5 @@
 // The magicsock runtime: the I/O side of the direct underlay in netproc
-// (spec/direct-underlay.md §0, DESIGN.md §4). It owns the UDP fd the broker hands
+// (docs/direct-underlay.md, docs/design.md#5-where-a-packet-goes). It owns the UDP fd the broker hands
 // over, reads it in recvmmsg bursts and demuxes STUN → disco → WireGuard, answers and
 // sends disco with the precomputed per-peer keys, runs the STUN sweeps and the
 // pinger / call-me-maybe timers, and routes every outbound WireGuard datagram with
@@ -107,7 +107,7 @@ class Runtime {
 
   // A new underlay socket. With a socket already in use this is a rebind: the old
   // one is closed; reflexive addresses, best paths, trust and in-flight pings are
-  // cleared, candidates kept, and STUN and pings go out at once (spec §0.1).
+  // cleared, candidates kept, and STUN and pings go out at once (docs/direct-underlay.md#the-socket).
   void adopt_udp(ipc::UniqueFd fd);
   // Stops using and closes the socket (the broker rebinds the pinned port next).
   void release_udp();

@@ -87,7 +87,7 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
   if (!msg) return c_.disco_rx_bad_message.inc();
   std::visit(Overloaded{
                  [&](const disco::Ping& p) {
-                   // The reference drops relayed pings; we answer over DERP (spec §0.5).
+                   // The reference drops relayed pings; we answer over DERP (docs/direct-underlay.md#pings-and-pongs).
                    auto id = table_.on_ping_derp(hdr->sender, p.node_key, src);
                    if (!id) return;
                    const IpPort magic{IpAddr::v4(kDerpMagicIp[0], kDerpMagicIp[1], kDerpMagicIp[2], kDerpMagicIp[3]),
@@ -146,7 +146,7 @@ void Runtime::send_pings(const std::vector<PeerPing>& pings) {
 }
 
 void Runtime::send_call_me_maybe(PeerId id) {
-  // Only over DERP, carrying our advertised endpoints, most useful first (spec §0.5).
+  // Only over DERP, carrying our advertised endpoints, most useful first.
   const auto eps = advertised();
   (void)send_disco_derp(id, disco::make_call_me_maybe(eps));
 }

@@ -31,7 +31,7 @@ void Runtime::run_stun(TimePoint now) {
 void Runtime::on_stun(const IpPort& src, ByteView data, TimePoint now) {
   auto resp = stun::parse_binding_response(data);
   if (!resp) return c_.stun_rx_bad.inc();
-  // The prober checks the 5 s transaction lifetime on receipt (Part B §8 defect).
+  // The prober checks the 5 s transaction lifetime on receipt (the reference checked it only on send).
   if (stun_.on_response(resp->txid, now) != StunProber::Match::kMatched) return;
   if (auto it = stun_sent_.find(resp->txid); it != stun_sent_.end()) {
     stun_results_[it->second.server] = {resp->mapped, to_ms(now - it->second.sent)};

@@ -1,4 +1,4 @@
-// Per-peer path state for `tailwarden status --json` (spec/direct-underlay.md §0.7).
+// Per-peer path state for `tailwarden status --json` (docs/direct-underlay.md#observability).
 #pragma once
 
 #include <optional>

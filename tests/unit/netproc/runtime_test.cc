@@ -1,4 +1,4 @@
-// Real-socket tests of the magicsock runtime over loopback (issue 5): two runtimes
+// Real-socket tests of the magicsock runtime over loopback: two runtimes
 // confirm a direct path and carry attributed datagrams; the binding verifier refuses
 // a wrong node key; blackholing turns the route to DERP; a receive error or a
 // truncated datagram does not stop the loop; operator pings never leak a waiter.
