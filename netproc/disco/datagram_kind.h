@@ -1,5 +1,6 @@
 // Demux of one datagram on the shared underlay socket
-// (docs/direct-underlay.md#per-datagram-robustness). Header bytes and length only: no allocation, no crypto.
+// (docs/direct-underlay.md#per-datagram-robustness). Header bytes and length only: no allocation,
+// no crypto.
 #pragma once
 
 #include <cstdint>
