@@ -1,5 +1,5 @@
-// Timing and size constants of the direct underlay (spec/direct-underlay.md Part B §3,
-// Go's wgengine/magicsock, wire-protocols.md §3.1). One place so tests and code agree.
+// Timing and size constants of the direct underlay (docs/direct-underlay.md, after
+// Go's wgengine/magicsock). One place so tests and code agree.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-// Counters for every path decision and drop (spec/direct-underlay.md §0.7). Registered
+// Counters for every path decision and drop (docs/direct-underlay.md#observability). Registered
 // once; the hot path only increments. Exported names get the "tailwarden_" prefix.
 #pragma once
 

@@ -172,6 +172,23 @@ CandidateDelta PeerPaths::expire(TimePoint now) {
   return delta;
 }
 
+PathState PeerPaths::state(TimePoint now) const {
+  if (!best_) return ping_in_flight(now) ? PathState::kProbing : PathState::kNoBest;
+  if (!trusted(now)) return PathState::kExpired;
+  return best_quiet(now) ? PathState::kFailingOver : PathState::kTrusted;
+}
+
+bool PeerPaths::best_quiet(TimePoint now) const {
+  const Duration quiet_limit =
+      std::max<Duration>(kFailoverRttMultiple * best_->latency, kFailoverFloor);
+  return best_unanswered_since_ && now - *best_unanswered_since_ > quiet_limit;
+}
+
+bool PeerPaths::ping_in_flight(TimePoint now) const {
+  return std::any_of(in_flight_.begin(), in_flight_.end(),
+                     [&](const InFlight& f) { return now - f.sent < kPingTimeout; });
+}
+
 bool PeerPaths::trusted(TimePoint now) const {
   return best_.has_value() && trust_until_.has_value() && now <= *trust_until_;
 }
@@ -330,10 +347,16 @@ std::optional<TimePoint> PeerPaths::next_due(TimePoint now) const {
     if (is_learned(c.source)) consider(c.last_seen + kLearnedCandidateLifetime);
   }
   for (const auto& f : in_flight_) consider(f.sent + kPingTimeout);
-  if (trusted(now)) {
-    consider(*trust_until_ - kRefreshBeforeExpiry);
-  } else {
-    for (const auto& c : cands_) consider(c.last_ping ? *c.last_ping + kDiscoPingInterval : now);
+  switch (state(now)) {
+    case PathState::kTrusted:
+    case PathState::kFailingOver:
+      consider(*trust_until_ - kRefreshBeforeExpiry);  // refresh the best before it lapses
+      break;
+    case PathState::kNoBest:
+    case PathState::kProbing:
+    case PathState::kExpired:
+      for (const auto& c : cands_) consider(c.last_ping ? *c.last_ping + kDiscoPingInterval : now);
+      break;
   }
   return due;
 }

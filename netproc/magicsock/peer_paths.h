@@ -1,7 +1,7 @@
 // Per-peer direct-path state as pure logic with an injected clock: candidate
 // endpoints with their source and lifetime, in-flight disco pings, the best path and
 // its trust window, the ping schedule and the per-packet route decision
-// (spec/direct-underlay.md §0.3–§0.5; Go semantics for path choice).
+// (docs/direct-underlay.md; Go semantics for path choice).
 #pragma once
 
 #include <optional>
@@ -12,6 +12,7 @@
 #include "common/ipaddr.h"
 #include "netproc/magicsock/candidate_filter.h"
 #include "netproc/magicsock/metrics.h"
+#include "netproc/magicsock/path_state.h"
 #include "netproc/magicsock/status.h"
 #include "netproc/magicsock/types.h"
 
@@ -40,8 +41,6 @@ struct CandidateDelta {
   bool authoritative = false;
   bool empty() const { return added.empty() && removed.empty(); }
 };
-
-enum class RouteKind : std::uint8_t { kDrop, kDerp, kUdp, kUdpAndDerp };
 
 struct RouteDecision {
   RouteKind kind = RouteKind::kDrop;
@@ -117,6 +116,7 @@ class PeerPaths {
   void invalidate_best();
 
   // --- readers
+  PathState state(TimePoint now) const;
   bool trusted(TimePoint now) const;
   std::optional<IpPort> best_addr(TimePoint now) const;  // trusted only
   const std::optional<BestPath>& best() const { return best_; }
@@ -144,6 +144,9 @@ class PeerPaths {
   void expire_in_flight(TimePoint now);
   void emit(Candidate& c, TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   bool want_full_ping(TimePoint now) const;
+  // A ping to the trusted best has gone unanswered for more than max(3 x RTT, 1 s).
+  bool best_quiet(TimePoint now) const;
+  bool ping_in_flight(TimePoint now) const;
   void choose_path(const IpPort& to, Duration rtt, TimePoint sent, TimePoint now, PongOutcome& out);
   void note_best_answered(TimePoint sent);
   void clear_best();

@@ -1,7 +1,7 @@
 // All peers of one socket, keyed by node key with stable small ids: reconciled from
 // each netmap generation, the binding verifier, source attribution (exact ip:port →
 // peer) and the pinger tick over only the peers that have work
-// (spec/direct-underlay.md §0.3–§0.5, Part B §5.1, §5.9).
+// (docs/direct-underlay.md).
 #pragma once
 
 #include <optional>

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/overloaded.h"
 #include "netproc/magicsock/runtime.h"
 
 namespace tw::magicsock {
@@ -12,13 +13,6 @@ namespace {
 // Large enough for the biggest message we send (a call-me-maybe with 16 endpoints).
 constexpr std::size_t kDiscoBuf = 1024;
 constexpr std::uint8_t kDerpMagicIp[4] = {127, 3, 3, 40};  // Go's DERP "magic" source address
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -102,7 +96,8 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
   if (!msg) return c_.disco_rx_bad_message.inc();
   std::visit(Overloaded{
                  [&](const disco::Ping& p) {
-                   // The reference drops relayed pings; we answer over DERP (spec §0.5).
+                   // The reference drops relayed pings; we answer over DERP
+                   // (docs/direct-underlay.md#pings-and-pongs).
                    auto id = table_.on_ping_derp(hdr->sender, p.node_key, src);
                    if (disco_debug()) {
                      spdlog::debug("disco: ping over derp region {}: {}", region, id ? "answered" : "refused");
@@ -170,7 +165,7 @@ void Runtime::send_pings(const std::vector<PeerPing>& pings) {
 }
 
 void Runtime::send_call_me_maybe(PeerId id) {
-  // Only over DERP, carrying our advertised endpoints, most useful first (spec §0.5).
+  // Only over DERP, carrying our advertised endpoints, most useful first.
   const auto eps = advertised();
   const bool sent = send_disco_derp(id, disco::make_call_me_maybe(eps));
   if (disco_debug()) {
@@ -186,7 +181,7 @@ void Runtime::ping(std::uint32_t peer_id, Reply reply) {
     reply(nlohmann::json{{"error", "no disco peer with id " + std::to_string(peer_id)}}.dump());
     return;
   }
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   auto op = std::make_unique<OperatorPing>();
   op->peer_id = peer_id;
   op->table_id = *t;

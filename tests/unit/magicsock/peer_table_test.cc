@@ -1,5 +1,5 @@
-// PeerTable: netmap reconcile, the binding verifier (Part B §5.9, §7.8), source
-// attribution (§5.1), call-me-maybe handling (§0.5) and the pinger tick.
+// PeerTable: netmap reconcile, the binding verifier, source attribution,
+// call-me-maybe handling (docs/direct-underlay.md#pings-and-pongs) and the pinger tick.
 #include "tests/unit/magicsock/table_util.h"
 
 namespace tw::magicsock {
