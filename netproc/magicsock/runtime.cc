@@ -400,9 +400,10 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
   auto plan = table_.route(*t, now, derp_available(), have_eps, ping_scratch_);
   if (!ping_scratch_.empty()) send_pings(ping_scratch_);
   if (plan.route.start_discovery && spdlog::should_log(spdlog::level::debug)) {
-    spdlog::debug("disco: send to peer {} found no trusted path: discovery ({} pings), {}{}", *t,
-                  ping_scratch_.size(), plan.route.has_derp() ? "via derp" : "no derp",
-                  plan.send_call_me_maybe ? ", call-me-maybe" : (have_eps ? "" : ", no endpoints yet"));
+    spdlog::debug(
+        "disco: send to peer {} found no trusted path: discovery ({} pings), {}{}", *t,
+        ping_scratch_.size(), plan.route.has_derp() ? "via derp" : "no derp",
+        plan.send_call_me_maybe ? ", call-me-maybe" : (have_eps ? "" : ", no endpoints yet"));
   }
   if (plan.send_call_me_maybe) send_call_me_maybe(*t);
   if (plan.route.has_udp() && udp_) {

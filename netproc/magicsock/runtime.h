@@ -242,7 +242,9 @@ class Runtime {
   void refresh_endpoints(TimePoint now);
   bool derp_available() const { return derp_ != nullptr && derp_->available(); }
   // Whether we have endpoints to put in a call-me-maybe.
-  bool have_endpoints() const { return advertiser_.last().has_value() && !advertiser_.last()->empty(); }
+  bool have_endpoints() const {
+    return advertiser_.last().has_value() && !advertiser_.last()->empty();
+  }
   TimePoint clock_now() const { return time_.now(); }
   bool derp_send(PeerId id, ByteView packet);
 

@@ -58,7 +58,7 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                    auto res = table_.on_pong(hdr->sender, p.txid, now);
                    if (disco_debug()) {
                      spdlog::debug("disco: pong from {} over udp: {}", src.to_string(),
-                                   !res ? "unsolicited"
+                                   !res                       ? "unsolicited"
                                    : res->outcome.became_best ? "became best"
                                                               : "accepted");
                    }
@@ -100,7 +100,8 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                    // (docs/direct-underlay.md#pings-and-pongs).
                    auto id = table_.on_ping_derp(hdr->sender, p.node_key, src);
                    if (disco_debug()) {
-                     spdlog::debug("disco: ping over derp region {}: {}", region, id ? "answered" : "refused");
+                     spdlog::debug("disco: ping over derp region {}: {}", region,
+                                   id ? "answered" : "refused");
                    }
                    if (!id) return;
                    const IpPort magic{IpAddr::v4(kDerpMagicIp[0], kDerpMagicIp[1], kDerpMagicIp[2], kDerpMagicIp[3]),
@@ -122,14 +123,17 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                  [&](const disco::CallMeMaybe& cmm) {
                    ping_scratch_.clear();
                    std::vector<IpPort> eps(cmm.endpoints.begin(), cmm.endpoints.end());
-                   const auto id = table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_);
+                   const auto id =
+                       table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_);
                    if (disco_debug()) {
-                     spdlog::debug("disco: call-me-maybe over derp region {} with {} endpoints: {}, {} pings",
-                                   region, eps.size(), id ? "accepted" : "refused", ping_scratch_.size());
+                     spdlog::debug(
+                         "disco: call-me-maybe over derp region {} with {} endpoints: {}, {} pings",
+                         region, eps.size(), id ? "accepted" : "refused", ping_scratch_.size());
                    }
                    if (!id) return;
                    send_pings(ping_scratch_);
-                   if (table_.answer_call_me_maybe(*id, now, have_endpoints())) send_call_me_maybe(*id);
+                   if (table_.answer_call_me_maybe(*id, now, have_endpoints()))
+                     send_call_me_maybe(*id);
                  },
                  [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
              },
