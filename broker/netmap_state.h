@@ -21,6 +21,8 @@ class NetmapState {
 
   bool loaded() const { return generation_ != 0; }
   std::uint64_t generation() const { return generation_; }
+  // Uses up a generation (one the children saw a partial netmap under).
+  void advance_generation() { ++generation_; }
   const Netmap& netmap() const { return netmap_; }
   const std::string& derp_map_json() const { return derp_map_json_; }
 

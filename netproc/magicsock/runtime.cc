@@ -29,6 +29,9 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
       disco_rx_not_member(r.counter("disco_rx_not_member_total", "Disco from a key not in the netmap")),
       disco_rx_open_failed(r.counter("disco_rx_open_failed_total", "Disco boxes that did not open")),
       disco_rx_bad_message(r.counter("disco_rx_bad_message_total", "Disco messages that did not parse")),
+      disco_rx_unknown_type(r.counter("disco_rx_unknown_type_total",
+                                      "Disco messages of a type we do not implement (Tailscale's "
+                                      "peer-relay types 4-9 and others), dropped without a reply")),
       disco_rx_cmm_over_udp(r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
       disco_tx(r.counter("disco_tx_total", "Disco messages sent")),
       stun_rx_bad(r.counter("stun_rx_bad_total", "STUN responses that did not parse")),

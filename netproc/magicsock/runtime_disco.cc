@@ -68,7 +68,7 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                    }
                  },
                  [&](const disco::CallMeMaybe&) { c_.disco_rx_cmm_over_udp.inc(); },
-                 [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
+                 [&](const disco::UnknownMessage&) { c_.disco_rx_unknown_type.inc(); },
              },
              *msg);
 }
@@ -113,7 +113,7 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                      send_pings(ping_scratch_);
                    }
                  },
-                 [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
+                 [&](const disco::UnknownMessage&) { c_.disco_rx_unknown_type.inc(); },
              },
              *msg);
 }

@@ -20,8 +20,9 @@ func figure(t testing.TB, format string, args ...any) {
 // each other directly (so a failure elsewhere is about tailwarden, not the harness).
 func TestHarnessGoOnly(t *testing.T) {
 	w := newWorld(t, tailscaleDERP)
+	s := hostSite(t, "ts", "198.18.0.3") // before tsnet: see startTsnet
 	g := w.startTsnet("gotsnet")
-	ts := w.startTailscaled("ts1", hostSite(t, "ts", "198.18.0.3"))
+	ts := w.startTailscaled("ts1", s)
 	var r *ipnstate.PingResult
 	took := waitFor(t, 20*time.Second, "tsnet->tailscaled direct pong", func() bool {
 		res, err := g.ping(t, ts.ip4(t), 3*time.Second)

@@ -76,6 +76,10 @@ func (g *goNode) ping(t testing.TB, ip netip.Addr, timeout time.Duration) (*ipns
 }
 
 // startTsnet runs a tsnet node inside the test process (on the backbone address).
+// Create every site before it: a veth joining the backbone bridge is a link change in
+// tsnet's namespace, which closes its control connection, and Tailscale's controlhttp
+// then insists on port 443 for a while ("forcing port 443 dial due to recent noise
+// dial"), which the plain-HTTP testcontrol cannot serve.
 func (w *world) startTsnet(name string) *goNode {
 	t := w.t
 	s := &tsnet.Server{
@@ -128,6 +132,9 @@ func (w *world) startTailscaledTUN(name string, s *site, tun string, env ...stri
 
 func (g *goNode) environ() []string {
 	env := append(os.Environ(), "TS_NETCHECK_GENERATE_204_URL="+g.w.url+"/generate_204")
+	if os.Getenv("TW_INTEROP_DEBUG") != "" {
+		env = append(env, "TS_DEBUG_DISCO=1", "TS_DEBUG_DERP=1")
+	}
 	return append(env, g.env...)
 }
 
@@ -252,6 +259,7 @@ func (w *world) startTW(name string, s *site) *twNode {
 	if n.nodeKey.IsZero() || n.discoKey.IsZero() {
 		t.Fatalf("keygen output without keys: %s", out)
 	}
+	w.ensureNodeMap()
 	n.id = tailcfg.NodeID(w.nextID.Add(1))
 	n.ip = netip.AddrFrom4([4]byte{100, 64, byte(n.id >> 8), byte(n.id)})
 	w.control.UpdateNode(&tailcfg.Node{
@@ -276,13 +284,13 @@ endpoints_file = %q
 listen_port = 41641
 admin_socket = %q
 child_user = "nobody"
-log_level = "info"
+log_level = "%s"
 [tun]
 enabled = true
 name = "tw0"
 mtu = 1280
 `, n.dir, filepath.Join(n.dir, "keys"), filepath.Join(n.dir, "netmap.json"), filepath.Join(n.dir, "endpoints.json"),
-		n.sock())
+		n.sock(), cmp.Or(os.Getenv("TW_INTEROP_LOG_LEVEL"), "info"))
 	must(t, os.WriteFile(filepath.Join(n.dir, "config.toml"), []byte(cfg), 0o644))
 	n.launch(t)
 	n.syncStop, n.syncDone = make(chan struct{}), make(chan struct{})
@@ -398,7 +406,10 @@ func (n *twNode) netmap() []byte {
 		if p.Key == n.nodeKey || n.exclude[p.Key] || p.DiscoKey.IsZero() {
 			continue
 		}
-		name := p.Hostinfo.Hostname()
+		var name string
+		if p.Hostinfo.Valid() {
+			name = p.Hostinfo.Hostname()
+		}
 		if name == "" {
 			name = strings.TrimSuffix(p.Name, ".")
 		}
@@ -454,6 +465,9 @@ type twStatus struct {
 func (n *twNode) status(t testing.TB) (*twStatus, error) {
 	out, err := n.cli(t, 5*time.Second, "status", "--json")
 	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return nil, fmt.Errorf("%v: %s", err, ee.Stderr)
+		}
 		return nil, err
 	}
 	var st twStatus
@@ -478,8 +492,15 @@ func (n *twNode) peerPath(t testing.TB, name string) string {
 
 // waitReady waits until both children run and the netmap's peers are loaded.
 func (n *twNode) waitReady(t testing.TB, peers int) time.Duration {
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() && last != "" {
+			t.Logf("%s: last status: %s", n.name, last)
+		}
+	})
 	return waitFor(t, 20*time.Second, n.name+" ready", func() bool {
 		st, err := n.status(t)
+		last = fmt.Sprintf("%+v %v", st, err)
 		return err == nil && st.Self.ChildrenRunning && len(st.Peers) >= peers
 	})
 }
@@ -532,4 +553,13 @@ func dialEcho(t testing.TB, ns, addr, msg string) (string, error) {
 		return "", fmt.Errorf("dial %s from %s: %v: %s", addr, ns, err, out)
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// ensureNodeMap: testcontrol's UpdateNode panics (nil map) on a server where no node
+// has registered yet; AddFakeNode creates the map (and one keyed node that nothing
+// answers for, which our netmap then lists as a silent peer).
+func (w *world) ensureNodeMap() {
+	if w.control.NumNodes() == 0 {
+		w.control.AddFakeNode()
+	}
 }
