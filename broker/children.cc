@@ -1,6 +1,6 @@
 // Spawning and supervising netproc and dataproc. The two are one unit: if either
 // dies, both are restarted with fresh rings and control channels, the same UDP
-// socket and the current netmap (DESIGN.md §6: while netproc is down nothing is
+// socket and the current netmap (docs/design.md#7-failure-posture: while netproc is down nothing is
 // sent, because only netproc ever writes to the socket).
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +15,7 @@
 #include "broker/daemon.h"
 #include "broker/spawn.h"
 #include "common/child_fds.h"
+#include "common/overloaded.h"
 #include "ipc/control_socket.h"
 #include "ipc/doorbell.h"
 #include "ipc/netmap_parts.h"
@@ -213,27 +214,35 @@ void Daemon::send_udp_socket() {
 }
 
 void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
-  std::visit(
-      [&](auto& m) {
-        using M = std::decay_t<decltype(m)>;
-        if constexpr (std::is_same_v<M, ipc::Ready>) {
-          children_[role].ready = true;
-          maybe_ready();
-        } else if constexpr (std::is_same_v<M, ipc::StatusReply>) {
-          auto it = pending_.find(m.request_id);
-          if (it != pending_.end()) {
-            auto done = std::move(it->second);
-            pending_.erase(it);
-            done(std::move(m.body));
-          }
-        } else if constexpr (std::is_same_v<M, ipc::DerpDialRequest>) {
-          on_derp_dial_request(m);
-        } else if constexpr (std::is_same_v<M, ipc::EndpointsUpdate>) {
-          endpoints_ = m.endpoints;
-          publish_endpoints();
-        }
-      },
-      msg.message);
+  std::visit(Overloaded{
+                 [&](ipc::Ready&) {
+                   children_[role].ready = true;
+                   maybe_ready();
+                 },
+                 [&](ipc::StatusReply& m) {
+                   auto it = pending_.find(m.request_id);
+                   if (it != pending_.end()) {
+                     auto done = std::move(it->second);
+                     pending_.erase(it);
+                     done(std::move(m.body));
+                   }
+                 },
+                 [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
+                 [&](ipc::EndpointsUpdate& m) {
+                   endpoints_ = m.endpoints;
+                   publish_endpoints();
+                 },
+                 // The catalogue lets none of these reach the broker; if one does, the link
+                 // is not what it claims: drop it (the children are restarted).
+                 on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                           ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
+                           ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
+                           ipc::SealClientInfoRequest, ipc::SealClientInfoReply>([&] {
+                   if (auto* c = child(role); c && c->link)
+                     c->link->close("message not for the broker");
+                 }),
+             },
+             msg.message);
 }
 
 void Daemon::on_child_closed(ipc::Role role, const std::string& reason) {

@@ -1,6 +1,6 @@
 // tailwardend's daemon: owns the config, keys, netmap, the one underlay UDP socket,
 // the TUN device and the admin socket; spawns netproc and dataproc, feeds them, and
-// supervises them (DESIGN.md §1, §2, §6).
+// supervises them (docs/design.md sections 1, 3 and 7).
 #pragma once
 
 #include <sys/types.h>

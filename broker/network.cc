@@ -44,7 +44,7 @@ void Daemon::rebind(std::function<void(Status)> done) {
   };
   if (!pinned) return bind_and_hand_over(false);
   // Keeping a pinned port: netproc lets go of the socket first, then the broker
-  // closes its copy, so the port is free to bind again (spec §0.1).
+  // closes its copy, so the port is free to bind again (docs/direct-underlay.md#the-socket).
   child_request(ipc::Role::kNetproc, "release-udp", [this, bind_and_hand_over](std::optional<std::string> r) {
     if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
     udp_.reset();

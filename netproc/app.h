@@ -42,6 +42,7 @@ class App {
  private:
   void on_broker_message(ipc::ReceivedMessage m);
   void on_peer_message(ipc::ReceivedMessage m);
+  void on_status_request(const ipc::StatusRequest& msg);
   void on_setup(const ipc::NetprocSetup& s);
   void on_netmap(ipc::NetprocNetmap part);
   void on_ring_batch(const ipc::PacketBatch& batch);
