@@ -169,6 +169,8 @@ void Daemon::send_netmap_to_children() {
   auto* n = child(ipc::Role::kNetproc);
   auto* d = child(ipc::Role::kDataproc);
   if (n == nullptr || d == nullptr) return;
+  if (auto restarted = netmap_.take_restarted(); !restarted.empty())
+    reset_dataproc_sessions(restarted);
   auto np = ipc::split_netproc_netmap(netmap_.generation(), netmap_.netproc_peers(), netmap_.derp_map_json());
   auto dp = ipc::split_dataproc_netmap(netmap_.generation(), netmap_.dataproc_peers());
   if (!np || !dp) {
@@ -188,7 +190,8 @@ void Daemon::reset_dataproc_sessions(const std::vector<NodePublic>& restarted) {
   if (d == nullptr) return;
   std::vector<ipc::DataprocPeer> kept;
   for (auto& p : netmap_.dataproc_peers()) {
-    if (std::find(restarted.begin(), restarted.end(), p.node_key) == restarted.end()) kept.push_back(std::move(p));
+    if (std::find(restarted.begin(), restarted.end(), p.node_key) == restarted.end())
+      kept.push_back(std::move(p));
   }
   auto dp = ipc::split_dataproc_netmap(netmap_.generation(), std::move(kept));
   if (!dp) {
@@ -197,7 +200,8 @@ void Daemon::reset_dataproc_sessions(const std::vector<NodePublic>& restarted) {
   }
   for (const auto& part : *dp) (void)d->link->send(part);
   netmap_.advance_generation();
-  spdlog::info("netmap: {} peer(s) restarted (new disco key): WireGuard sessions reset", restarted.size());
+  spdlog::info("netmap: {} peer(s) restarted (new disco key): WireGuard sessions reset",
+               restarted.size());
 }
 
 void Daemon::send_udp_socket() {

@@ -14,7 +14,6 @@
 #include <sstream>
 
 #include "broker/daemon.h"
-#include "common/netmap_diff.h"
 
 namespace tw::broker {
 
@@ -203,7 +202,6 @@ void Daemon::apply_netmap_file(const std::string& path, std::function<void(Statu
     netmap_rejected_.inc();
     return done(make_error(path + ": self.node_key does not match this node's key"));
   }
-  const auto restarted = peers_with_new_disco_key(netmap_.netmap(), next.netmap());
   netmap_ = std::move(next);
   egress_.set_derp_map(netmap_.netmap().derp_map);
   if (tun_) {
@@ -211,7 +209,6 @@ void Daemon::apply_netmap_file(const std::string& path, std::function<void(Statu
       spdlog::warn("netmap: routes: {}", st.error());
     }
   }
-  if (!restarted.empty()) reset_dataproc_sessions(restarted);
   send_netmap_to_children();
   spdlog::info("netmap: generation {} applied ({} peers)", netmap_.generation(), netmap_.netmap().peers.size());
   done(ok_status());

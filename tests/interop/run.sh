@@ -23,8 +23,9 @@ fi
 
 t0=$SECONDS
 cd "$here"
-# tailscaled and tailscale from the same go.mod as the harness: one pinned version.
-go build -o "$out/" tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale
+# tailscaled and tailscale from the same go.mod as the harness: one pinned version
+# (go install relinks only when something changed).
+GOBIN=$out go install tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale
 go test -c -o "$out/interop.test" .
 echo "interop: build took $((SECONDS - t0)) s ($(go list -m -f '{{.Path}} {{.Version}}' tailscale.com))"
 

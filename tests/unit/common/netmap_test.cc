@@ -1,8 +1,9 @@
+#include "common/netmap.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "common/netmap.h"
 #include "common/netmap_diff.h"
 
 namespace tw {
@@ -165,7 +166,8 @@ TEST_F(NetmapTest, PeersWithANewDiscoKeyAreTheRestartedOnes) {
   auto later = parse();
   ASSERT_TRUE(later) << later.error();
   EXPECT_TRUE(peers_with_new_disco_key(*after, *later).empty());
-  EXPECT_TRUE(peers_with_new_disco_key(*later, *before).size() == 1u) << "b's disco key differs again";
+  EXPECT_TRUE(peers_with_new_disco_key(*later, *before).size() == 1u)
+      << "b's disco key differs again";
 }
 
 TEST_F(NetmapTest, NotJsonIsRefused) {
