@@ -3,6 +3,7 @@ package interop
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -196,5 +197,119 @@ func TestScenario5Failover(t *testing.T) {
 		g, _ := p.s.gapAfter(unblocked)
 		figure(t, "%-24s failover gap %.2f s, return to direct %.2f s after unblocking (longest gap while returning %.2f s)",
 			p.name, gaps[i].Seconds(), ret[i].Seconds(), g.Seconds())
+	}
+}
+
+// Scenario 4 (long): a WireGuard session between a real tailscaled (kernel TUN, its
+// wireguard-go) and ours crosses a rekey (REKEY_AFTER_TIME is 120 s) under a steady UDP
+// stream with no gap. Two minutes and more, so it runs only with TW_INTEROP_LONG=1.
+func TestScenario4Rekey(t *testing.T) {
+	if os.Getenv("TW_INTEROP_LONG") == "" {
+		t.Skip("set TW_INTEROP_LONG=1 for the 130 s rekey run")
+	}
+	w := newWorld(t, tailscaleDERP)
+	sg, sw := hostSite(t, "ts", "198.18.0.3"), hostSite(t, "tw", "198.18.0.2")
+	g := w.startTailscaledTUN("ts1", sg, "ts0")
+	n := w.startTW("tw1", sw)
+	n.waitReady(t, 1)
+	startUDPEcho(t, sg.ns, "0.0.0.0:7501", g.dir+"/udpecho.log")
+	time.Sleep(100 * time.Millisecond)
+	st := startStream(t, sw.ns, fmt.Sprintf("%s:7501", g.ip4(t)))
+	waitFor(t, 10*time.Second, "stream flowing", st.flowing)
+	start := time.Now()
+	var first time.Time
+	waitFor(t, 10*time.Second, "tailscaled reports a handshake", func() bool {
+		ps := g.peer(t, n.nodeKey)
+		if ps != nil && !ps.LastHandshake.IsZero() {
+			first = ps.LastHandshake
+			return true
+		}
+		return false
+	})
+	var second time.Time
+	waitFor(t, 150*time.Second, "a second handshake (rekey)", func() bool {
+		time.Sleep(500 * time.Millisecond)
+		ps := g.peer(t, n.nodeKey)
+		if ps != nil && ps.LastHandshake.After(first) {
+			second = ps.LastHandshake
+			return true
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second)
+	gap, _ := st.gapAfter(start)
+	if gap > time.Second {
+		t.Errorf("longest gap in the stream across the rekey: %.2f s", gap.Seconds())
+	}
+	figure(t, "rekey %.0f s after the first handshake; longest stream gap over %.0f s: %.2f s",
+		second.Sub(first).Seconds(), time.Since(start).Seconds(), gap.Seconds())
+}
+
+// iperf3 runs a 2-second TCP test from namespace ns to server (reverse: server sends)
+// and returns the received rate in Mbit/s.
+func iperf3(t testing.TB, ns, server string, reverse bool) float64 {
+	t.Helper()
+	args := []string{"netns", "exec", ns, "iperf3", "-c", server, "-t", "2", "-J"}
+	if reverse {
+		args = append(args, "-R")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", args...).Output()
+	if err != nil {
+		t.Fatalf("iperf3 %v from %s: %v\n%s", server, ns, err, out)
+	}
+	var res struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("iperf3 JSON: %v", err)
+	}
+	return res.End.SumReceived.BitsPerSecond / 1e6
+}
+
+// Scenario 4 (iperf3): TCP throughput both ways through the tunnel for
+// tailscaled<->ours (kernel TUN tailscaled, its defaults), beside tailscaled<->tailscaled
+// and ours<->ours in the same run, all direct on one segment. The figures are what this
+// machine gives; the test fails only if no data flows.
+func TestScenario4Iperf(t *testing.T) {
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("iperf3 not installed")
+	}
+	w := newWorld(t, tailscaleDERP)
+	s1, s2 := hostSite(t, "ts", "198.18.0.3"), hostSite(t, "ts2", "198.18.0.4")
+	s3, s4 := hostSite(t, "tw", "198.18.0.2"), hostSite(t, "tw2", "198.18.0.5")
+	g1 := w.startTailscaledTUN("ts1", s1, "ts0")
+	g2 := w.startTailscaledTUN("ts2", s2, "ts0")
+	n1 := w.startTW("tw1", s3)
+	n2 := w.startTW("tw2", s4)
+	n1.waitReady(t, 3)
+	n2.waitReady(t, 3)
+	ip1 := g1.ip4(t)
+	waitFor(t, 10*time.Second, "ts2 sees ts1", func() bool { return g2.peer(t, g1.key(t)) != nil })
+	for _, s := range []struct {
+		ns, addr string
+	}{{s1.ns, ip1.String()}, {s4.ns, n2.ip.String()}} {
+		cmd := exec.Command("ip", "netns", "exec", s.ns, "iperf3", "-s", "-B", s.addr)
+		startLogged(t, cmd, fmt.Sprintf("%s/iperf3-%s.log", w.dir, s.addr))
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, p := range []struct {
+		name, from, to string
+	}{
+		{"tailwarden->tailscaled", s3.ns, ip1.String()},
+		{"tailscaled->tailscaled", s2.ns, ip1.String()},
+		{"tailwarden->tailwarden", s3.ns, n2.ip.String()},
+	} {
+		up := iperf3(t, p.from, p.to, false)
+		down := iperf3(t, p.from, p.to, true)
+		if up < 1 || down < 1 {
+			t.Errorf("%s: %.1f / %.1f Mbit/s: no real data flow", p.name, up, down)
+		}
+		figure(t, "%-24s TCP %.0f Mbit/s forward, %.0f Mbit/s reverse (iperf3 2 s each)", p.name, up, down)
 	}
 }

@@ -16,6 +16,10 @@ export GOMODCACHE=$cache/gomod GOCACHE=$cache/gobuild GOTOOLCHAIN=local
 export GOFLAGS="-mod=readonly -buildvcs=false"
 mkdir -p "$out" "$GOMODCACHE" "$GOCACHE"
 
+if ! command -v go >/dev/null; then
+  echo "interop: go not found (the harness needs Go >= $(sed -n 's/^go //p' "$here/go.mod"))" >&2
+  exit 1
+fi
 if [ "$(id -u)" != 0 ]; then
   echo "interop: run as root (the harness creates network namespaces)" >&2
   exit 1
