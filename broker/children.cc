@@ -235,6 +235,7 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
                  [&](ipc::EndpointsUpdate& m) {
                    endpoints_ = m.endpoints;
                    publish_endpoints();
+                   forward_endpoints_to_control();
                  },
                  // The catalogue lets none of these reach the broker; if one does, the link
                  // is not what it claims: drop it (the children are restarted).
