@@ -60,6 +60,8 @@ class Daemon {
   void kill_children();
   void send_setup();
   void send_netmap_to_children();
+  // Drops dataproc's WireGuard sessions with `restarted` peers (new disco key).
+  void reset_dataproc_sessions(const std::vector<NodePublic>& restarted);
   void send_udp_socket();
   void maybe_ready();
   ChildHandle* child(ipc::Role role);
