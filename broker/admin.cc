@@ -176,6 +176,18 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
     auto more = audit_child(name, c->pid, ::getpid(), c->expected_fds, role == ipc::Role::kNetproc);
     rows.insert(rows.end(), more.begin(), more.end());
   }
+  if (control_) {
+    // The one TCP destination besides DERP, and the process that uses it.
+    rows.push_back({"broker", "control dials only the configured address", true,
+                    config_.control_address ? config_.control_address->to_string() : ""});
+    const pid_t pid = control_->status().pid;
+    if (pid <= 0) {
+      rows.push_back({"ctlproc", "process running", false, "not running"});
+    } else {
+      auto more = audit_child("ctlproc", pid, ::getpid(), control_->expected_fds(), true);
+      rows.insert(rows.end(), more.begin(), more.end());
+    }
+  }
   bool pass = true;
   json jrows = json::array();
   for (const auto& row : rows) {

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "broker/spawn.h"
@@ -61,6 +62,9 @@ void ControlClient::spawn() {
   spec.env = config_.child_env;
   spec.fds = {{child_fd::kBrokerControl, pair->second.get()}};
   spec.new_netns = config_.new_netns;
+  expected_fds_ = ExpectedFds{};
+  if (struct stat sb{}; ::fstat(pair->second.get(), &sb) == 0)
+    expected_fds_.inodes.insert(sb.st_ino);
   auto pid = spawn_child(spec);
   if (!pid) {
     on_link_closed("spawning ctlproc: " + pid.error());
@@ -197,6 +201,10 @@ void ControlClient::dial(ctl::ConnPurpose purpose) {
     boost::system::error_code ignored;
     sock->set_option(asio::ip::tcp::no_delay(true), ignored);
     const int fd = sock->native_handle();
+    if (struct stat sb{}; ::fstat(fd, &sb) == 0) {
+      expected_fds_.inodes.insert(sb.st_ino);
+      expected_fds_.inet_inodes.insert(sb.st_ino);
+    }
     if (send(ctl::CtlConn{purpose}, fd)) {
       restart_backoff_ = std::chrono::milliseconds(1000);
     }

@@ -16,6 +16,7 @@
 #include <utility>  // before Asio
 #include <vector>
 
+#include "broker/audit.h"
 #include "common/ipaddr.h"
 #include "common/keys.h"
 #include "common/metrics.h"
@@ -67,6 +68,8 @@ class ControlClient {
   // New endpoints (with types), home region or disco key from netproc.
   void update_endpoints(std::vector<ctl::Endpoint> endpoints, std::uint32_t home_derp);
   const ControlStatus& status() const { return status_; }
+  // What `audit` accepts in ctlproc's fd table: its link end and the control TCP fds.
+  const ExpectedFds& expected_fds() const { return expected_fds_; }
 
  private:
   void spawn();
@@ -85,6 +88,7 @@ class ControlClient {
   ctl::NetmapAssembler assembler_;
   ControlStatus status_;
   std::vector<ctl::Endpoint> endpoints_;
+  ExpectedFds expected_fds_;
   std::uint32_t home_derp_ = 0;
   bool stopped_ = false;
   Counter& map_updates_;

@@ -119,6 +119,18 @@ else
   fail "no ctlproc pid in status"
 fi
 
+cli audit --json >"$DIR/audit.json" 2>/dev/null
+python3 - "$DIR/audit.json" <<'PY' && ok "audit covers ctlproc and lists the control address as an allowed TCP destination" || fail "audit: $(head -c 800 "$DIR/audit.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d["rows"]
+assert any(r["process"] == "broker" and "control" in r["check"] and r["detail"] == "127.0.0.1:9917" for r in rows)
+ctl = [r for r in rows if r["process"] == "ctlproc"]
+assert len(ctl) >= 3 and all(r["pass"] for r in ctl), ctl
+PY
+"$SRC/scripts/cli-json" validate audit "$DIR/audit.json" >/dev/null 2>&1 &&
+  ok "audit --json with ctlproc matches its schema" || fail "audit --json does not match its schema"
+
 # Outage: the control server goes away; the node keeps its last map.
 kill "$CS_PID"; wait "$CS_PID" 2>/dev/null; exec 7>&-; CS_PID=""
 not_connected() { [ "$(jq_status 'd["control"]["state"]')" != connected ]; }
