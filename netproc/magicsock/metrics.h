@@ -33,6 +33,8 @@ struct MagicsockMetrics {
   Counter& cmm_recv;
   Counter& cmm_recv_rejected;
   Counter& cmm_send;
+  Counter& cmm_answer;
+  Counter& cmm_not_here;
   Counter& forced_sweep;
   Counter& forced_sweep_rate_limited;
   Counter& discovery_on_demand;

@@ -108,6 +108,7 @@ void PeerPaths::add_learned(const IpPort& a, CandidateSource s, TimePoint now,
 }
 
 CandidateDelta PeerPaths::learn_from_ping(const IpPort& src, TimePoint now) {
+  cmm_retry_backoff_ = Duration::zero();
   CandidateDelta delta;
   if (!is_pingable_candidate(src, ctx_->policy.enable_ipv6)) {
     m()->candidate_rejected_filter.inc();
@@ -118,6 +119,7 @@ CandidateDelta PeerPaths::learn_from_ping(const IpPort& src, TimePoint now) {
 }
 
 CandidateDelta PeerPaths::learn_from_call_me_maybe(std::span<const IpPort> eps, TimePoint now) {
+  cmm_retry_backoff_ = Duration::zero();  // it is on the relay: no more lost call-me-maybe
   std::vector<IpPort> accepted;
   for (const auto& ep : eps) {
     if (accepted.size() == kMaxCallMeMaybeEndpoints) break;

@@ -100,6 +100,14 @@ class PeerPaths {
   // --- sending
   RouteDecision route(TimePoint now, bool derp_available);
   bool want_call_me_maybe(TimePoint now, bool have_endpoints);
+  // A call-me-maybe from this peer just arrived and our sweep towards it opened our
+  // NAT: answer with ours (same 5 s per-peer limit, only without a trusted path), so
+  // that its sweep towards us comes through. See docs/direct-underlay.md.
+  bool want_call_me_maybe_answer(TimePoint now, bool have_endpoints);
+  // The relay answered our latest call-me-maybe with "peer not here": it was lost.
+  // The next one may go after a short backoff (kCallMeMaybeNotHereRetry, doubling)
+  // instead of the full 5 s; a sign of life from the peer ends the backoff.
+  void note_call_me_maybe_not_here(TimePoint now);
   void note_active(TimePoint now) { last_active_ = now; }
   // Outbound traffic or an operator ping within the last 45 s.
   bool active(TimePoint now) const;
@@ -142,6 +150,8 @@ class PeerPaths {
   void choose_path(const IpPort& to, Duration rtt, TimePoint sent, TimePoint now, PongOutcome& out);
   void note_best_answered(TimePoint sent);
   void clear_best();
+  bool cmm_rate_allows(TimePoint now) const;
+  void note_cmm_sent(TimePoint now);
   MagicsockMetrics* m() const { return ctx_->metrics; }
 
   const PathsContext* ctx_;
@@ -154,6 +164,8 @@ class PeerPaths {
   std::optional<TimePoint> last_forced_sweep_;
   std::optional<TimePoint> last_on_demand_;
   std::optional<TimePoint> last_cmm_sent_;
+  std::optional<TimePoint> cmm_retry_at_;  // earlier than the 5 s limit: our last CMM was lost
+  Duration cmm_retry_backoff_{};           // zero: no call-me-maybe lost since the peer was heard
   std::optional<TimePoint> last_active_;
 };
 

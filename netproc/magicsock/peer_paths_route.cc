@@ -70,11 +70,44 @@ bool PeerPaths::active(TimePoint now) const {
   return last_active_ && now - *last_active_ < kActiveTimeout;
 }
 
+bool PeerPaths::cmm_rate_allows(TimePoint now) const {
+  if (!last_cmm_sent_ || now - *last_cmm_sent_ >= kCallMeMaybeInterval) return true;
+  return cmm_retry_at_ && now >= *cmm_retry_at_;
+}
+
+void PeerPaths::note_cmm_sent(TimePoint now) {
+  last_cmm_sent_ = now;
+  cmm_retry_at_.reset();
+}
+
+void PeerPaths::note_call_me_maybe_not_here(TimePoint now) {
+  if (!last_cmm_sent_) return;  // not about anything we sent
+  m()->cmm_not_here.inc();
+  cmm_retry_backoff_ = cmm_retry_backoff_ == Duration::zero()
+                           ? kCallMeMaybeNotHereRetry
+                           : std::min<Duration>(2 * cmm_retry_backoff_, kCallMeMaybeInterval);
+  cmm_retry_at_ = now + cmm_retry_backoff_;
+}
+
 bool PeerPaths::want_call_me_maybe(TimePoint now, bool have_endpoints) {
   if (!active(now) || trusted(now) || !have_endpoints) return false;
-  if (last_cmm_sent_ && now - *last_cmm_sent_ < kCallMeMaybeInterval) return false;
-  last_cmm_sent_ = now;
+  if (!cmm_rate_allows(now)) return false;
+  note_cmm_sent(now);
   m()->cmm_send.inc();
+  return true;
+}
+
+// Why: with no endpoints from control, each side learns the other's only from its
+// call-me-maybe. The caller's first WireGuard packet may be lost at the relay (we were
+// not connected yet), and then nothing made us "active": its call-me-maybe taught us
+// its endpoints and our sweep opened our NAT, but it never learned ours and waited for
+// its next 5 s round. The peer asked to be reached, so we are trying to reach it.
+bool PeerPaths::want_call_me_maybe_answer(TimePoint now, bool have_endpoints) {
+  if (trusted(now) || !have_endpoints) return false;
+  if (!cmm_rate_allows(now)) return false;
+  note_cmm_sent(now);
+  m()->cmm_send.inc();
+  m()->cmm_answer.inc();
   return true;
 }
 

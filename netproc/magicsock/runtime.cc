@@ -285,6 +285,10 @@ void Runtime::on_derp_packet(const NodePublic& src, std::uint32_t region, ByteVi
   if (!hooks_.deliver || hooks_.deliver(std::span<const ipc::OutPacket>(&p, 1)) == 0) c_.wg_rx_ring_full.inc();
 }
 
+void Runtime::on_derp_peer_not_here(const NodePublic& peer) {
+  table_.on_relay_not_here(peer, clock_now());
+}
+
 std::optional<PeerId> Runtime::table_id(std::uint32_t peer_id) const {
   auto it = table_of_.find(peer_id);
   if (it == table_of_.end()) return std::nullopt;
@@ -392,9 +396,15 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
   }
   const TimePoint now = clock_now();
   ping_scratch_.clear();
-  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
+  const bool have_eps = have_endpoints();
   auto plan = table_.route(*t, now, derp_available(), have_eps, ping_scratch_);
   if (!ping_scratch_.empty()) send_pings(ping_scratch_);
+  if (plan.route.start_discovery && spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug(
+        "disco: send to peer {} found no trusted path: discovery ({} pings), {}{}", *t,
+        ping_scratch_.size(), plan.route.has_derp() ? "via derp" : "no derp",
+        plan.send_call_me_maybe ? ", call-me-maybe" : (have_eps ? "" : ", no endpoints yet"));
+  }
   if (plan.send_call_me_maybe) send_call_me_maybe(*t);
   if (plan.route.has_udp() && udp_) {
     udp_->queue(plan.route.udp, datagram);
@@ -441,8 +451,7 @@ void Runtime::tick(TimePoint now) {
     next_pinger_ = now + kPingerTick;
   }
   cmm_scratch_.clear();
-  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
-  table_.call_me_maybe_tick(now, have_eps, cmm_scratch_);
+  table_.call_me_maybe_tick(now, have_endpoints(), cmm_scratch_);
   for (PeerId id : cmm_scratch_) send_call_me_maybe(id);
   run_stun(now);
   refresh_endpoints(now);

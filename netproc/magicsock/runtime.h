@@ -149,6 +149,8 @@ class Runtime {
 
   // Inbound from DERP: relayed disco or relayed WireGuard from node `src`.
   void on_derp_packet(const NodePublic& src, std::uint32_t region, ByteView packet);
+  // The relay says `peer` is not connected to it: what we sent it there was lost.
+  void on_derp_peer_not_here(const NodePublic& peer);
 
   // StatusRequest topics: status, metrics, netcheck, ping:<id>, release-udp.
   void status_request(const std::string& topic, Reply reply);
@@ -239,6 +241,10 @@ class Runtime {
   void run_stun(TimePoint now);
   void refresh_endpoints(TimePoint now);
   bool derp_available() const { return derp_ != nullptr && derp_->available(); }
+  // Whether we have endpoints to put in a call-me-maybe.
+  bool have_endpoints() const {
+    return advertiser_.last().has_value() && !advertiser_.last()->empty();
+  }
   TimePoint clock_now() const { return time_.now(); }
   bool derp_send(PeerId id, ByteView packet);
 

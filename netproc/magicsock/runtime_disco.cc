@@ -15,6 +15,10 @@ constexpr std::size_t kDiscoBuf = 1024;
 constexpr std::uint8_t kDerpMagicIp[4] = {127, 3, 3, 40};  // Go's DERP "magic" source address
 
 double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Disco events at debug level (log_level = "debug"): what a slow discovery is
+// diagnosed from. Formatting is skipped entirely at the default level.
+bool disco_debug() { return spdlog::should_log(spdlog::level::debug); }
 }  // namespace
 
 const disco::DiscoSharedKey* Runtime::shared_key(const DiscoPublic& peer) {
@@ -37,7 +41,12 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
   std::visit(Overloaded{
                  [&](const disco::Ping& p) {
                    // Binding verifier inside on_ping_udp; a refused ping gets nothing back.
-                   if (auto id = table_.on_ping_udp(hdr->sender, p.node_key, src, now)) {
+                   auto id = table_.on_ping_udp(hdr->sender, p.node_key, src, now);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: ping from {} over udp: {}", src.to_string(),
+                                   id ? "answered" : "refused");
+                   }
+                   if (id) {
                      send_disco_udp(*id, src, disco::Pong{p.txid, src});
                      ping_scratch_.clear();
                      table_.ping_back(*id, src, now, ping_scratch_);
@@ -47,6 +56,12 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                  },
                  [&](const disco::Pong& p) {
                    auto res = table_.on_pong(hdr->sender, p.txid, now);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: pong from {} over udp: {}", src.to_string(),
+                                   !res                       ? "unsolicited"
+                                   : res->outcome.became_best ? "became best"
+                                                              : "accepted");
+                   }
                    if (!res) return;
                    if (reflexive_.note_pong_src(p.src, true, now)) refresh_endpoints(now);
                    for (auto it = op_pings_.begin(); it != op_pings_.end(); ++it) {
@@ -84,6 +99,10 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                    // The reference drops relayed pings; we answer over DERP
                    // (docs/direct-underlay.md#pings-and-pongs).
                    auto id = table_.on_ping_derp(hdr->sender, p.node_key, src);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: ping over derp region {}: {}", region,
+                                   id ? "answered" : "refused");
+                   }
                    if (!id) return;
                    const IpPort magic{IpAddr::v4(kDerpMagicIp[0], kDerpMagicIp[1], kDerpMagicIp[2], kDerpMagicIp[3]),
                                       static_cast<std::uint16_t>(region)};
@@ -104,9 +123,17 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                  [&](const disco::CallMeMaybe& cmm) {
                    ping_scratch_.clear();
                    std::vector<IpPort> eps(cmm.endpoints.begin(), cmm.endpoints.end());
-                   if (table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_)) {
-                     send_pings(ping_scratch_);
+                   const auto id =
+                       table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_);
+                   if (disco_debug()) {
+                     spdlog::debug(
+                         "disco: call-me-maybe over derp region {} with {} endpoints: {}, {} pings",
+                         region, eps.size(), id ? "accepted" : "refused", ping_scratch_.size());
                    }
+                   if (!id) return;
+                   send_pings(ping_scratch_);
+                   if (table_.answer_call_me_maybe(*id, now, have_endpoints()))
+                     send_call_me_maybe(*id);
                  },
                  [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
              },
@@ -136,6 +163,7 @@ bool Runtime::send_disco_derp(PeerId id, const disco::Message& m) {
 
 void Runtime::send_pings(const std::vector<PeerPing>& pings) {
   for (const auto& p : pings) {
+    if (disco_debug()) spdlog::debug("disco: ping to {} (peer {})", p.ping.to.to_string(), p.peer);
     send_disco_udp(p.peer, p.ping.to, disco::Ping{p.ping.txid, cfg_.self_node, 0, disco::kVersion});
   }
 }
@@ -143,7 +171,11 @@ void Runtime::send_pings(const std::vector<PeerPing>& pings) {
 void Runtime::send_call_me_maybe(PeerId id) {
   // Only over DERP, carrying our advertised endpoints, most useful first.
   const auto eps = advertised();
-  (void)send_disco_derp(id, disco::make_call_me_maybe(eps));
+  const bool sent = send_disco_derp(id, disco::make_call_me_maybe(eps));
+  if (disco_debug()) {
+    spdlog::debug("disco: call-me-maybe to peer {} with {} endpoints: {}", id, eps.size(),
+                  sent ? "sent over derp" : "derp send failed");
+  }
 }
 
 void Runtime::ping(std::uint32_t peer_id, Reply reply) {
