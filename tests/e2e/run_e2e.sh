@@ -32,15 +32,17 @@ SUMMARY_TSV=$(mktemp /tmp/tw-e2e-summary-XXXXXX)
 SUMMARY_JSON=${E2E_SUMMARY_JSON:-$BIN/../e2e-summary.json}
 note() { RESULTS+=("$1"); echo "   $1"; }
 fail() { echo "FAIL [$SCEN]: $*"; FAILED=1; SCEN_FAILED=1; return 1; }
-le() { python3 -c "import sys; sys.exit(0 if float('$1') <= float('$2') else 1)" 2>/dev/null; }
+# Numbers and JSON: tests/e2e/e2e.py (one helper module, no inline Python).
+e2e_py() { python3 "$HERE/e2e.py" "$@"; }
+le() { e2e_py le "$1" "$2" 2>/dev/null; }
 now() { date +%s.%N; }
-since() { python3 -c "print(f'{$(now)-$1:.3f}')"; }
+since() { e2e_py since "$1"; }
 # figure KEY VALUE: a measured value of this scenario, for the JSON summary.
 figure() { printf '%s\tfigure\t%s\t%s\n' "$SCEN" "$1" "$2" >>"$SUMMARY_TSV"; }
 # key_figure TEXT: the one-line figure of this scenario in the summary table.
 key_figure() { printf '%s\tkey\t%s\n' "$SCEN" "$1" >>"$SUMMARY_TSV"; }
 # jget JSON EXPR: a field of a JSON object (EXPR is Python over j).
-jget() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"; }
+jget() { e2e_py jexpr "$1" "$2"; }
 
 # Fresh topology + infra + both nodes; $1 topology kind, $2/$3 optional static endpoints.
 setup() {
@@ -81,7 +83,7 @@ check_no_secrets() {
   logs=$(cat "$E2E_DIR"/*/log "$E2E_DIR"/*.log 2>/dev/null)
   for k in $(sed -n 's/.*privkey:\([0-9a-f]\{64\}\).*/\1/p' "$E2E_DIR"/*/keys 2>/dev/null); do
     local b64
-    b64=$(python3 -c "import base64; print(base64.b64encode(bytes.fromhex('$k')).decode())")
+    b64=$(e2e_py b64 "$k")
     if grep -qiF -e "$k" -e "$b64" <<<"$logs"; then
       fail "a private key appears in the logs"
     fi
@@ -137,9 +139,9 @@ scenario_direct() {
   first=$(first_reply "$E2E_DIR/first.ping" 8)
   [ -n "$first" ] || { kill $pinger; fail "no packet arrived within 8 s of the nodes being ready"; return 1; }
   local first_s
-  first_s=$(python3 -c "print(f'{$first-$T_READY:.3f}')")
+  first_s=$(e2e_py calc .3f "$first - $T_READY")
   figure first_packet_s "$first_s"
-  figure ready_after_start_s "$(python3 -c "print(f'{$T_READY-$T_START:.3f}')")"
+  figure ready_after_start_s "$(e2e_py calc .3f "$T_READY - $T_START")"
   note "$kind: first packet answered ${first_s}s after both nodes were ready (issue: <= $first_limit s)"
   le "$first_s" "$first_limit" || fail "first packet took ${first_s}s (issue: within $first_limit s)"
   local ta tb
@@ -159,7 +161,8 @@ scenario_direct() {
   sleep 0.3
   local mbit
   mbit=$(ip netns exec "$NS_A" iperf3 -c "$TAILNET_B" -t 2 -J 2>/dev/null |
-    python3 -c "import json,sys; print(f\"{json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e6:.0f}\")" 2>/dev/null)
+    e2e_py json end.sum_received.bits_per_second 2>/dev/null)
+  [ -z "$mbit" ] || mbit=$(e2e_py calc .0f "$mbit / 1e6")
   kill $srv 2>/dev/null
   key_figure "first packet ${first_s}s, direct ${direct_s}s, ${mbit:-?} Mbit/s"
   [ -n "$mbit" ] || fail "iperf3 over the tunnel failed" || return 1
@@ -231,9 +234,9 @@ JSON
   WG_PROCESS_FOREGROUND=1 ip netns exec "$NS_B" wireguard-go -f "$ifn" >"$E2E_DIR/wg.log" 2>&1 &
   E2E_PIDS+=($!)
   for _ in $(seq 50); do ip netns exec "$NS_B" ip link show "$ifn" >/dev/null 2>&1 && break; sleep 0.1; done
-  python3 -c "import base64,sys; print(base64.b64encode(bytes.fromhex('$bkey')).decode())" >"$E2E_DIR/wg.key"
+  e2e_py b64 "$bkey" >"$E2E_DIR/wg.key"
   local apub64
-  apub64=$(python3 -c "import base64; print(base64.b64encode(bytes.fromhex('$apub')).decode())")
+  apub64=$(e2e_py b64 "$apub")
   ip netns exec "$NS_B" wg set "$ifn" listen-port 51820 private-key "$E2E_DIR/wg.key" \
     peer "$apub64" allowed-ips "$TAILNET_A/32" endpoint 198.18.0.2:41641
   ip netns exec "$NS_B" ip addr add "$TAILNET_B/32" dev "$ifn"
@@ -255,7 +258,7 @@ scenario_linkchange() {
   ip netns exec "$NS_A" ip addr add 198.18.0.4/24 dev eth0
   local t
   bring_up_direct || fail "path did not return to direct after the link change" || return 1
-  t=$(python3 -c "import time; print(f'{time.time()-$T_CHANGE:.2f}')")
+  t=$(e2e_py since "$T_CHANGE")
   ping_ok "$NS_A" "$TAILNET_B" 12 || fail "traffic did not recover after readdressing" || return 1
   note "linkchange: direct again ${t}s after readdressing (rebind on netlink event)"
   figure direct_again_s "$t"
@@ -270,15 +273,8 @@ collect_candidates() {
   for n in a b; do
     [ $n = a ] && other=b || other=a
     {
-      e2e_cli $n status --json 2>/dev/null | python3 -c "
-import json,sys
-s=json.load(sys.stdin)
-for p in s['peers']:
-  for c in p.get('candidates',[]): print(c['addr'])
-  print(p.get('endpoint',''))"
-      e2e_cli $other status --json 2>/dev/null | python3 -c "
-import json,sys
-for e in json.load(sys.stdin)['self'].get('endpoints',[]): print(e)"
+      e2e_cli $n status --json 2>/dev/null | e2e_py candidates
+      e2e_cli $other status --json 2>/dev/null | e2e_py endpoints
     } 2>/dev/null | grep -E '^[0-9.]+:[0-9]+$' >>"$E2E_DIR/cands_$n"
   done
 }
@@ -329,8 +325,8 @@ NFT
   ping_ok "$NS_A" "$TAILNET_B" 3 || fail "traffic did not flow after the rebind"
   collect_candidates
   local port_a port_b
-  port_a=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['self']['underlay_port'])")
-  port_b=$(e2e_cli b status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['self']['underlay_port'])")
+  port_a=$(e2e_cli a status --json | e2e_py json self.underlay_port)
+  port_b=$(e2e_cli b status --json | e2e_py json self.underlay_port)
   e2e_capture_stop egress_a
   e2e_capture_stop egress_b
   local n out port captured=0 allowed=0 cls
@@ -421,7 +417,7 @@ scenario_hostile() {
   seal_pings "$E2E_DIR/disco_wrong_node.hex" "$bdisco" "$xnode" || fail "disco-seal failed" || return 1
 
   local port role pid
-  port=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['self']['underlay_port'])")
+  port=$(e2e_cli a status --json | e2e_py json self.underlay_port)
   declare -A mem_before pids
   for role in broker netproc dataproc; do
     pids[$role]=$(e2e_pid a $role)
@@ -453,7 +449,7 @@ scenario_hostile() {
   # at least half of what was sent of its kind (minus the kernel's drops).
   local total kept kind counter sent_n delta need kinds_ok=0 kinds=0
   total=$(jget "$flood" "j['total']")
-  kept=$(python3 -c "print(max(0.0, 1 - $kdrops / max(1, $total)))")
+  kept=$(e2e_py calc g "max(0.0, 1 - $kdrops / max(1, $total))")
   local pair
   for pair in random:tailwarden_udp_rx_unknown_kind_total \
               wg_truncated_data_to_node:tailwarden_wg_decryption_failures_total \
@@ -472,7 +468,7 @@ scenario_hostile() {
     fi
     delta=$(( $(metric "$E2E_DIR/metrics.after" "$counter") - $(metric "$E2E_DIR/metrics.before" "$counter") ))
     kinds=$((kinds + 1))
-    need=$(python3 -c "print(max(1, int($sent_n * $kept * 0.5)))")
+    need=$(e2e_py calc d "max(1, int($sent_n * $kept * 0.5))")
     note "hostile: $kind: sent $sent_n, ${counter#tailwarden_} +$delta"
     figure "sent_$kind" "$sent_n"
     figure "counted_${counter#tailwarden_}" "$delta"
@@ -571,7 +567,7 @@ scenario_restart() {
   bring_up_direct || fail "no direct path" || return 1
   collect_candidates
   local port_before
-  port_before=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['self']['underlay_port'])")
+  port_before=$(e2e_cli a status --json | e2e_py json self.underlay_port)
   ip netns exec "$NS_A" ping -D -i 0.05 -W 1 "$TAILNET_B" >"$E2E_DIR/faults.ping" 2>&1 &
   local pinger=$!
   sleep 1
@@ -584,7 +580,7 @@ scenario_restart() {
   kill $pinger 2>/dev/null
   wait $pinger 2>/dev/null
   local port_after
-  port_after=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['self']['underlay_port'])")
+  port_after=$(e2e_cli a status --json | e2e_py json self.underlay_port)
   [ "$port_after" = "$port_before" ] || fail "UDP port changed across restarts ($port_before -> $port_after)" || return 1
   ping_ok "$NS_A" "$TAILNET_B" 3 || fail "traffic did not resume after the restarts" || return 1
   e2e_cli a audit >"$E2E_DIR/audit.txt" || fail "audit failed after restart: $(grep FAIL "$E2E_DIR/audit.txt")" || return 1
@@ -609,7 +605,7 @@ scenario_restart() {
   figure broker_kill_children_gone_s "$gone_s"
   le "$gone_s" 1 || fail "children took ${gone_s}s to die with the broker (issue: within 1 s)"
   local t_gone
-  t_gone=$(python3 -c "print($t0 + $gone_s)")
+  t_gone=$(e2e_py calc .6f "$t0 + $gone_s")
   sleep 2  # b keeps sending to a meanwhile: the capture must show a silent
   e2e_capture_stop egress_a
   e2e_capture_stop egress_b
@@ -622,7 +618,7 @@ scenario_restart() {
   # After the children are gone (plus 50 ms for the kernel to close their sockets)
   # only the kernel's own answers to b's packets for the closed port may appear.
   after=$(egress_check egress_a "$port_before" "$E2E_DIR/cands_a" --kernel-replies-ok \
-    --after "$(python3 -c "print($t_gone + 0.05)")")
+    --after "$(e2e_py calc .6f "$t_gone + 0.05")")
   local sent_after
   sent_after=$(jget "$after" "sum(n for c, n in j['classes'].items() if not c.startswith('kernel-'))")
   figure sent_after_broker_kill "$sent_after"
@@ -642,7 +638,7 @@ scenario_operator() {
   grep -Eq "^pong from b \(100\.64\.0\.2\) via 198\.18\.0\.3:41641 in [0-9.]+ms$" <<<"$out" ||
     fail "unexpected ping output: $out" || return 1
   local hs_before
-  hs_before=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['peers'][0]['last_handshake_unix'])")
+  hs_before=$(e2e_cli a status --json | e2e_py json peers.0.last_handshake_unix)
   # Reload: the same peers plus a new one; b's path and session must survive.
   python3 - "$E2E_DIR/a/netmap.json" <<'PY'
 import json, sys
@@ -654,11 +650,11 @@ PY
   mv "$E2E_DIR/a/netmap.json.new" "$E2E_DIR/a/netmap.json"
   sleep 1
   local gen path hs_after
-  gen=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['netmap_generation'])")
+  gen=$(e2e_cli a status --json | e2e_py json netmap_generation)
   [ "$gen" = 2 ] || fail "netmap file change was not applied (generation $gen)" || return 1
   path=$(e2e_path a b)
   [ "$path" = direct ] || fail "reload lost b's direct path ($path)" || return 1
-  hs_after=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['peers'][0]['last_handshake_unix'])")
+  hs_after=$(e2e_cli a status --json | e2e_py json peers.0.last_handshake_unix)
   [ "$hs_after" = "$hs_before" ] || fail "reload reset b's WireGuard session" || return 1
   ping_ok "$NS_A" "$TAILNET_B" 3 || fail "traffic stopped after reload" || return 1
   # A bad netmap is refused precisely and the running one stays in force.
@@ -667,7 +663,7 @@ PY
     fail "a bad netmap was accepted" || return 1
   fi
   grep -q 'self: missing field "node_key"' <<<"$out" || fail "imprecise error: $out" || return 1
-  gen=$(e2e_cli a status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['netmap_generation'])")
+  gen=$(e2e_cli a status --json | e2e_py json netmap_generation)
   [ "$gen" = 2 ] && [ "$(e2e_path a b)" = direct ] || fail "bad netmap disturbed the running one" || return 1
   note "operator: '$out' ; reload kept b direct with the same session; ping: $(head -1 <<<"$(e2e_cli a ping b)")"
   key_figure "reload kept session; bad netmap refused"
