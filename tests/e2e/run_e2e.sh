@@ -391,12 +391,30 @@ seal_pings() {
 # E2E_HOSTILE_SECONDS with six kinds of hostile datagram (tests/e2e/hostile_flood.py)
 # while a ping stream runs between the pair. The pair must keep serving, the memory
 # of all three processes must stay flat, and each kind must show in its own counter.
+#
+#   198.18.0.0/24:  a (.2) <==== direct, pinged every 50 ms ====> b (.3)
+#                    ^
+#                    +---- x (.9): replayed/truncated WireGuard, foreign disco,
+#                          random bytes, unsolicited STUN at E2E_HOSTILE_PPS
+#
+# Steps, sharing state in H_* variables: hostile_prepare (replay pool, sealed
+# pings), hostile_flood (flood + ping stream, metrics before/after), then three
+# independent checks: hostile_counters, hostile_service, hostile_memory.
 scenario_hostile() {
-  local seconds=${E2E_HOSTILE_SECONDS:-30} pps=${E2E_HOSTILE_PPS:-6000}
-  local anon_bound=${E2E_HOSTILE_ANON_KB:-512} max_loss=${E2E_HOSTILE_MAX_LOSS:-2}
   setup lan || return 1
   topo_add_stranger
-  # Real WireGuard messages of the pair, to replay and truncate.
+  hostile_prepare || return 1
+  hostile_flood || return 1
+  hostile_counters
+  hostile_service
+  hostile_memory || return 1
+  key_figure "$H_TOTAL datagrams, ${H_LOSS}% ping loss, heap +${H_WORST} KiB max, $H_KINDS_OK/$H_KINDS kinds counted in their own counter"
+}
+
+# Real WireGuard messages of the pair to replay and truncate ($E2E_DIR/wg.replay), and
+# sealed disco pings: from a key in no netmap, and from b's disco key claiming a
+# wrong node key.
+hostile_prepare() {
   e2e_capture_start pair "$NS_B" eth0 inout "udp and host 198.18.0.2 and host 198.18.0.3" || return 1
   bring_up_direct || fail "no direct path" || return 1
   ping_ok "$NS_A" "$TAILNET_B" 5 || fail "no traffic before the flood" || return 1
@@ -415,13 +433,17 @@ scenario_hostile() {
   xnode=$(_pub x node_key)
   seal_pings "$E2E_DIR/disco_unknown.hex" "$xdisco" "$xnode" || fail "disco-seal failed" || return 1
   seal_pings "$E2E_DIR/disco_wrong_node.hex" "$bdisco" "$xnode" || fail "disco-seal failed" || return 1
+}
 
-  local port role pid
+# The flood itself, with the ping stream and a's metrics and memory around it.
+hostile_flood() {
+  local seconds=${E2E_HOSTILE_SECONDS:-30} pps=${E2E_HOSTILE_PPS:-6000}
+  local port role
   port=$(e2e_cli a status --json | e2e_py json self.underlay_port)
-  declare -A mem_before pids
+  declare -gA H_MEM_BEFORE H_PIDS
   for role in broker netproc dataproc; do
-    pids[$role]=$(e2e_pid a $role)
-    mem_before[$role]=$(e2e_mem_kb "${pids[$role]}")
+    H_PIDS[$role]=$(e2e_pid a $role)
+    H_MEM_BEFORE[$role]=$(e2e_mem_kb "${H_PIDS[$role]}")
   done
   e2e_cli a metrics >"$E2E_DIR/metrics.before"
   local kdrops_before
@@ -429,27 +451,28 @@ scenario_hostile() {
   ip netns exec "$NS_A" ping -D -i 0.05 -W 1 -w $((seconds + 2)) "$TAILNET_B" >"$E2E_DIR/hostile.ping" 2>&1 &
   local pinger=$!
   sleep 1
-  local flood
-  flood=$(ip netns exec "$NS_X" "$E2E_PY" "$HERE/hostile_flood.py" --to "198.18.0.2:$port" \
+  H_FLOOD=$(ip netns exec "$NS_X" "$E2E_PY" "$HERE/hostile_flood.py" --to "198.18.0.2:$port" \
     --seconds "$seconds" --pps "$pps" --wireguard "$E2E_DIR/wg.replay" \
     --disco-unknown "$E2E_DIR/disco_unknown.hex" --disco-wrong-node "$E2E_DIR/disco_wrong_node.hex") ||
     fail "the flood did not run" || return 1
   wait $pinger 2>/dev/null
   sleep 0.5
   e2e_cli a metrics >"$E2E_DIR/metrics.after"
-  local kdrops
-  kdrops=$(( $(ip netns exec "$NS_A" awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $4}' /proc/net/snmp) - kdrops_before ))
-  note "hostile: stranger sent $(jget "$flood" "j['total']") datagrams in $(jget "$flood" "j['seconds']") s ($(jget "$flood" "j['pps']")/s); kernel dropped $kdrops (UDP InErrors: socket buffer full)"
-  figure flood_datagrams "$(jget "$flood" "j['total']")"
-  figure flood_pps "$(jget "$flood" "j['pps']")"
-  figure kernel_rcvbuf_drops "$kdrops"
+  H_KDROPS=$(( $(ip netns exec "$NS_A" awk '/^Udp:/ && $2 ~ /^[0-9]/ {print $4}' /proc/net/snmp) - kdrops_before ))
+  note "hostile: stranger sent $(jget "$H_FLOOD" "j['total']") datagrams in $(jget "$H_FLOOD" "j['seconds']") s ($(jget "$H_FLOOD" "j['pps']")/s); kernel dropped $H_KDROPS (UDP InErrors: socket buffer full)"
+  figure flood_datagrams "$(jget "$H_FLOOD" "j['total']")"
+  figure flood_pps "$(jget "$H_FLOOD" "j['pps']")"
+  figure kernel_rcvbuf_drops "$H_KDROPS"
+}
 
-  # Each kind of hostile datagram must show in its own counter. Datagrams the kernel
-  # dropped for a full socket buffer never reach the node, so each counter must see
-  # at least half of what was sent of its kind (minus the kernel's drops).
-  local total kept kind counter sent_n delta need kinds_ok=0 kinds=0
-  total=$(jget "$flood" "j['total']")
-  kept=$(e2e_py calc g "max(0.0, 1 - $kdrops / max(1, $total))")
+# Each kind of hostile datagram must show in its own counter. Datagrams the kernel
+# dropped for a full socket buffer never reach the node, so each counter must see
+# at least half of what was sent of its kind (minus the kernel's drops).
+hostile_counters() {
+  local kept kind counter sent_n delta need
+  H_KINDS_OK=0 H_KINDS=0
+  H_TOTAL=$(jget "$H_FLOOD" "j['total']")
+  kept=$(e2e_py calc g "max(0.0, 1 - $H_KDROPS / max(1, $H_TOTAL))")
   local pair
   for pair in random:tailwarden_udp_rx_unknown_kind_total \
               wg_truncated_data_to_node:tailwarden_wg_decryption_failures_total \
@@ -459,7 +482,7 @@ scenario_hostile() {
               disco_wrong_node:tailwarden_disco_ping_recv_rejected_total \
               stun_unknown_tx:tailwarden_stun_response_unknown_total; do
     kind=${pair%%:*} counter=${pair#*:}
-    sent_n=$(jget "$flood" "j['sent']['$kind']")
+    sent_n=$(jget "$H_FLOOD" "j['sent']['$kind']")
     if [ "$sent_n" = 0 ] && [ "$kind" = wg_replayed_init_to_node ]; then
       # Handshakes usually cross DERP before the direct path exists; only data
       # messages may then be in the capture.
@@ -467,13 +490,13 @@ scenario_hostile() {
       continue
     fi
     delta=$(( $(metric "$E2E_DIR/metrics.after" "$counter") - $(metric "$E2E_DIR/metrics.before" "$counter") ))
-    kinds=$((kinds + 1))
+    H_KINDS=$((H_KINDS + 1))
     need=$(e2e_py calc d "max(1, int($sent_n * $kept * 0.5))")
     note "hostile: $kind: sent $sent_n, ${counter#tailwarden_} +$delta"
     figure "sent_$kind" "$sent_n"
     figure "counted_${counter#tailwarden_}" "$delta"
     if [ "$delta" -ge "$need" ]; then
-      kinds_ok=$((kinds_ok + 1))
+      H_KINDS_OK=$((H_KINDS_OK + 1))
     else
       fail "$kind: $counter grew by $delta, expected >= $need of $sent_n sent"
     fi
@@ -484,38 +507,43 @@ scenario_hostile() {
   for c in wg_unknown_index_total wg_invalid_mac1_total wg_invalid_messages_total wg_rx_unattributed_total udp_rx_truncated_total; do
     note "hostile: also $c +$(( $(metric "$E2E_DIR/metrics.after" "tailwarden_$c") - $(metric "$E2E_DIR/metrics.before" "tailwarden_$c") ))"
   done
+}
 
-  # The pair kept serving.
-  local loss
-  loss=$(python3 "$HERE/ping_gap.py" --loss "$E2E_DIR/hostile.ping")
-  figure ping_loss_pct "$loss"
-  note "hostile: ping stream a -> b during the flood: ${loss}% loss (bound $max_loss%), largest gap $(python3 "$HERE/ping_gap.py" "$E2E_DIR/hostile.ping" 0.05)s"
-  le "$loss" "$max_loss" || fail "the pair lost ${loss}% of its pings during the flood (bound $max_loss%)"
+# The pair kept serving during the flood.
+hostile_service() {
+  local max_loss=${E2E_HOSTILE_MAX_LOSS:-2}
+  H_LOSS=$(python3 "$HERE/ping_gap.py" --loss "$E2E_DIR/hostile.ping")
+  figure ping_loss_pct "$H_LOSS"
+  note "hostile: ping stream a -> b during the flood: ${H_LOSS}% loss (bound $max_loss%), largest gap $(python3 "$HERE/ping_gap.py" "$E2E_DIR/hostile.ping" 0.05)s"
+  le "$H_LOSS" "$max_loss" || fail "the pair lost ${H_LOSS}% of its pings during the flood (bound $max_loss%)"
   [ "$(e2e_path a b)" = direct ] || fail "direct path lost during the flood"
+}
 
-  # Memory stays flat. The heap (RssAnon) is what a leak would grow: every table a
-  # stranger can touch is capped (candidates, STUN transactions; disco keys are derived
-  # only for netmap members), so ~10^5 datagrams may cost allocator warm-up only. The
-  # default bound, 512 KiB, is under 3 bytes per datagram of a 30 s flood: retaining
-  # anything per datagram would exceed it. Shared memory (RssShmem) grows as the flood
-  # touches more slots of the fixed-size IPC rings; it cannot pass their size (shown).
-  local worst=0 mem_note="" now_mem grew rss0 anon0 shm0 rss1 anon1 shm1
+# Memory stays flat. The heap (RssAnon) is what a leak would grow: every table a
+# stranger can touch is capped (candidates, STUN transactions; disco keys are derived
+# only for netmap members), so ~10^5 datagrams may cost allocator warm-up only. The
+# default bound, 512 KiB, is under 3 bytes per datagram of a 30 s flood: retaining
+# anything per datagram would exceed it. Shared memory (RssShmem) grows as the flood
+# touches more slots of the fixed-size IPC rings; it cannot pass their size (shown).
+hostile_memory() {
+  local anon_bound=${E2E_HOSTILE_ANON_KB:-512} role pid
+  local mem_note="" now_mem grew rss0 anon0 shm0 rss1 anon1 shm1
+  H_WORST=0
   for role in broker netproc dataproc; do
-    pid=${pids[$role]}
+    pid=${H_PIDS[$role]}
     [ "$(e2e_pid a $role)" = "$pid" ] || fail "$role of a restarted during the flood" || return 1
     now_mem=$(e2e_mem_kb "$pid")
-    read -r rss0 anon0 shm0 <<<"${mem_before[$role]}"
+    read -r rss0 anon0 shm0 <<<"${H_MEM_BEFORE[$role]}"
     read -r rss1 anon1 shm1 <<<"$now_mem"
     grew=$((anon1 - anon0))
     figure "rss_growth_kb_$role" "$((rss1 - rss0))"
     figure "anon_growth_kb_$role" "$grew"
     figure "shmem_growth_kb_$role" "$((shm1 - shm0))"
     mem_note+="$role VmRSS ${rss0}->${rss1} (anon ${anon0}->${anon1}, ring shmem ${shm0}->${shm1} of $(e2e_memfd_kb "$pid") mapped); "
-    [ "$grew" -gt "$worst" ] && worst=$grew
+    [ "$grew" -gt "$H_WORST" ] && H_WORST=$grew
     [ "$grew" -le "$anon_bound" ] || fail "$role heap grew by $grew KiB during the flood (bound $anon_bound KiB)"
   done
   note "hostile: KiB: $mem_note(heap bound +$anon_bound KiB)"
-  key_figure "$total datagrams, ${loss}% ping loss, heap +${worst} KiB max, $kinds_ok/$kinds kinds counted in their own counter"
 }
 
 # kill_child ROLE: kills node a's ROLE child with SIGKILL during the running ping stream
