@@ -144,7 +144,17 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
         }
         peers.push_back(std::move(out));
       }
-      r->send({{"ok", true}, {"self", self}, {"peers", peers}, {"netmap_generation", netmap_.generation()}});
+      json reply = {{"ok", true}, {"self", self}, {"peers", peers}, {"netmap_generation", netmap_.generation()}};
+      if (control_) {
+        const ControlStatus& cs = control_->status();
+        json c = {{"url", cs.url}, {"state", cs.state}, {"maps", cs.maps}, {"reconnects", cs.reconnects},
+                  {"bytes_in", cs.bytes_in}, {"bytes_out", cs.bytes_out}, {"pid", cs.pid}};
+        if (!cs.auth_url.empty()) c["auth_url"] = cs.auth_url;
+        if (!cs.error.empty()) c["error"] = cs.error;
+        if (!cs.user.empty()) c["user"] = cs.user;
+        reply["control"] = std::move(c);
+      }
+      r->send(reply);
       r->finish();
     });
   });

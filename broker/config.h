@@ -18,6 +18,14 @@
 //   endpoints_file = "/run/tailwarden/endpoints.json"  # optional; rewritten atomically
 //                                  # with each new endpoint set (`endpoints --json`)
 //
+//   control_url  = "http://198.18.0.1:8080"  # optional: join a tailnet (ts2021 control;
+//                                  # plain http to a fixed IPv4 address for now)
+//   control_key  = "mkey:<64 hex>"  # optional: pin the control server's Noise key
+//                                  # (else fetched from <control_url>/key)
+//   auth_key_file = "/etc/tailwarden/authkey"  # optional: pre-auth key (else the
+//                                  # login URL shows in `tailwarden status`)
+//   hostname     = "vps1"          # optional: the name shown to the tailnet
+//
 //   [tun]
 //   enabled = true
 //   name    = "tailwarden0"
@@ -31,6 +39,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/ipaddr.h"
 #include "common/result.h"
 
 namespace tw::broker {
@@ -84,6 +93,13 @@ struct BrokerConfig {
   bool advertise_lan_endpoints = false;
   bool derp_dns = false;
   std::optional<ConfigPath> endpoints_file;
+  // Control plane (ctlproc). Empty control_url: netmap file only.
+  std::string control_url;
+  std::string control_authority;  // "ip:port", the HTTP Host
+  std::optional<IpPort> control_address;
+  std::string control_key;  // "mkey:..." or empty
+  std::string auth_key_file;
+  std::string hostname;
 };
 
 // Parses and validates config text without touching the system; `origin` names the

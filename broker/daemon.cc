@@ -28,7 +28,10 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
   signals_.add(SIGHUP);
 }
 
-Daemon::~Daemon() { kill_children(); }
+Daemon::~Daemon() {
+  if (control_) control_->stop();
+  kill_children();
+}
 
 Status Daemon::start() {
   // The same path as every later reload: read, validate, check our key, set the
@@ -71,7 +74,7 @@ Status Daemon::start() {
   start_link_monitor();
   start_netmap_watch();
   spawn_children();
-  return ok_status();
+  return start_control();
 }
 
 void Daemon::wait_signal() {
@@ -86,6 +89,7 @@ void Daemon::wait_signal() {
     } else {
       spdlog::info("broker: signal {}, stopping", sig);
       stopping_ = true;
+      if (control_) control_->stop();
       kill_children();
       io_.stop();
       return;

@@ -192,8 +192,13 @@ void Daemon::apply_netmap_file(const std::string& path, std::function<void(Statu
   }
   std::ostringstream ss;
   ss << in.rdbuf();
+  apply_netmap_text(ss.str(), path, std::move(done));
+}
+
+// Every netmap, from the file, `netmap apply` or the control server, goes through here.
+void Daemon::apply_netmap_text(const std::string& text, const std::string& path, std::function<void(Status)> done) {
   NetmapState next = netmap_;
-  if (auto st = next.apply(ss.str(), path); !st) {
+  if (auto st = next.apply(text, path); !st) {
     netmap_rejected_.inc();
     spdlog::error("netmap: refused, previous netmap stays in force: {}", st.error());
     return done(st);
