@@ -1,7 +1,7 @@
 // The daemon's control-plane wiring: with control_url set it starts the ControlClient
 // (ctlproc) and applies the netmaps it delivers exactly like a netmap file reload; the
 // netmap file stays the map in force until the first one arrives, and whenever
-// control is unreachable the last map keeps forwarding (DESIGN.md §6).
+// control is unreachable the last map keeps forwarding (docs/design.md#7-failure-posture).
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
