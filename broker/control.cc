@@ -68,10 +68,11 @@ Status Daemon::start_control() {
   }
   control_ =
       std::make_unique<ControlClient>(io_, std::move(c), metrics_, [this](const std::string& text) {
-        apply_netmap_text(text, "control", [](Status st) {
-          if (!st)
+        apply_netmap_text(text, "control", [](const Status& st) {
+          if (!st) {
             spdlog::error("control: netmap refused, previous netmap stays in force: {}",
                           st.error());
+          }
         });
       });
   control_->start();

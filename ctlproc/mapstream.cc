@@ -7,11 +7,13 @@ namespace tw::ctl {
 Result<std::string> zstd_decompress_frame(ByteView frame, std::size_t max_size) {
   const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return make_error("map stream: not a zstd frame");
-  if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+  if (size == ZSTD_CONTENTSIZE_UNKNOWN) {
     return make_error("map stream: zstd frame without a content size");
-  if (size > max_size)
+  }
+  if (size > max_size) {
     return make_error("map stream: zstd content of " + std::to_string(size) +
                       " bytes over the limit");
+  }
   const std::size_t csize = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
   if (ZSTD_isError(csize))
     return make_error(std::string("map stream: zstd: ") + ZSTD_getErrorName(csize));

@@ -24,14 +24,16 @@ json derp_map_json(const DerpMap& m) {
                 {"STUNPort", n.stun_port},
                 {"DERPPort", n.derp_port}};
       if (!n.cert_name.empty()) j["CertName"] = n.cert_name;
-      if (n.ipv4_disabled)
+      if (n.ipv4_disabled) {
         j["IPv4"] = "none";
-      else if (n.ipv4)
+      } else if (n.ipv4) {
         j["IPv4"] = n.ipv4->to_string();
-      if (n.ipv6_disabled)
+      }
+      if (n.ipv6_disabled) {
         j["IPv6"] = "none";
-      else if (n.ipv6)
+      } else if (n.ipv6) {
         j["IPv6"] = n.ipv6->to_string();
+      }
       if (n.stun_only) j["STUNOnly"] = true;
       if (n.insecure_for_tests) j["InsecureForTests"] = true;
       if (n.can_port80) j["CanPort80"] = true;

@@ -47,8 +47,9 @@ Status Session::on_bytes(ByteView in) {
   if (state_ == SessionState::kFailed) return make_error(error_);
   stats_.bytes_in += in.size();
   if (state_ == SessionState::kUpgrading) {
-    if (handshake_buf_.size() + in.size() > 64 * 1024)
+    if (handshake_buf_.size() + in.size() > std::size_t{64} * 1024) {
       return fail("ts2021: upgrade reply too large");
+    }
     handshake_buf_.insert(handshake_buf_.end(), in.begin(), in.end());
     auto reply = parse_upgrade_reply(handshake_buf_);
     if (!reply) return fail(reply.error());
