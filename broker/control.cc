@@ -1,7 +1,7 @@
 // The daemon's control-plane wiring: with control_url set it starts the ControlClient
 // (ctlproc) and applies the netmaps it delivers exactly like a netmap file reload; the
 // netmap file stays the map in force until the first one arrives, and whenever
-// control is unreachable the last map keeps forwarding (DESIGN.md §6).
+// control is unreachable the last map keeps forwarding (docs/design.md#7-failure-posture).
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -27,7 +27,8 @@ Result<std::string> read_auth_key(const std::string& path) {
   while (!key.empty() && std::isspace(static_cast<unsigned char>(key.front()))) key.erase(0, 1);
   if (key.empty() || key.size() > 1024) return make_error(path + ": empty or oversized auth key");
   for (char c : key) {
-    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) return make_error(path + ": control byte in the auth key");
+    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f)
+      return make_error(path + ": control byte in the auth key");
   }
   return key;
 }
@@ -37,19 +38,22 @@ Result<std::string> read_auth_key(const std::string& path) {
 Status Daemon::start_control() {
   if (config_.control_url.empty()) return ok_status();
   if (!keys_.machine) {
-    return make_error(config_.key_file + ": no machine_private key, which control_url needs "
+    return make_error(config_.key_file +
+                      ": no machine_private key, which control_url needs "
                       "(add one: `tailwarden keygen` prints a key file with it)");
   }
   ControlClientConfig c;
   c.binary = child_binary("tailwarden-ctlproc");
-  c.child_args = {"--uid", std::to_string(config_.child_user.uid), "--gid", std::to_string(config_.child_user.gid),
-                  "--sandbox", std::string(to_string(config_.sandbox_mode)), "--log-level",
-                  std::string(to_string(config_.log_level))};
+  c.child_args = {"--uid",       std::to_string(config_.child_user.uid),
+                  "--gid",       std::to_string(config_.child_user.gid),
+                  "--sandbox",   std::string(to_string(config_.sandbox_mode)),
+                  "--log-level", std::string(to_string(config_.log_level))};
   c.address = *config_.control_address;
   c.authority = config_.control_authority;
   c.url = config_.control_url;
   c.machine_private = keys_.machine->bytes();
-  if (!config_.control_key.empty()) c.control_key = MachinePublic::parse(config_.control_key)->bytes();
+  if (!config_.control_key.empty())
+    c.control_key = MachinePublic::parse(config_.control_key)->bytes();
   c.node_public = keys_.node.public_key();
   c.disco_public = keys_.disco.public_key();
   if (!config_.auth_key_file.empty()) {
@@ -62,11 +66,14 @@ Status Daemon::start_control() {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) == 0) c.hostname = host;
   }
-  control_ = std::make_unique<ControlClient>(io_, std::move(c), metrics_, [this](const std::string& text) {
-    apply_netmap_text(text, "control", [](Status st) {
-      if (!st) spdlog::error("control: netmap refused, previous netmap stays in force: {}", st.error());
-    });
-  });
+  control_ =
+      std::make_unique<ControlClient>(io_, std::move(c), metrics_, [this](const std::string& text) {
+        apply_netmap_text(text, "control", [](Status st) {
+          if (!st)
+            spdlog::error("control: netmap refused, previous netmap stays in force: {}",
+                          st.error());
+        });
+      });
   control_->start();
   return ok_status();
 }
@@ -83,7 +90,8 @@ void Daemon::forward_endpoints_to_control() {
   }
   const Netmap& nm = netmap_.netmap();
   std::uint32_t home = static_cast<std::uint32_t>(nm.self.home_derp);
-  if (home == 0 && !nm.derp_map.regions.empty()) home = static_cast<std::uint32_t>(nm.derp_map.regions.begin()->first);
+  if (home == 0 && !nm.derp_map.regions.empty())
+    home = static_cast<std::uint32_t>(nm.derp_map.regions.begin()->first);
   control_->update_endpoints(std::move(eps), home);
 }
 

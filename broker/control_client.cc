@@ -12,16 +12,20 @@ namespace tw::broker {
 
 namespace asio = boost::asio;
 
-ControlClient::ControlClient(asio::io_context& io, ControlClientConfig config, MetricsRegistry& metrics,
-                             NetmapHandler on_netmap)
+ControlClient::ControlClient(asio::io_context& io, ControlClientConfig config,
+                             MetricsRegistry& metrics, NetmapHandler on_netmap)
     : io_(io),
       config_(std::move(config)),
       on_netmap_(std::move(on_netmap)),
       restart_timer_(io),
-      map_updates_(metrics.counter("control_map_updates_total", "Netmaps received from the control server")),
-      dials_(metrics.counter("control_dials_total", "TCP connections dialled to the control server")),
-      dial_failures_(metrics.counter("control_dial_failures_total", "Failed dials to the control server")),
-      restarts_(metrics.counter("control_client_restarts_total", "ctlproc restarts after its link closed")) {
+      map_updates_(
+          metrics.counter("control_map_updates_total", "Netmaps received from the control server")),
+      dials_(
+          metrics.counter("control_dials_total", "TCP connections dialled to the control server")),
+      dial_failures_(
+          metrics.counter("control_dial_failures_total", "Failed dials to the control server")),
+      restarts_(metrics.counter("control_client_restarts_total",
+                                "ctlproc restarts after its link closed")) {
   status_.url = config_.url;
 }
 
@@ -100,14 +104,15 @@ bool ControlClient::send(const ctl::ToCtlproc& m, int fd) {
 
 void ControlClient::wait_link() {
   if (!link_) return;
-  link_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted || stopped_) return;
-    if (ec) {
-      on_link_closed(ec.message());
-      return;
-    }
-    on_link_readable();
-  });
+  link_->async_wait(asio::posix::stream_descriptor::wait_read,
+                    [this](boost::system::error_code ec) {
+                      if (ec == asio::error::operation_aborted || stopped_) return;
+                      if (ec) {
+                        on_link_closed(ec.message());
+                        return;
+                      }
+                      on_link_readable();
+                    });
 }
 
 void ControlClient::on_link_readable() {
@@ -172,7 +177,8 @@ void ControlClient::dial(ctl::ConnPurpose purpose) {
   dials_.inc();
   auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
   auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(5));
-  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.address.ip.to_string()), config_.address.port);
+  asio::ip::tcp::endpoint ep(asio::ip::make_address(config_.address.ip.to_string()),
+                             config_.address.port);
   timer->async_wait([sock](boost::system::error_code ec) {
     if (!ec) {
       boost::system::error_code ignored;
@@ -184,7 +190,8 @@ void ControlClient::dial(ctl::ConnPurpose purpose) {
     if (stopped_ || !link_) return;
     if (ec) {
       dial_failures_.inc();
-      (void)send(ctl::CtlDialFailed{purpose, "connect " + config_.address.to_string() + ": " + ec.message()});
+      (void)send(ctl::CtlDialFailed{
+          purpose, "connect " + config_.address.to_string() + ": " + ec.message()});
       return;
     }
     boost::system::error_code ignored;
@@ -197,7 +204,8 @@ void ControlClient::dial(ctl::ConnPurpose purpose) {
   });
 }
 
-void ControlClient::update_endpoints(std::vector<ctl::Endpoint> endpoints, std::uint32_t home_derp) {
+void ControlClient::update_endpoints(std::vector<ctl::Endpoint> endpoints,
+                                     std::uint32_t home_derp) {
   endpoints_ = std::move(endpoints);
   home_derp_ = home_derp;
   ctl::CtlEndpoints m;

@@ -7,14 +7,13 @@
 // its link closes. Never parses network input itself.
 #pragma once
 
-#include <utility>  // before Asio
-
 #include <boost/asio.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>  // before Asio
 #include <vector>
 
 #include "common/ipaddr.h"
@@ -26,7 +25,7 @@
 namespace tw::broker {
 
 struct ControlClientConfig {
-  std::string binary;  // tailwarden-ctlproc
+  std::string binary;                   // tailwarden-ctlproc
   std::vector<std::string> child_args;  // --uid ... --sandbox ... --log-level ...
   std::vector<std::string> child_env;
   bool new_netns = true;

@@ -258,9 +258,9 @@ bool App::handle_link() {
       if (!e->disco_public.is_zero()) setup_->disco_public = e->disco_public;
       setup_->endpoints = e->endpoints;
       if (session_) {
-        session_->update_endpoints(e->endpoints, e->home_derp,
-                                   e->disco_public.is_zero() ? std::nullopt
-                                                             : std::optional<DiscoPublic>(e->disco_public));
+        session_->update_endpoints(
+            e->endpoints, e->home_derp,
+            e->disco_public.is_zero() ? std::nullopt : std::optional<DiscoPublic>(e->disco_public));
         pump_session();
       }
     }
@@ -272,7 +272,8 @@ int App::run() {
     pollfd fds[2];
     nfds_t n = 0;
     fds[n++] = {link_fd_, POLLIN, 0};
-    if (conn_fd_ >= 0) fds[n++] = {conn_fd_, static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0};
+    if (conn_fd_ >= 0)
+      fds[n++] = {conn_fd_, static_cast<short>(POLLIN | (out_.empty() ? 0 : POLLOUT)), 0};
     int timeout = 1000;
     const auto now = Clock::now();
     if (redial_at_) {
@@ -288,9 +289,11 @@ int App::run() {
       if (conn_fd_ >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) handle_conn();
     }
     if (redial_at_ && Clock::now() >= *redial_at_ && conn_fd_ < 0 && !dial_pending_) {
-      request_dial(KeyBytes{} == setup_->control_key ? ConnPurpose::kKeyFetch : ConnPurpose::kSession);
+      request_dial(KeyBytes{} == setup_->control_key ? ConnPurpose::kKeyFetch
+                                                     : ConnPurpose::kSession);
     }
-    if (session_ && session_->state() == SessionState::kMapping && Clock::now() - last_message_ > kWatchdog) {
+    if (session_ && session_->state() == SessionState::kMapping &&
+        Clock::now() - last_message_ > kWatchdog) {
       drop_conn("map watchdog: no message from control for 120 s");
     }
   }

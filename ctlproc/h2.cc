@@ -60,7 +60,8 @@ struct H2Callbacks {
   }
 
   static ssize_t read_body(nghttp2_session* s, std::int32_t id, std::uint8_t* buf, std::size_t len,
-                           std::uint32_t* data_flags, nghttp2_data_source* /*src*/, void* /*user*/) {
+                           std::uint32_t* data_flags, nghttp2_data_source* /*src*/,
+                           void* /*user*/) {
     auto* st = stream(s, id);
     if (st == nullptr) {
       *data_flags |= NGHTTP2_DATA_FLAG_EOF;

@@ -15,7 +15,8 @@ Result<int> status_code(const std::string& line) {
   if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || line[8] != ' ' ||
       !std::isdigit(static_cast<unsigned char>(line[9])) ||
       !std::isdigit(static_cast<unsigned char>(line[10])) ||
-      !std::isdigit(static_cast<unsigned char>(line[11])) || (line.size() > 12 && line[12] != ' ')) {
+      !std::isdigit(static_cast<unsigned char>(line[11])) ||
+      (line.size() > 12 && line[12] != ' ')) {
     return make_error("http: malformed status line");
   }
   return (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
@@ -47,7 +48,8 @@ Result<std::optional<MachinePublic>> parse_key_response(ByteView buffered, bool 
     std::size_t n = 0;
     const auto& s = cl->second;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec != std::errc() || p != s.data() + s.size()) return make_error("control key: bad Content-Length");
+    if (ec != std::errc() || p != s.data() + s.size())
+      return make_error("control key: bad Content-Length");
     if (n > kMaxKeyResponseBytes) return make_error("control key: body larger than 64 KiB");
     if (body.size() < n) {
       if (eof) return make_error("control key: connection closed inside the body");
@@ -55,7 +57,8 @@ Result<std::optional<MachinePublic>> parse_key_response(ByteView buffered, bool 
     }
     body = body.first(n);
   } else {
-    if (body.size() > kMaxKeyResponseBytes) return make_error("control key: body larger than 64 KiB");
+    if (body.size() > kMaxKeyResponseBytes)
+      return make_error("control key: body larger than 64 KiB");
     if (!eof) return std::optional<MachinePublic>{};
   }
   auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
@@ -63,10 +66,12 @@ Result<std::optional<MachinePublic>> parse_key_response(ByteView buffered, bool 
     return make_error("control key: body is not JSON (a server too old for ts2021?)");
   }
   auto it = j.find("publicKey");
-  if (it == j.end() || !it->is_string()) return make_error("control key: no \"publicKey\" in the response");
+  if (it == j.end() || !it->is_string())
+    return make_error("control key: no \"publicKey\" in the response");
   auto k = MachinePublic::parse(it->get<std::string>());
   if (!k) return make_error("control key: publicKey: " + k.error());
-  if (k->is_zero()) return make_error("control key: publicKey is zero (control server too old; no Noise key)");
+  if (k->is_zero())
+    return make_error("control key: publicKey is zero (control server too old; no Noise key)");
   return std::optional<MachinePublic>(*k);
 }
 
@@ -76,8 +81,10 @@ std::string upgrade_request(const std::string& host,
   sodium_bin2base64(b64, sizeof b64, initiation.data(), initiation.size(),
                     sodium_base64_VARIANT_ORIGINAL);
   return "POST /ts2021 HTTP/1.1\r\nHost: " + host +
-         "\r\nUser-Agent: tailwarden\r\nUpgrade: tailscale-control-protocol\r\nConnection: upgrade\r\n"
-         "X-Tailscale-Handshake: " + std::string(b64) + "\r\nContent-Length: 0\r\n\r\n";
+         "\r\nUser-Agent: tailwarden\r\nUpgrade: tailscale-control-protocol\r\nConnection: "
+         "upgrade\r\n"
+         "X-Tailscale-Handshake: " +
+         std::string(b64) + "\r\nContent-Length: 0\r\n\r\n";
 }
 
 Result<std::optional<UpgradeReply>> parse_upgrade_reply(ByteView buffered) {

@@ -69,8 +69,8 @@ Result<T> finish(BodyReader& r, T value, const char* name) {
 
 Status expect_fds(std::size_t got, std::size_t want, const char* name) {
   if (got != want) {
-    return make_error(std::string("ctl link: ") + name + " with " + std::to_string(got) + " fds (want " +
-                      std::to_string(want) + ")");
+    return make_error(std::string("ctl link: ") + name + " with " + std::to_string(got) +
+                      " fds (want " + std::to_string(want) + ")");
   }
   return ok_status();
 }
@@ -124,7 +124,8 @@ Bytes encode_link(const ToBroker& m) {
           w.u16(v.parts);
           w.blob(v.data);
         } else {
-          for (const std::string* s : {&v.state, &v.auth_url, &v.error, &v.user}) w.text(s->substr(0, kMaxLinkText));
+          for (const std::string* s : {&v.state, &v.auth_url, &v.error, &v.user})
+            w.text(s->substr(0, kMaxLinkText));
           w.u64(v.maps);
           w.u64(v.reconnects);
           w.u64(v.bytes_in);
@@ -179,7 +180,8 @@ Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
       return finish<ToCtlproc>(r, std::move(e), "CtlEndpoints");
     }
     default:
-      return make_error("ctl link: message type " + std::to_string(f->first) + " is not for ctlproc");
+      return make_error("ctl link: message type " + std::to_string(f->first) +
+                        " is not for ctlproc");
   }
 }
 
@@ -201,7 +203,8 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       p.parts = r.u16();
       p.data = r.blob(kNetmapChunk);
       const std::size_t max_parts = kMaxNetmapBytes / kNetmapChunk;
-      if (r.ok() && (p.parts == 0 || p.parts > max_parts || p.part >= p.parts)) r.fail("bad part numbering");
+      if (r.ok() && (p.parts == 0 || p.parts > max_parts || p.part >= p.parts))
+        r.fail("bad part numbering");
       return finish<ToBroker>(r, std::move(p), "CtlNetmapPart");
     }
     case CtlStatus::kType: {
@@ -214,7 +217,8 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       return finish<ToBroker>(r, std::move(s), "CtlStatus");
     }
     default:
-      return make_error("ctl link: message type " + std::to_string(f->first) + " is not for the broker");
+      return make_error("ctl link: message type " + std::to_string(f->first) +
+                        " is not for the broker");
   }
 }
 
@@ -237,7 +241,8 @@ std::vector<CtlNetmapPart> split_netmap(std::uint64_t seq, const std::string& js
 
 Result<std::optional<std::string>> NetmapAssembler::add(const CtlNetmapPart& p) {
   if (p.part == 0) {
-    if (p.seq <= last_done_ && last_done_ != 0) return make_error("ctl link: netmap seq went backwards");
+    if (p.seq <= last_done_ && last_done_ != 0)
+      return make_error("ctl link: netmap seq went backwards");
     seq_ = p.seq;
     parts_ = p.parts;
     next_ = 0;

@@ -36,10 +36,10 @@ struct CtlSetup {
   static constexpr std::uint16_t kType = 1;
   KeyBytes machine_private{};
   NodePublic node_public;
-  DiscoPublic disco_public;    // zero: not known yet
-  KeyBytes control_key{};      // zero: fetch it from /key
-  std::string authority;       // host[:port]
-  std::string auth_key;        // empty: none (interactive login)
+  DiscoPublic disco_public;  // zero: not known yet
+  KeyBytes control_key{};    // zero: fetch it from /key
+  std::string authority;     // host[:port]
+  std::string auth_key;      // empty: none (interactive login)
   std::string hostname;
   std::uint32_t home_derp = 0;
   std::vector<Endpoint> endpoints;

@@ -7,14 +7,19 @@ namespace tw::ctl {
 Result<std::string> zstd_decompress_frame(ByteView frame, std::size_t max_size) {
   const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return make_error("map stream: not a zstd frame");
-  if (size == ZSTD_CONTENTSIZE_UNKNOWN) return make_error("map stream: zstd frame without a content size");
-  if (size > max_size) return make_error("map stream: zstd content of " + std::to_string(size) + " bytes over the limit");
+  if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return make_error("map stream: zstd frame without a content size");
+  if (size > max_size)
+    return make_error("map stream: zstd content of " + std::to_string(size) +
+                      " bytes over the limit");
   const std::size_t csize = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
-  if (ZSTD_isError(csize)) return make_error(std::string("map stream: zstd: ") + ZSTD_getErrorName(csize));
+  if (ZSTD_isError(csize))
+    return make_error(std::string("map stream: zstd: ") + ZSTD_getErrorName(csize));
   if (csize != frame.size()) return make_error("map stream: bytes after the zstd frame");
   std::string out(static_cast<std::size_t>(size), '\0');
   const std::size_t got = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
-  if (ZSTD_isError(got)) return make_error(std::string("map stream: zstd: ") + ZSTD_getErrorName(got));
+  if (ZSTD_isError(got))
+    return make_error(std::string("map stream: zstd: ") + ZSTD_getErrorName(got));
   if (got != size) return make_error("map stream: zstd frame shorter than its stated size");
   return out;
 }
@@ -34,7 +39,8 @@ Status MapFramer::feed(ByteView in, std::vector<std::string>& out) {
   while (buf_.size() - pos >= 4) {
     const std::size_t n = load_le32(&buf_[pos]);
     if (n > kMaxMapMessage) {
-      st = make_error("map stream: message of " + std::to_string(n) + " bytes over the 64 MiB limit");
+      st = make_error("map stream: message of " + std::to_string(n) +
+                      " bytes over the 64 MiB limit");
       break;
     }
     if (n == 0) {

@@ -30,7 +30,8 @@ std::string noise_prologue(std::uint16_t version) {
 RecordCipher::~RecordCipher() { secure_wipe(key_.data(), key_.size()); }
 
 Status RecordCipher::seal_frame(ByteView plain, Bytes& out) {
-  if (plain.size() > kMaxPlaintextLen) return make_error("ts2021: record plaintext over 4077 bytes");
+  if (plain.size() > kMaxPlaintextLen)
+    return make_error("ts2021: record plaintext over 4077 bytes");
   // Go refuses the last nonce values; never reuse one.
   if (exhausted_ || n_ == UINT64_MAX) {
     exhausted_ = true;
@@ -111,8 +112,8 @@ Result<std::array<std::uint8_t, kInitiationLen>> Initiator::initiation() {
   if (started_) return make_error("ts2021: initiation already produced");
   started_ = true;
   // The name is longer than the hash, so h = HASH(name); ck = h.
-  h_ = wg::blake2s({ByteView(reinterpret_cast<const std::uint8_t*>(kProtocolName),
-                             sizeof kProtocolName - 1)});
+  h_ = wg::blake2s(
+      {ByteView(reinterpret_cast<const std::uint8_t*>(kProtocolName), sizeof kProtocolName - 1)});
   ck_ = h_;
   mix_hash(view(noise_prologue(version_)));
   mix_hash(control_pub_);
@@ -123,11 +124,13 @@ Result<std::array<std::uint8_t, kInitiationLen>> Initiator::initiation() {
   store_be16(&msg[3], 96);
   std::memcpy(&msg[5], e_pub_.data(), 32);
   mix_hash(e_pub_);
-  if (!mix_key_dh(e_priv_, control_pub_)) return make_error("ts2021: control public key is a low-order point");
+  if (!mix_key_dh(e_priv_, control_pub_))
+    return make_error("ts2021: control public key is a low-order point");
   // EncryptAndHash(machine static public key): 32 + 16 bytes at offset 37.
   wg::aead_seal(&msg[37], k_, 0, machine_pub_, h_);
   mix_hash(ByteView(&msg[37], 48));
-  if (!mix_key_dh(machine_priv_, control_pub_)) return make_error("ts2021: control public key is a low-order point");
+  if (!mix_key_dh(machine_priv_, control_pub_))
+    return make_error("ts2021: control public key is a low-order point");
   wg::aead_seal(&msg[85], k_, 0, ByteView(), h_);
   mix_hash(ByteView(&msg[85], 16));
   return msg;
@@ -146,17 +149,22 @@ Result<TransportKeys> Initiator::finish(ByteView reply) {
     return make_error("ts2021: control server refused the handshake: \"" + text + "\"");
   }
   if (reply.size() != kResponseLen) {
-    return make_error("ts2021: handshake response is " + std::to_string(reply.size()) + " bytes, want 51");
+    return make_error("ts2021: handshake response is " + std::to_string(reply.size()) +
+                      " bytes, want 51");
   }
   if (reply[0] != kMsgResponse) {
-    return make_error("ts2021: handshake response has type " + std::to_string(reply[0]) + ", want 2");
+    return make_error("ts2021: handshake response has type " + std::to_string(reply[0]) +
+                      ", want 2");
   }
-  if (load_be16(&reply[1]) != 48) return make_error("ts2021: handshake response length field is not 48");
+  if (load_be16(&reply[1]) != 48)
+    return make_error("ts2021: handshake response length field is not 48");
   KeyBytes re{};
   std::memcpy(re.data(), &reply[3], 32);
   mix_hash(re);
-  if (!mix_key_dh(e_priv_, re)) return make_error("ts2021: server ephemeral key is a low-order point");
-  if (!mix_key_dh(machine_priv_, re)) return make_error("ts2021: server ephemeral key is a low-order point");
+  if (!mix_key_dh(e_priv_, re))
+    return make_error("ts2021: server ephemeral key is a low-order point");
+  if (!mix_key_dh(machine_priv_, re))
+    return make_error("ts2021: server ephemeral key is a low-order point");
   std::uint8_t empty[1];
   if (!wg::aead_open(empty, k_, 0, ByteView(&reply[35], 16), h_)) {
     return make_error("ts2021: handshake response failed authentication (wrong control key?)");
@@ -182,11 +190,13 @@ Status RecordReader::feed(ByteView in, Bytes& out) {
     const std::uint8_t type = buf_[pos];
     const std::size_t len = load_be16(&buf_[pos + 1]);
     if (type != kMsgRecord) {
-      st = make_error("ts2021: unexpected message type " + std::to_string(type) + " after the handshake");
+      st = make_error("ts2021: unexpected message type " + std::to_string(type) +
+                      " after the handshake");
       break;
     }
     if (len > kMaxCiphertextLen) {
-      st = make_error("ts2021: record of " + std::to_string(len) + " bytes exceeds the 4093-byte limit");
+      st = make_error("ts2021: record of " + std::to_string(len) +
+                      " bytes exceeds the 4093-byte limit");
       break;
     }
     if (buf_.size() - pos - kRecordHeaderLen < len) break;
@@ -225,6 +235,7 @@ Status EarlyPayloadFilter::feed(ByteView in, Bytes& out) {
     return ok_status();
   }
   buf_.insert(buf_.end(), in.begin(), in.end());
+  if (buf_.empty()) return ok_status();
   if (state_ == State::kPeek) {
     // Decide as soon as the bytes seen so far differ from the magic, or 9 bytes are in.
     const std::size_t cmp = std::min<std::size_t>(buf_.size(), 5);
@@ -243,7 +254,8 @@ Status EarlyPayloadFilter::feed(ByteView in, Bytes& out) {
   if (buf_.size() < want_) return ok_status();
   std::string text(buf_.begin(), buf_.begin() + want_);
   auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return make_error("ts2021: early payload is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return make_error("ts2021: early payload is not a JSON object");
   if (auto it = j.find("nodeKeyChallenge"); it != j.end() && it->is_string()) {
     challenge_ = it->get<std::string>().substr(0, 128);
   }

@@ -20,9 +20,9 @@ namespace tw::ctl {
 constexpr std::size_t kInitiationLen = 101;
 constexpr std::size_t kResponseLen = 51;
 constexpr std::size_t kRecordHeaderLen = 3;
-constexpr std::size_t kMaxFrameLen = 4096;                                 // header included
+constexpr std::size_t kMaxFrameLen = 4096;                                  // header included
 constexpr std::size_t kMaxCiphertextLen = kMaxFrameLen - kRecordHeaderLen;  // 4093
-constexpr std::size_t kMaxPlaintextLen = kMaxCiphertextLen - 16;           // 4077
+constexpr std::size_t kMaxPlaintextLen = kMaxCiphertextLen - 16;            // 4077
 
 constexpr std::uint8_t kMsgInitiation = 1;
 constexpr std::uint8_t kMsgResponse = 2;

@@ -4,11 +4,16 @@ namespace tw::ctl {
 
 const char* session_state_name(SessionState s) {
   switch (s) {
-    case SessionState::kUpgrading: return "connecting";
-    case SessionState::kRegistering: return "registering";
-    case SessionState::kNeedsLogin: return "needs-login";
-    case SessionState::kMapping: return "connected";
-    case SessionState::kFailed: return "failed";
+    case SessionState::kUpgrading:
+      return "connecting";
+    case SessionState::kRegistering:
+      return "registering";
+    case SessionState::kNeedsLogin:
+      return "needs-login";
+    case SessionState::kMapping:
+      return "connected";
+    case SessionState::kFailed:
+      return "failed";
   }
   return "?";
 }
@@ -42,7 +47,8 @@ Status Session::on_bytes(ByteView in) {
   if (state_ == SessionState::kFailed) return make_error(error_);
   stats_.bytes_in += in.size();
   if (state_ == SessionState::kUpgrading) {
-    if (handshake_buf_.size() + in.size() > 64 * 1024) return fail("ts2021: upgrade reply too large");
+    if (handshake_buf_.size() + in.size() > 64 * 1024)
+      return fail("ts2021: upgrade reply too large");
     handshake_buf_.insert(handshake_buf_.end(), in.begin(), in.end());
     auto reply = parse_upgrade_reply(handshake_buf_);
     if (!reply) return fail(reply.error());
@@ -117,7 +123,9 @@ void Session::on_eof() {
     (void)fail("control connection closed by the server");
   } else if (auto r = parse_upgrade_reply(handshake_buf_); r.ok() && r->has_value()) {
     // 101 came, the Noise reply did not: the server could not decrypt our initiation.
-    (void)fail("ts2021: control closed the connection after the upgrade (Noise handshake refused: wrong control key?)");
+    (void)fail(
+        "ts2021: control closed the connection after the upgrade (Noise handshake refused: wrong "
+        "control key?)");
   } else {
     (void)fail("ts2021: connection closed during the upgrade");
   }
@@ -149,7 +157,8 @@ void Session::send_register(const std::string& followup) {
 
 void Session::on_register_done(int status, const std::string& body, std::uint32_t err) {
   if (err != 0) {
-    deferred_error_ = "register: stream reset by the server (HTTP/2 error " + std::to_string(err) + ")";
+    deferred_error_ =
+        "register: stream reset by the server (HTTP/2 error " + std::to_string(err) + ")";
     return;
   }
   if (status != 200) {
@@ -208,8 +217,9 @@ void Session::start_map_poll() {
   };
   h.on_close = [this](std::uint32_t err) {
     if (deferred_error_.empty()) {
-      deferred_error_ = err == 0 ? "map: the server ended the map stream"
-                                 : "map: stream reset by the server (HTTP/2 error " + std::to_string(err) + ")";
+      deferred_error_ =
+          err == 0 ? "map: the server ended the map stream"
+                   : "map: stream reset by the server (HTTP/2 error " + std::to_string(err) + ")";
     }
   };
   auto id = h2_->request("POST", "/machine/map", {{"ts-lb", cfg_.node_key.to_string()}},

@@ -46,10 +46,10 @@ enum class SessionState {
 const char* session_state_name(SessionState s);
 
 struct SessionStats {
-  std::uint64_t maps = 0;        // non-keepalive map messages applied
+  std::uint64_t maps = 0;  // non-keepalive map messages applied
   std::uint64_t keepalives = 0;
   std::uint64_t lite_updates = 0;
-  std::uint64_t bytes_in = 0;    // ciphertext bytes received
+  std::uint64_t bytes_in = 0;  // ciphertext bytes received
   std::uint64_t bytes_out = 0;
 };
 

@@ -10,7 +10,9 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxStringField = 4096;
 
-Error fail(const std::string& path, const std::string& why) { return make_error(path + ": " + why); }
+Error fail(const std::string& path, const std::string& why) {
+  return make_error(path + ": " + why);
+}
 
 // A field that is absent or JSON null reads as absent (Go writes nil slices as null).
 const json* field(const json& obj, const char* key) {
@@ -60,7 +62,8 @@ Result<std::optional<Key>> get_key(const json& obj, const std::string& path, con
 
 Result<std::vector<IpPrefix>> get_prefixes(const json& arr, const std::string& path) {
   if (!arr.is_array()) return fail(path, "expected an array");
-  if (arr.size() > kMaxPrefixesPerPeer) return fail(path, "more than " + std::to_string(kMaxPrefixesPerPeer) + " prefixes");
+  if (arr.size() > kMaxPrefixesPerPeer)
+    return fail(path, "more than " + std::to_string(kMaxPrefixesPerPeer) + " prefixes");
   std::vector<IpPrefix> out;
   for (std::size_t i = 0; i < arr.size(); ++i) {
     const std::string p = path + "[" + std::to_string(i) + "]";
@@ -74,12 +77,14 @@ Result<std::vector<IpPrefix>> get_prefixes(const json& arr, const std::string& p
 
 // Endpoints that do not parse (IPv6 zones, garbage) or cannot be used are dropped and
 // counted, as Tailscale drops zoned ones; a wrong JSON type is an error.
-Result<std::vector<IpPort>> get_endpoints(const json& arr, const std::string& path, std::size_t* dropped) {
+Result<std::vector<IpPort>> get_endpoints(const json& arr, const std::string& path,
+                                          std::size_t* dropped) {
   if (!arr.is_array()) return fail(path, "expected an array");
   if (arr.size() > 4 * kMaxEndpointsPerPeer) return fail(path, "too many endpoints");
   std::vector<IpPort> out;
   for (std::size_t i = 0; i < arr.size(); ++i) {
-    if (!arr[i].is_string()) return fail(path + "[" + std::to_string(i) + "]", "expected an ip:port string");
+    if (!arr[i].is_string())
+      return fail(path + "[" + std::to_string(i) + "]", "expected an ip:port string");
     auto e = IpPort::parse(arr[i].get_ref<const std::string&>());
     if (!e || e->port == 0 || e->ip.is_unspecified() || out.size() >= kMaxEndpointsPerPeer) {
       if (dropped != nullptr) ++*dropped;
@@ -154,8 +159,9 @@ Result<ControlNode> parse_node(const json& j, const std::string& path) {
     if (!legacy) return Error{legacy.error()};
     n.home_derp = legacy_derp_region(*legacy);
   }
-  for (auto [k, dst] : {std::pair{"IsWireGuardOnly", &n.wireguard_only}, std::pair{"Expired", &n.expired},
-                        std::pair{"MachineAuthorized", &n.machine_authorized}}) {
+  for (auto [k, dst] :
+       {std::pair{"IsWireGuardOnly", &n.wireguard_only}, std::pair{"Expired", &n.expired},
+        std::pair{"MachineAuthorized", &n.machine_authorized}}) {
     auto b = get_bool(j, path, k);
     if (!b) return Error{b.error()};
     *dst = *b;
@@ -201,11 +207,12 @@ Result<PeerPatch> parse_patch(const json& j, const std::string& path) {
 // do not make a valid map fail; the result is then checked by parse_derp_map.
 json filter_derp_map(const json& j) {
   static const std::set<std::string> top = {"Regions", "omitDefaultRegions"};
-  static const std::set<std::string> region = {"RegionID", "RegionCode", "RegionName", "Latitude",
-                                               "Longitude", "Avoid", "NoMeasureNoHome", "Nodes"};
-  static const std::set<std::string> node = {"Name", "RegionID", "HostName", "CertName", "IPv4", "IPv6",
-                                             "STUNPort", "STUNOnly", "DERPPort", "InsecureForTests",
-                                             "STUNTestIP", "CanPort80"};
+  static const std::set<std::string> region = {"RegionID",        "RegionCode", "RegionName",
+                                               "Latitude",        "Longitude",  "Avoid",
+                                               "NoMeasureNoHome", "Nodes"};
+  static const std::set<std::string> node = {
+      "Name",     "RegionID", "HostName", "CertName",         "IPv4",       "IPv6",
+      "STUNPort", "STUNOnly", "DERPPort", "InsecureForTests", "STUNTestIP", "CanPort80"};
   auto keep = [](const json& o, const std::set<std::string>& known) {
     json out = json::object();
     if (!o.is_object()) return o;  // the strict parser reports the type error
@@ -325,7 +332,8 @@ Result<MapResponse> parse_map_response(std::string_view text) {
     const json* a = field(j, key);
     if (a == nullptr) return ok_status();
     if (!a->is_array()) return fail(key, "expected an array");
-    if (a->size() > kMaxNetmapPeers) return fail(key, "more than " + std::to_string(kMaxNetmapPeers) + " nodes");
+    if (a->size() > kMaxNetmapPeers)
+      return fail(key, "more than " + std::to_string(kMaxNetmapPeers) + " nodes");
     out.reserve(a->size());
     for (std::size_t i = 0; i < a->size(); ++i) {
       auto n = parse_node((*a)[i], std::string(key) + "[" + std::to_string(i) + "]");
@@ -340,7 +348,8 @@ Result<MapResponse> parse_map_response(std::string_view text) {
     if (!a->is_array()) return fail("PeersRemoved", "expected an array");
     if (a->size() > kMaxNetmapPeers) return fail("PeersRemoved", "too many entries");
     for (std::size_t i = 0; i < a->size(); ++i) {
-      if (!(*a)[i].is_number_integer()) return fail("PeersRemoved[" + std::to_string(i) + "]", "expected a node ID");
+      if (!(*a)[i].is_number_integer())
+        return fail("PeersRemoved[" + std::to_string(i) + "]", "expected a node ID");
       m.peers_removed.push_back((*a)[i].get<std::int64_t>());
     }
   }
@@ -381,7 +390,8 @@ Status MapState::apply(const MapResponse& m) {
       if (patch.endpoints) n.endpoints = *patch.endpoints;
       if (patch.key) n.key = *patch.key;
       if (patch.disco_key) {
-        n.disco_key = patch.disco_key->is_zero() ? std::nullopt : std::optional<DiscoPublic>(*patch.disco_key);
+        n.disco_key = patch.disco_key->is_zero() ? std::nullopt
+                                                 : std::optional<DiscoPublic>(*patch.disco_key);
       }
       if (patch.key_expiry) n.key_expiry = *patch.key_expiry;
     }
@@ -449,7 +459,8 @@ Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
     }
     q.endpoints = p.endpoints;
     q.home_derp = derp_map_.region(p.home_derp) != nullptr ? p.home_derp : 0;
-    if (!covered || (p.wireguard_only && q.endpoints.empty()) || !node_keys.insert(q.node_key).second ||
+    if (!covered || (p.wireguard_only && q.endpoints.empty()) ||
+        !node_keys.insert(q.node_key).second ||
         (q.disco_key && !disco_keys.insert(*q.disco_key).second)) {
       ++s.skipped_invalid;
       continue;

@@ -32,7 +32,13 @@ struct Hostinfo {
 };
 
 // Endpoint types as in tailcfg.EndpointType.
-enum class EndpointType : int { kLocal = 1, kStun = 2, kPortmapped = 3, kStun4LocalPort = 4, kExplicit = 5 };
+enum class EndpointType : int {
+  kLocal = 1,
+  kStun = 2,
+  kPortmapped = 3,
+  kStun4LocalPort = 4,
+  kExplicit = 5
+};
 
 struct Endpoint {
   IpPort addr;
@@ -85,7 +91,7 @@ struct ControlNode {
   bool wireguard_only = false;
   bool expired = false;
   bool machine_authorized = false;
-  std::string key_expiry;  // RFC 3339 text, empty if none
+  std::string key_expiry;             // RFC 3339 text, empty if none
   std::size_t dropped_endpoints = 0;  // unparsable endpoint strings (zoned, garbage)
 };
 

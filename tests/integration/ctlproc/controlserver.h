@@ -83,7 +83,8 @@ class ControlServer {
         buf_.erase(0, nl + 1);
         return line;
       }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return "";
       pollfd p{from_, POLLIN, 0};
       if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
@@ -136,8 +137,9 @@ inline bool build_controlserver(bool* skip) {
     return false;
   }
   if (state == 0) {
-    const std::string cmd = "cd '" + std::string(TW_CONTROLSERVER_SRC) + "' && GOFLAGS=-mod=readonly '" +
-                            std::string(TW_GO) + "' build -o '" + TW_CONTROLSERVER + "' . 1>&2";
+    const std::string cmd = "cd '" + std::string(TW_CONTROLSERVER_SRC) +
+                            "' && GOFLAGS=-mod=readonly '" + std::string(TW_GO) + "' build -o '" +
+                            TW_CONTROLSERVER + "' . 1>&2";
     state = std::system(cmd.c_str()) == 0 ? 1 : 2;
   }
   return state == 1;

@@ -3,6 +3,7 @@
 // playing the broker. It dials testcontrol on request and passes the fds; ctlproc
 // fetches the control key, registers, follows the map and sends netmaps that pass the
 // netmap-file parser; it survives refused dials and a cut connection with backoff.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -11,8 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "broker/spawn.h"
 #include "ctlproc/http1.h"
@@ -43,8 +42,8 @@ class FakeBroker {
     spec.path = TW_CTLPROC_BIN;
     const uid_t uid = root ? 65534 : ::getuid();
     const gid_t gid = root ? 65534 : ::getgid();
-    spec.args = {"--uid", std::to_string(uid), "--gid", std::to_string(gid), "--sandbox", "strict",
-                 "--log-level", "debug"};
+    spec.args = {"--uid",  std::to_string(uid), "--gid", std::to_string(gid), "--sandbox",
+                 "strict", "--log-level",       "debug"};
     spec.fds = {{3, pair->second.get()}};
     spec.new_netns = root;
     auto pid = broker::spawn_child(spec);
@@ -66,7 +65,8 @@ class FakeBroker {
   bool serve_until(const std::function<bool()>& pred, int timeout_ms) {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     while (!pred()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return false;
       pollfd p{link_.get(), POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(std::min<long>(left, 100))) <= 0) continue;
@@ -181,7 +181,8 @@ TEST_F(CtlprocProcess, JoinsUnderSeccompAndSendsNetmapsTheBrokerParserAccepts) {
   EXPECT_EQ(nm.self.node_key, node_.public_key());
   EXPECT_NE(nm.peer_by_node_key(*fake_key), nullptr);
   ASSERT_TRUE(broker_.serve_until(
-      [&] { return !broker_.statuses.empty() && broker_.statuses.back().state == "connected"; }, 5000));
+      [&] { return !broker_.statuses.empty() && broker_.statuses.back().state == "connected"; },
+      5000));
 
   // It runs sandboxed: NoNewPrivs and a seccomp filter in force.
   const std::string st = broker_.proc_status();
@@ -225,7 +226,8 @@ TEST_F(CtlprocProcess, RefusedDialsBackOffAndACutConnectionIsRedialled) {
   ASSERT_GE(broker_.last_conn, 0);
   ::shutdown(broker_.last_conn, SHUT_RDWR);
   ASSERT_TRUE(broker_.serve_until(
-      [&] { return broker_.dial_requests.size() > dials && broker_.netmaps.size() > before; }, 20000));
+      [&] { return broker_.dial_requests.size() > dials && broker_.netmaps.size() > before; },
+      20000));
   EXPECT_EQ(broker_.statuses.back().reconnects >= 3, true);
 }
 

@@ -5,6 +5,7 @@
 // and deltas sent as raw MapResponses through the real server's framing.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -19,8 +20,6 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "common/keys.h"
 #include "ctlproc/http1.h"
@@ -54,7 +53,8 @@ class LiveSession {
       if (session_.state() == SessionState::kFailed) return false;
       Bytes out = session_.take_output();
       if (!out.empty() && !write_all(fd_, out)) return false;
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return false;
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, static_cast<int>(std::min<long>(left, 100))) <= 0) continue;
@@ -98,7 +98,8 @@ class TestControl : public ::testing::Test {
     int fd = dial(server_.port());
     EXPECT_GE(fd, 0);
     std::string req = key_request(server_.authority(), kCapabilityVersion);
-    EXPECT_TRUE(write_all(fd, ByteView(reinterpret_cast<const std::uint8_t*>(req.data()), req.size())));
+    EXPECT_TRUE(
+        write_all(fd, ByteView(reinterpret_cast<const std::uint8_t*>(req.data()), req.size())));
     Bytes buf;
     for (;;) {
       std::uint8_t tmp[4096];
@@ -155,7 +156,8 @@ TEST_F(TestControl, RegistersWithAuthKeyAndFollowsTheMap) {
   const Netmap& nm = live.netmaps().back();
   EXPECT_EQ(nm.self.node_key, node_.public_key());
   ASSERT_FALSE(nm.self.addresses.empty());
-  EXPECT_EQ(nm.self.addresses[0].addr.to_string().rfind("100.64.", 0), 0u) << nm.self.addresses[0].to_string();
+  EXPECT_EQ(nm.self.addresses[0].addr.to_string().rfind("100.64.", 0), 0u)
+      << nm.self.addresses[0].to_string();
   ASSERT_NE(nm.derp_map.region(1), nullptr);
   const NetmapPeer* peer = nm.peer_by_node_key(*fake_key);
   ASSERT_NE(peer, nullptr) << "the Go-created peer is not in our netmap";
@@ -208,17 +210,19 @@ TEST_F(TestControl, DeltasThroughTheRealServerFraming) {
   auto fake_key = NodePublic::parse(fake.substr(5));
   ASSERT_TRUE(fake_key.ok()) << fake;
   LiveSession live(server_.port(), config(""));
-  ASSERT_TRUE(live.run_until([&] { return !live.netmaps().empty(); }, 20000)) << live.session().error();
+  ASSERT_TRUE(live.run_until([&] { return !live.netmaps().empty(); }, 20000))
+      << live.session().error();
   json fake_node = node_json(*fake_key);
   ASSERT_TRUE(fake_node.is_object());
   const std::int64_t id = fake_node["ID"].get<std::int64_t>();
   ASSERT_NE(live.netmaps().back().peer_by_node_key(*fake_key), nullptr);
 
   // A patch: new endpoints and home region for the peer.
-  json patch = {{"PeersChangedPatch", json::array({{{"NodeID", id},
-                                                    {"DERPRegion", 1},
-                                                    {"Endpoints", {"198.18.17.77:41641"}}}})}};
-  ASSERT_EQ(server_.command("raw " + node_.public_key().to_string() + " " + patch.dump()), "RAW true");
+  json patch = {
+      {"PeersChangedPatch",
+       json::array({{{"NodeID", id}, {"DERPRegion", 1}, {"Endpoints", {"198.18.17.77:41641"}}}})}};
+  ASSERT_EQ(server_.command("raw " + node_.public_key().to_string() + " " + patch.dump()),
+            "RAW true");
   ASSERT_TRUE(live.run_until(
       [&] {
         const NetmapPeer* p = live.netmaps().back().peer_by_node_key(*fake_key);
@@ -226,11 +230,13 @@ TEST_F(TestControl, DeltasThroughTheRealServerFraming) {
       },
       5000))
       << live.session().error();
-  EXPECT_EQ(live.netmaps().back().peer_by_node_key(*fake_key)->endpoints[0].to_string(), "198.18.17.77:41641");
+  EXPECT_EQ(live.netmaps().back().peer_by_node_key(*fake_key)->endpoints[0].to_string(),
+            "198.18.17.77:41641");
 
   // A removal.
   json removal = {{"PeersRemoved", json::array({id})}};
-  ASSERT_EQ(server_.command("raw " + node_.public_key().to_string() + " " + removal.dump()), "RAW true");
+  ASSERT_EQ(server_.command("raw " + node_.public_key().to_string() + " " + removal.dump()),
+            "RAW true");
   ASSERT_TRUE(live.run_until(
       [&] { return live.netmaps().back().peer_by_node_key(*fake_key) == nullptr; }, 5000))
       << live.session().error();
@@ -250,12 +256,14 @@ TEST_F(TestControl, WrongAuthKeyIsRefusedWithAClearMessage) {
 TEST_F(TestControl, InteractiveLoginShowsTheAuthUrlUntilCompleted) {
   start_server({"-requireauth"});
   LiveSession live(server_.port(), config(""));
-  ASSERT_TRUE(live.run_until([&] { return live.session().state() == SessionState::kNeedsLogin; }, 20000))
+  ASSERT_TRUE(
+      live.run_until([&] { return live.session().state() == SessionState::kNeedsLogin; }, 20000))
       << live.session().error();
   const std::string url = live.session().auth_url();
   EXPECT_EQ(url.rfind("http", 0), 0u) << url;
   ASSERT_EQ(server_.command("completeauth " + url), "AUTH true");
-  ASSERT_TRUE(live.run_until([&] { return !live.netmaps().empty(); }, 20000)) << live.session().error();
+  ASSERT_TRUE(live.run_until([&] { return !live.netmaps().empty(); }, 20000))
+      << live.session().error();
   EXPECT_EQ(live.session().state(), SessionState::kMapping);
   EXPECT_TRUE(live.session().auth_url().empty());
 }
@@ -267,7 +275,8 @@ TEST_F(TestControl, WrongControlKeyFailsTheHandshake) {
   LiveSession live(server_.port(), std::move(c));
   EXPECT_FALSE(live.run_until([&] { return !live.netmaps().empty(); }, 10000));
   EXPECT_EQ(live.session().state(), SessionState::kFailed);
-  EXPECT_NE(live.session().error().find("wrong control key"), std::string::npos) << live.session().error();
+  EXPECT_NE(live.session().error().find("wrong control key"), std::string::npos)
+      << live.session().error();
 }
 
 }  // namespace

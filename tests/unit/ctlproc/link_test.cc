@@ -1,7 +1,8 @@
 // The broker <-> ctlproc link codecs and the netmap part reassembly.
+#include "ctlproc/link.h"
+
 #include <gtest/gtest.h>
 
-#include "ctlproc/link.h"
 #include "ctlproc/netmap_json.h"
 
 namespace tw::ctl {
@@ -45,7 +46,8 @@ TEST(LinkTest, NetmapsSplitAndReassembleInOrderOnly) {
     p.name = "peer-" + std::to_string(i);
     p.node_key = NodePrivate::generate().public_key();
     p.disco_key = DiscoPrivate::generate().public_key();
-    p.addresses = {*IpPrefix::parse("100.64." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + "/32")};
+    p.addresses = {*IpPrefix::parse("100.64." + std::to_string(i / 250) + "." +
+                                    std::to_string(i % 250 + 1) + "/32")};
     p.allowed_ips = p.addresses;
     nm.peers.push_back(p);
   }

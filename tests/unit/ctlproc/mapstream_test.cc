@@ -1,8 +1,7 @@
-#include <zstd.h>
+#include "ctlproc/mapstream.h"
 
 #include <gtest/gtest.h>
-
-#include "ctlproc/mapstream.h"
+#include <zstd.h>
 
 namespace tw::ctl {
 namespace {
@@ -59,7 +58,8 @@ TEST(MapStreamTest, ZstdFramesMustStateTheirSizeAndStandAlone) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("content size"), std::string::npos);
   // Trailing garbage after a valid frame.
-  Bytes good = zstd_compress(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  Bytes good =
+      zstd_compress(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   ASSERT_TRUE(zstd_decompress_frame(good, 1 << 20).ok());
   Bytes trailing = good;
   trailing.push_back(0);

@@ -1,13 +1,13 @@
 // Noise IK initiator and the ts2021 record layer. The responder below is test code
 // built from the same primitives (libsodium, OpenSSL BLAKE2s) following the Noise
 // spec step by step; the interop proof is tests/integration/ctlproc against Go.
+#include "ctlproc/noise.h"
+
+#include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <cstring>
 
-#include <gtest/gtest.h>
-
-#include "ctlproc/noise.h"
 #include "dataproc/wireguard/crypto.h"
 
 namespace tw::ctl {
@@ -165,11 +165,11 @@ TEST_F(NoiseTest, RecordNonceIsBigEndian) {
   std::uint8_t plain[3];
   unsigned long long n = 0;
   const std::uint8_t* second = &out[22 + 3];
-  EXPECT_EQ(0, crypto_aead_chacha20poly1305_ietf_decrypt(plain, &n, nullptr, second, 19, nullptr, 0, be,
-                                                         key.data()));
+  EXPECT_EQ(0, crypto_aead_chacha20poly1305_ietf_decrypt(plain, &n, nullptr, second, 19, nullptr, 0,
+                                                         be, key.data()));
   EXPECT_EQ(0, std::memcmp(plain, "abc", 3));
-  EXPECT_NE(0, crypto_aead_chacha20poly1305_ietf_decrypt(plain, &n, nullptr, second, 19, nullptr, 0, le,
-                                                         key.data()));
+  EXPECT_NE(0, crypto_aead_chacha20poly1305_ietf_decrypt(plain, &n, nullptr, second, 19, nullptr, 0,
+                                                         le, key.data()));
 }
 
 TEST_F(NoiseTest, LargeWritesSplitIntoFramesOf4096AndReassembleByteByByte) {

@@ -1,12 +1,13 @@
 // tailcfg JSON: the requests we build, and MapResponses applied in Tailscale's order
 // (full replace, removed, changed, patch) into our netmap model, which must pass the
 // netmap-file parser unchanged.
-#include <nlohmann/json.hpp>
+#include "ctlproc/tailcfg.h"
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "ctlproc/netmap_json.h"
-#include "ctlproc/tailcfg.h"
 
 namespace tw::ctl {
 namespace {
@@ -46,15 +47,22 @@ json derp_map() {
               {"RegionName", "Test"},
               {"NewRegionField", true},
               {"Nodes",
-               {{{"Name", "t1"}, {"RegionID", 1}, {"HostName", "198.18.0.1"}, {"IPv4", "198.18.0.1"},
-                 {"IPv6", "none"}, {"STUNPort", 3478}, {"DERPPort", 443}, {"InsecureForTests", true},
+               {{{"Name", "t1"},
+                 {"RegionID", 1},
+                 {"HostName", "198.18.0.1"},
+                 {"IPv4", "198.18.0.1"},
+                 {"IPv6", "none"},
+                 {"STUNPort", 3478},
+                 {"DERPPort", 443},
+                 {"InsecureForTests", true},
                  {"NewNodeField", "x"}}}}}}}},
           {"HomeParams", {{"RegionScore", nullptr}}}};
 }
 
 json full_map(std::vector<json> peers) {
-  return {{"Node", node(1, "self")}, {"DERPMap", derp_map()}, {"Peers", peers},
-          {"PacketFilter", json::array()}, {"Domain", "tail.example"}, {"ControlTime", "2026-12-04T18:00:00Z"}};
+  return {{"Node", node(1, "self")},  {"DERPMap", derp_map()},
+          {"Peers", peers},           {"PacketFilter", json::array()},
+          {"Domain", "tail.example"}, {"ControlTime", "2026-12-04T18:00:00Z"}};
 }
 
 MapResponse parse(const json& j) {
@@ -119,7 +127,8 @@ TEST(TailcfgTest, LiteUpdateCarriesEndpointsTypesDiscoAndHomeRegion) {
 }
 
 TEST(TailcfgTest, RegisterResponses) {
-  auto ok = parse_register_response(R"({"User":{"DisplayName":"u"},"Login":{"LoginName":"u@x"},"MachineAuthorized":true,"New":1})");
+  auto ok = parse_register_response(
+      R"({"User":{"DisplayName":"u"},"Login":{"LoginName":"u@x"},"MachineAuthorized":true,"New":1})");
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE(ok->registered());
   EXPECT_EQ(ok->user, "u@x");
@@ -181,12 +190,13 @@ TEST(TailcfgTest, RemovedThenChangedThenPatched) {
   ASSERT_TRUE(s.apply(parse(full_map({node(2, "a"), node(3, "b")}))).ok());
   json changed = node(3, "b2");
   changed["Endpoints"] = {"198.18.9.9:1"};
-  json m = {{"PeersRemoved", {2}},
-            {"PeersChanged", {changed, node(6, "f")}},
-            {"PeersChangedPatch",
-             {{{"NodeID", 3}, {"Endpoints", {"198.18.7.7:7", "[fe80::1%eth0]:7"}}, {"DERPRegion", 1}},
-              {{"NodeID", 6}, {"DiscoKey", discokey(66)}},
-              {{"NodeID", 99}, {"DERPRegion", 1}}}}};
+  json m = {
+      {"PeersRemoved", {2}},
+      {"PeersChanged", {changed, node(6, "f")}},
+      {"PeersChangedPatch",
+       {{{"NodeID", 3}, {"Endpoints", {"198.18.7.7:7", "[fe80::1%eth0]:7"}}, {"DERPRegion", 1}},
+        {{"NodeID", 6}, {"DiscoKey", discokey(66)}},
+        {{"NodeID", 99}, {"DERPRegion", 1}}}}};
   ASSERT_TRUE(s.apply(parse(m)).ok());
   Netmap nm = netmap_of(s);
   ASSERT_EQ(nm.peers.size(), 2u);
@@ -227,7 +237,9 @@ TEST(TailcfgTest, ZeroDiscoAndExpiredPeersAreSkippedNamesStayUniqueAndBounded) {
   json unknown_region = node(8, "r");
   unknown_region["HomeDERP"] = 77;
   MapState s;
-  ASSERT_TRUE(s.apply(parse(full_map({zero, nodisco, expired, twin1, twin2, longname, unknown_region}))).ok());
+  ASSERT_TRUE(
+      s.apply(parse(full_map({zero, nodisco, expired, twin1, twin2, longname, unknown_region})))
+          .ok());
   ConvertStats st;
   Netmap nm = netmap_of(s, &st);
   EXPECT_EQ(st.skipped_no_disco, 2u);
@@ -259,9 +271,11 @@ TEST(TailcfgTest, BadInputNamesThePath) {
   EXPECT_NE(err({{"Peers", {node(3, "b"), bad_key}}}).find("Peers[1].Key"), std::string::npos);
   json bad_addr = node(2, "a");
   bad_addr["Addresses"] = {"100.64.0.1/33"};
-  EXPECT_NE(err({{"PeersChanged", {bad_addr}}}).find("PeersChanged[0].Addresses[0]"), std::string::npos);
+  EXPECT_NE(err({{"PeersChanged", {bad_addr}}}).find("PeersChanged[0].Addresses[0]"),
+            std::string::npos);
   EXPECT_NE(err({{"PeersRemoved", {"x"}}}).find("PeersRemoved[0]"), std::string::npos);
-  EXPECT_NE(err({{"PeersChangedPatch", {{{"NodeID", 1}, {"Endpoints", 5}}}}}).find("PeersChangedPatch[0].Endpoints"),
+  EXPECT_NE(err({{"PeersChangedPatch", {{{"NodeID", 1}, {"Endpoints", 5}}}}})
+                .find("PeersChangedPatch[0].Endpoints"),
             std::string::npos);
   EXPECT_NE(err({{"Node", {{"ID", 1}}}}).find("Node.Key"), std::string::npos);
   EXPECT_NE(err({{"DERPMap", {{"Regions", {{"x", {}}}}}}}).find("DERPMap"), std::string::npos);
