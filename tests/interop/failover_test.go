@@ -138,10 +138,10 @@ func TestScenario5Failover(t *testing.T) {
 	pairs := []pair{
 		{"go<->tailwarden", startStream(t, sA.ns, fmt.Sprintf("%s:7201", ts1IP)), func() bool {
 			ps := ts1.peer(t, tw1.nodeKey)
-			return tw1.peerPath(t, "ts1") == "direct" && ps != nil && ps.CurAddr != ""
+			return tw1.peerPath(t, tw1.nameOf(t, k1)) == "direct" && ps != nil && ps.CurAddr != ""
 		}},
 		{"tailwarden<->tailwarden", startStream(t, sA.ns, fmt.Sprintf("%s:7202", tw2.ip)), func() bool {
-			return tw1.peerPath(t, "tw2") == "direct" && tw2.peerPath(t, "tw1") == "direct"
+			return tw1.peerPath(t, tw1.nameOf(t, tw2.nodeKey)) == "direct" && tw2.peerPath(t, tw2.nameOf(t, tw1.nodeKey)) == "direct"
 		}},
 		{"go<->go", startStream(t, sD.ns, fmt.Sprintf("%s:7201", ts1IP)), func() bool {
 			a, b := ts2.peer(t, k1), ts1.peer(t, k2)

@@ -11,7 +11,7 @@ import (
 // figure prints a result line that run.sh collects into the summary table.
 func figure(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
+	msg := "[" + twMode + "] " + fmt.Sprintf(format, args...)
 	t.Log("FIGURE " + t.Name() + ": " + msg)
 	fmt.Printf("FIGURE %s: %s\n", t.Name(), msg)
 }

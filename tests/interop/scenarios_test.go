@@ -73,14 +73,14 @@ func TestScenario1DiscoPing(t *testing.T) {
 
 	r := goPingUntil(t, g, n, "derp", 20*time.Second)
 	figure(t, "go->tw over DERP(%d %s): pong in %.1f ms", r.DERPRegionID, r.DERPRegionCode, r.LatencySeconds*1000)
-	p := twPingUntil(t, n, g.name, "derp", 20*time.Second)
+	p := twPingUntil(t, n, n.nameOf(t, g.key(t)), "derp", 20*time.Second)
 	figure(t, "tw->go over DERP(%v): pong in %.1f ms", p.DERPRegion, p.LatencyMS)
 
 	s.unblockUDP(t)
 	start := time.Now()
 	r = goPingUntil(t, g, n, "direct", 20*time.Second)
 	figure(t, "go->tw direct via %s: pong in %.1f ms (%.2f s after unblocking)", r.Endpoint, r.LatencySeconds*1000, time.Since(start).Seconds())
-	p = twPingUntil(t, n, g.name, "direct", 20*time.Second)
+	p = twPingUntil(t, n, n.nameOf(t, g.key(t)), "direct", 20*time.Second)
 	if !strings.HasPrefix(p.Endpoint, "198.18.0.1:") {
 		t.Errorf("tw->go direct pong from %q, want the tsnet node's backbone address", p.Endpoint)
 	}
@@ -96,7 +96,7 @@ func bothDirect(t testing.TB, g *goNode, n *twNode, d time.Duration) (time.Durat
 		if twEp == "" {
 			if st, err := n.status(t); err == nil {
 				for _, p := range st.Peers {
-					if p.Name == g.name && p.Path == "direct" {
+					if p.Name == n.nameOf(t, g.key(t)) && p.Path == "direct" {
 						twEp = p.Endpoint
 					}
 				}
@@ -158,7 +158,7 @@ func TestScenario2Direct(t *testing.T) {
 			}
 			// The path carries disco both ways.
 			r := goPingUntil(t, g, n, "direct", 5*time.Second)
-			p := twPingUntil(t, n, g.name, "direct", 5*time.Second)
+			p := twPingUntil(t, n, n.nameOf(t, g.key(t)), "direct", 5*time.Second)
 			figure(t, "direct pongs: go->tw %.1f ms via %s, tw->go %.1f ms via %s", r.LatencySeconds*1000, r.Endpoint, p.LatencyMS, p.Endpoint)
 
 			// Go<->Go reference in the same topology kind.
@@ -227,13 +227,13 @@ func TestScenario3TailscaleDERP(t *testing.T) {
 	n.waitReady(t, 1)
 	r := goPingUntil(t, g, n, "derp", 20*time.Second)
 	figure(t, "tailscaled->tw over DERP(%s): %.1f ms", r.DERPRegionCode, r.LatencySeconds*1000)
-	p := twPingUntil(t, n, g.name, "derp", 20*time.Second)
+	p := twPingUntil(t, n, n.nameOf(t, g.key(t)), "derp", 20*time.Second)
 	figure(t, "tw->tailscaled over DERP(%v): %.1f ms", p.DERPRegion, p.LatencyMS)
 	tcpBothWays(t, g, n, 7001)
 	if ps := g.peer(t, n.nodeKey); ps == nil || ps.CurAddr != "" || ps.Relay != "test" {
 		t.Errorf("tailscaled's view of tw1 after data: %+v, want relay \"test\" and no CurAddr", ps)
 	}
-	if path := n.peerPath(t, g.name); path != "derp" {
+	if path := n.peerPath(t, n.nameOf(t, g.key(t))); path != "derp" {
 		t.Errorf("our path to ts1 = %q, want derp", path)
 	}
 }
@@ -266,7 +266,7 @@ func TestScenario3OurDERP(t *testing.T) {
 		t.Errorf("pong via region %d, want 900", r.DERPRegionID)
 	}
 	figure(t, "tailscaled->tw over tailwarden-derper: %.1f ms", r.LatencySeconds*1000)
-	p := twPingUntil(t, n, g1.name, "derp", 20*time.Second)
+	p := twPingUntil(t, n, n.nameOf(t, g1.key(t)), "derp", 20*time.Second)
 	figure(t, "tw->tailscaled over tailwarden-derper: %.1f ms", p.LatencyMS)
 	tcpBothWays(t, g1, n, 7003)
 }
@@ -398,7 +398,7 @@ func TestScenario6RestartAndRemoval(t *testing.T) {
 		twEp = ""
 		if st, err := n.status(t); err == nil {
 			for _, p := range st.Peers {
-				if p.Name == g.name && p.Path == "direct" {
+				if p.Name == n.nameOf(t, g.key(t)) && p.Path == "direct" {
 					twEp = p.Endpoint
 				}
 			}
@@ -413,20 +413,20 @@ func TestScenario6RestartAndRemoval(t *testing.T) {
 	refGap, _ := ref.gapAfter(stopAt)
 	figure(t, "tailscaled restarted (new disco key, port 41641->41642; down %.2f s): both direct again %.2f s after relaunch (ours via %s); data gap tw->ts1 %.2f s, reference ts2->ts1 %.2f s",
 		start.Sub(stopAt).Seconds(), took.Seconds(), twEp, gap.Seconds(), refGap.Seconds())
-	p := twPingUntil(t, n, g.name, "direct", 5*time.Second)
+	p := twPingUntil(t, n, n.nameOf(t, g.key(t)), "direct", 5*time.Second)
 	r := goPingUntil(t, g, n, "direct", 5*time.Second)
 	figure(t, "after restart: direct pongs tw->go via %s, go->tw via %s", p.Endpoint, r.Endpoint)
 
 	n.setExcluded(gk, true)
-	waitFor(t, 5*time.Second, "ts1 gone from our status", func() bool { return n.peerPath(t, g.name) == "absent" })
+	waitFor(t, 5*time.Second, "ts1 gone from our status", func() bool { return n.peerPath(t, n.nameOf(t, g.key(t))) == "absent" })
 	waitFor(t, 5*time.Second, "no more UDP echoes to a removed peer", func() bool { return !st.flowing() })
-	if res, err := n.ping(t, g.name, 1); err == nil && len(res) > 0 && !res[0].Timeout {
+	if res, err := n.ping(t, n.nameOf(t, g.key(t)), 1); err == nil && len(res) > 0 && !res[0].Timeout {
 		t.Errorf("ping to a removed peer answered: %+v", res)
 	}
 	n.setExcluded(gk, false)
 	start = time.Now()
 	took = waitFor(t, 15*time.Second, "UDP echoes again after restoring the peer", st.flowing)
-	p = twPingUntil(t, n, g.name, "direct", 10*time.Second)
+	p = twPingUntil(t, n, n.nameOf(t, g.key(t)), "direct", 10*time.Second)
 	figure(t, "removed from our netmap (data stops), restored: data flows %.2f s after restoring, direct pong via %s", took.Seconds(), p.Endpoint)
 }
 
