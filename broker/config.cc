@@ -172,6 +172,13 @@ Status set_sandbox_mode(const FieldRef& f, BrokerConfig& c) {
   return ok_status();
 }
 
+Status set_egress_allowlist(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_choice(f, {"nftables", "unenforced"});
+  if (!v) return make_error(v.error());
+  c.egress_allowlist = *v == "nftables" ? EgressAllowlistMode::kNftables : EgressAllowlistMode::kUnenforced;
+  return ok_status();
+}
+
 Status set_log_level(const FieldRef& f, BrokerConfig& c) {
   static const std::vector<std::string_view> kLevels = {"trace", "debug", "info", "warn", "error"};
   auto v = get_choice(f, kLevels);
@@ -220,6 +227,9 @@ constexpr FieldSpec kTopFields[] = {
      [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_lan_endpoints); }, false},
     {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); }, false},
     {"endpoints_file", set_endpoints_file, false},
+    {"egress_allowlist", set_egress_allowlist, false},
+    {"derp_insecure_for_tests",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_insecure_for_tests); }, false},
 };
 
 Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
@@ -263,6 +273,10 @@ Result<std::optional<Entry>> lookup_entry(const std::string& name, Lookup lookup
 
 std::string_view to_string(SandboxMode mode) {
   return mode == SandboxMode::kStrict ? "strict" : "permissive-for-debugging";
+}
+
+std::string_view to_string(EgressAllowlistMode mode) {
+  return mode == EgressAllowlistMode::kNftables ? "nftables" : "unenforced";
 }
 
 std::string_view to_string(LogLevel level) {

@@ -17,6 +17,9 @@
 //   derp_dns     = false           # resolve DERP host names (off: fixed IPv4 only)
 //   endpoints_file = "/run/tailwarden/endpoints.json"  # optional; rewritten atomically
 //                                  # with each new endpoint set (`endpoints --json`)
+//   derp_insecure_for_tests = false  # dial InsecureForTests DERP nodes (tests only)
+//   egress_allowlist = "nftables"  # or "unenforced": the kernel allowlist on the
+//                                  # underlay socket (docs/deploy.md); never implied
 //
 //   [tun]
 //   enabled = true
@@ -37,6 +40,11 @@ namespace tw::broker {
 
 enum class SandboxMode { kStrict, kPermissiveForDebugging };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+// How the underlay socket's destinations are enforced: by an nftables allowlist the
+// broker alone maintains (the default; the broker refuses to start without it), or
+// only by netproc's own code (a documented weaker mode, shown by `tailwarden audit`).
+enum class EgressAllowlistMode { kNftables, kUnenforced };
+std::string_view to_string(EgressAllowlistMode mode);
 
 std::string_view to_string(SandboxMode mode);
 std::string_view to_string(LogLevel level);
@@ -83,7 +91,9 @@ struct BrokerConfig {
   bool allow_lan_endpoints = true;
   bool advertise_lan_endpoints = false;
   bool derp_dns = false;
+  bool derp_insecure_for_tests = false;
   std::optional<ConfigPath> endpoints_file;
+  EgressAllowlistMode egress_allowlist = EgressAllowlistMode::kNftables;
 };
 
 // Parses and validates config text without touching the system; `origin` names the

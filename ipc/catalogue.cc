@@ -9,7 +9,7 @@ constexpr std::uint8_t kBrokerToChild = kBrokerToNetproc | kBrokerToDataproc;
 constexpr std::uint8_t kChildToBroker = kNetprocToBroker | kDataprocToBroker;
 
 using T = MessageType;
-constexpr std::array<CatalogueEntry, 17> kCatalogue{{
+constexpr std::array<CatalogueEntry, 21> kCatalogue{{
     // type                     name                     routes              fds phases       ends_setup
     {T::kNetprocSetup,          "NetprocSetup",          kBrokerToNetproc,    0, kInSetup,    true},
     {T::kNetprocNetmap,         "NetprocNetmap",         kBrokerToNetproc,    0, kInRunning,  false},
@@ -28,6 +28,10 @@ constexpr std::array<CatalogueEntry, 17> kCatalogue{{
     {T::kTunFd,                 "TunFd",                 kBrokerToDataproc,   1, kInRunning,  false},
     {T::kSealClientInfoRequest, "SealClientInfoRequest", kNetprocToDataproc,  0, kInRunning,  false},
     {T::kSealClientInfoReply,   "SealClientInfoReply",   kDataprocToNetproc,  0, kInRunning,  false},
+    {T::kRegisterCandidates,    "RegisterCandidates",    kNetprocToBroker,    0, kInRunning,  false},
+    {T::kCandidatesVerdict,     "CandidatesVerdict",     kBrokerToNetproc,    0, kInRunning,  false},
+    {T::kOperatorPing,          "OperatorPing",          kBrokerToNetproc,    0, kInRunning,  false},
+    {T::kReleaseUdp,            "ReleaseUdp",            kBrokerToNetproc,    0, kInRunning,  false},
 }};
 
 constexpr bool catalogue_is_dense() {

@@ -37,6 +37,10 @@ enum class MessageType : std::uint16_t {
   kTunFd = 15,                 // broker -> dataproc, 1 fd
   kSealClientInfoRequest = 16, // netproc -> dataproc
   kSealClientInfoReply = 17,   // dataproc -> netproc
+  kRegisterCandidates = 18,    // netproc -> broker
+  kCandidatesVerdict = 19,     // broker -> netproc
+  kOperatorPing = 20,          // broker -> netproc (answered with a StatusReply)
+  kReleaseUdp = 21,            // broker -> netproc (answered with a StatusReply)
 };
 
 // Bit set of (sender, receiver) pairs.

@@ -52,6 +52,17 @@ void App::on_setup(const ipc::NetprocSetup& s) {
     u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));
     if (auto st = broker_.send(u); !st) spdlog::warn("endpoints update: {}", st.error());
   };
+  if ((s.flags & ipc::NetprocSetup::kFlagEgressAllowlist) != 0) {
+    hooks.register_candidates = [this](std::uint32_t peer_id, const std::vector<IpPort>& candidates) {
+      ipc::RegisterCandidates r;
+      r.request_id = next_register_id_++;
+      r.peer_id = peer_id;
+      r.candidates.assign(candidates.begin(),
+                          candidates.begin() + static_cast<std::ptrdiff_t>(
+                                                   std::min(candidates.size(), ipc::kMaxRegisterCandidates)));
+      if (auto st = broker_.send(r); !st) spdlog::warn("candidate registration: {}", st.error());
+    };
+  }
   home_derp_ = s.home_derp;
   derp_ = std::make_unique<DerpLink>(io_, s.node_public, broker_, peer_, std::move(derp_contexts_), metrics_);
   runtime_ = std::make_unique<magicsock::Runtime>(io_, std::move(cfg), metrics_, derp_.get(), std::move(hooks), rng_);
@@ -109,12 +120,17 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
         } else if constexpr (std::is_same_v<T, ipc::StatusRequest>) {
           if (!runtime_) return;
           const std::uint32_t id = msg.request_id;
-          runtime_->status_request(msg.topic, [this, id](std::string body) {
-            ipc::StatusReply r;
-            r.request_id = id;
-            r.body = body.size() > ipc::kMaxStatusBytes ? body.substr(0, ipc::kMaxStatusBytes) : std::move(body);
-            if (auto st = broker_.send(r); !st) spdlog::warn("status reply: {}", st.error());
-          });
+          runtime_->status_request(msg.topic, [this, id](std::string body) { reply_status(id, std::move(body)); });
+        } else if constexpr (std::is_same_v<T, ipc::OperatorPing>) {
+          if (!runtime_) return;
+          const std::uint32_t id = msg.request_id;
+          runtime_->ping(msg.peer_id, [this, id](std::string body) { reply_status(id, std::move(body)); });
+        } else if constexpr (std::is_same_v<T, ipc::ReleaseUdp>) {
+          if (!runtime_) return;
+          runtime_->release_udp();
+          reply_status(msg.request_id, "{}");
+        } else if constexpr (std::is_same_v<T, ipc::CandidatesVerdict>) {
+          if (runtime_) runtime_->on_candidates_verdict(msg);
         } else if constexpr (std::is_same_v<T, ipc::Shutdown>) {
           spdlog::info("shutdown: {}", msg.reason);
           if (runtime_) runtime_->stop();
@@ -127,6 +143,13 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
         }
       },
       m.message);
+}
+
+void App::reply_status(std::uint32_t request_id, std::string body) {
+  ipc::StatusReply r;
+  r.request_id = request_id;
+  r.body = body.size() > ipc::kMaxStatusBytes ? body.substr(0, ipc::kMaxStatusBytes) : std::move(body);
+  if (auto st = broker_.send(r); !st) spdlog::warn("status reply: {}", st.error());
 }
 
 void App::on_peer_message(ipc::ReceivedMessage m) {
