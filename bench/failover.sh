@@ -8,13 +8,14 @@
 #   BIN=<dir with the binaries> bench/failover.sh [N]
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+source "$HERE/tests/e2e/signals.sh"
+tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN}
 N=${1:-3}
 [ "$(id -u)" -eq 0 ] || { echo "failover: needs root"; exit 2; }
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 WORK=$(mktemp -d /tmp/tw-failover-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-trap 'exit 143' INT TERM
+tw_on_exit 'rm -rf "$WORK"'
 
 for i in $(seq "$N"); do
   load=$(cut -d' ' -f1 /proc/loadavg)

@@ -5,6 +5,8 @@
 #   BIN=<dir with the binaries> bench/startup.sh [N]
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+source "$HERE/tests/e2e/signals.sh"
+tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN}
 N=${1:-20}
 [ "$(id -u)" -eq 0 ] || { echo "startup: needs root"; exit 2; }
@@ -12,7 +14,7 @@ source "$HERE/tests/e2e/topology.sh"
 source "$HERE/tests/e2e/node.sh"
 TOPO_ID=su$$
 NS_INET="tw${TOPO_ID}-inet" NS_A="tw${TOPO_ID}-a" NS_B="tw${TOPO_ID}-b"
-trap 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"' EXIT
+tw_on_exit 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"'
 topo_up lan
 e2e_init
 e2e_write_netmaps

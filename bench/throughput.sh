@@ -5,6 +5,8 @@
 #   BIN=<dir with the tailwarden binaries> bench/throughput.sh [seconds]
 set -u
 HERE=$(cd "$(dirname "$0")/.." && pwd)
+source "$HERE/tests/e2e/signals.sh"
+tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN}
 SECS=${1:-5}
 [ "$(id -u)" -eq 0 ] || { echo "throughput: needs root"; exit 2; }
@@ -12,7 +14,7 @@ source "$HERE/tests/e2e/topology.sh"
 source "$HERE/tests/e2e/node.sh"
 TOPO_ID=tp$$
 NS_INET="tw${TOPO_ID}-inet" NS_A="tw${TOPO_ID}-a" NS_B="tw${TOPO_ID}-b"
-trap 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"' EXIT
+tw_on_exit 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"'
 
 iperf() {  # $1 server ns, $2 server ip, $3 client ns -> Mbit/s
   ip netns exec "$1" iperf3 -s -1 -B "$2" >/dev/null 2>&1 &

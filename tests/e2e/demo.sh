@@ -4,17 +4,20 @@
 # direct path, traffic through the tunnel, failover to DERP when UDP between the
 # NATs is blocked, and the return to direct. Cleans up on exit and on Ctrl-C.
 #   BIN=<dir with tailwardend, tailwarden, tailwarden-netproc, -dataproc, -derper>
-#   demo.sh [--hold] [--summary-json FILE]
+#   demo.sh [--hold] [--direct-only] [--summary-json FILE]
+#   --direct-only stops after the direct path is reached (bench/time_to_direct.sh)
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/signals.sh"
 tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN to the directory holding the tailwarden binaries}
 HOLD=0
+DIRECT_ONLY=0
 SUMMARY_JSON=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --hold) HOLD=1 ;;
+    --direct-only) DIRECT_ONLY=1 ;;
     --summary-json) SUMMARY_JSON=$2; shift ;;
     *) echo "demo: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -29,6 +32,24 @@ tw_on_exit 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"'
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 status_line() { e2e_cli "$1" status | sed -n '/^PEER/,$p' | sed "s/^/   [$1] /"; }
+
+# The figures as JSON (--summary-json); a figure not measured (timeout, or not reached
+# with --direct-only) is null.
+write_summary() {
+  [ -n "$SUMMARY_JSON" ] || return 0
+  python3 - "$SUMMARY_JSON" <<PY
+import json, sys
+def num(x):
+    try: return float(x)
+    except ValueError: return None
+json.dump({"time_to_direct_s": num("$t_direct"), "ready_s": num("$ready"),
+           "ready_to_direct_s": num("$ready_to_direct"), "wait_direct_a_s": num("$direct_a"),
+           "wait_direct_b_s": num("$direct_b"),
+           "derp_after_block_s": num("${derp_after:-}"), "failover_gap_s": num("${gap:-}"),
+           "back_to_direct_s": num("${back:-}"), "iperf3_mbit_s": num("${throughput:-}")},
+          open(sys.argv[1], "w"))
+PY
+}
 
 say "building the network: two sites behind NAT, relay and STUN on the internet segment"
 topo_up easy-nat
@@ -53,6 +74,12 @@ ready_to_direct=$(python3 -c "import time; print(f'{time.time()-$t_ready:.2f}')"
 echo "   a sees b direct after ${direct_a}s of waiting; b sees a direct: ${direct_b}"
 status_line a
 status_line b
+
+if [ "$DIRECT_ONLY" = 1 ]; then
+  write_summary
+  [ "$direct_a" != timeout ] && [ "$direct_b" != timeout ]
+  exit
+fi
 
 say "traffic through the tunnel"
 ip netns exec "$NS_A" ping -c 5 -i 0.2 "$TAILNET_B" | tail -2 | sed 's/^/   /'
@@ -87,20 +114,7 @@ printf '   %-32s %s\n' "time from start to direct (a->b)" "${t_direct}s" \
   "largest gap in ping replies" "${gap}s" \
   "back to direct after unblock" "${back}s" \
   "iperf3 throughput" "${throughput} Mbit/s"
-if [ -n "$SUMMARY_JSON" ]; then
-  python3 - "$SUMMARY_JSON" <<PY
-import json, sys
-def num(x):
-    try: return float(x)
-    except ValueError: return None
-json.dump({"time_to_direct_s": num("$t_direct"), "ready_s": num("$ready"),
-           "ready_to_direct_s": num("$ready_to_direct"), "wait_direct_a_s": num("$direct_a"),
-           "wait_direct_b_s": num("$direct_b"),
-           "derp_after_block_s": num("$derp_after"), "failover_gap_s": num("$gap"),
-           "back_to_direct_s": num("$back"), "iperf3_mbit_s": num("$throughput")},
-          open(sys.argv[1], "w"))
-PY
-fi
+write_summary
 
 if [ "$HOLD" = 1 ]; then
   for n in a b; do

@@ -14,6 +14,8 @@
 # every figure a scenario recorded, so runs can be compared.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/signals.sh"
+tw_signals_init "$0" "$@"
 BIN=${BIN:?set BIN}
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: e2e needs root"; exit 0; }
 for tool in turnserver iperf3 nft wireguard-go wg tcpdump; do
@@ -95,8 +97,7 @@ teardown() {
   e2e_cleanup
   rm -rf "${E2E_DIR:-/nonexistent}"
 }
-trap 'teardown; rm -f "$SUMMARY_TSV"' EXIT
-trap 'exit 143' INT TERM  # so that the EXIT trap cleans up on an interrupt too
+tw_on_exit 'teardown; rm -f "$SUMMARY_TSV"'
 
 # Sends traffic (discovery starts on demand) until a's path to b is direct.
 bring_up_direct() {

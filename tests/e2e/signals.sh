@@ -14,7 +14,7 @@
 
 tw_signals_init() {
   if [ "${TW_SIGNALS_RESET:-}" != "$$" ]; then
-    TW_SIGNALS_RESET=$$ exec env --default-signal=INT,TERM,HUP,QUIT TW_SIGNALS_RESET=$$ "$@"
+    exec env --default-signal=INT,TERM,HUP,QUIT TW_SIGNALS_RESET=$$ "$BASH" "$@"
   fi
 }
 

@@ -11,6 +11,8 @@
 #     seen half-written by a reader polling it during the change.
 # Needs root (namespaces); exits 77 (skipped) otherwise. Env: BIN (build/*/bin), SRC.
 set -u
+source "$(cd "$(dirname "$0")/../../e2e" && pwd)/signals.sh"
+tw_signals_init "$0" "$@"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
 for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-derper; do
   [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
@@ -29,8 +31,7 @@ cleanup() {
   ip netns del "$NS" 2>/dev/null
   [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+tw_on_exit cleanup
 
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
@@ -132,11 +133,22 @@ ok "both nodes running"
   fail "endpoints file mode/owner: $(stat -c '%a %u %g' "$EPF" 2>&1)"
 has_endpoints() { cli a endpoints --json 2>/dev/null | grep -q '"endpoints":\["'; }
 wait_for 20 has_endpoints || fail "node a advertised no endpoint within 20 s"
-cli a endpoints --json >"$DIR/endpoints.jsonl"
+# The endpoint set may still be settling (a second STUN server answers, a reflexive
+# address ages, a netmap was just applied): compare the file with the broker's answer
+# once both have agreed on two consecutive reads, never one read of each racing an update.
+# Leaves the last CLI answer in $1.
+file_agrees_twice() {
+  local out=$1 i
+  for i in 1 2; do
+    cli a endpoints --json >"$out" 2>/dev/null || return 1
+    cmp -s "$out" "$EPF" || return 1
+    [ "$i" = 2 ] || sleep 0.2
+  done
+}
+wait_for 15 file_agrees_twice "$DIR/endpoints.jsonl" && ok "endpoints file == tailwarden endpoints --json" ||
+  fail "endpoints file differs: $(cat "$EPF") vs $(cat "$DIR/endpoints.jsonl")"
 validate endpoints "$DIR/endpoints.jsonl"
 validate endpoints "$EPF"
-cmp -s "$DIR/endpoints.jsonl" "$EPF" && ok "endpoints file == tailwarden endpoints --json" ||
-  fail "endpoints file differs: $(cat "$EPF") vs $(cat "$DIR/endpoints.jsonl")"
 
 # --- ping: pongs from b, a timeout from c (never started; exit status 1).
 pong() { cli a ping b -c 2 --json >"$DIR/ping_b.jsonl" 2>/dev/null && grep -q '"via"' "$DIR/ping_b.jsonl"; }
@@ -228,8 +240,8 @@ read -r good bad <"$DIR/reader.out"
   fail "reader saw $bad bad reads of $((good + bad))"
 [ "$(cat "$EPF")" != "$before" ] || fail "endpoints file unchanged"
 [ "$(stat -c '%a %u' "$EPF")" = "644 0" ] || fail "mode after rewrite: $(stat -c '%a %u' "$EPF")"
-cli a endpoints --json >"$DIR/endpoints2.jsonl"
-cmp -s "$DIR/endpoints2.jsonl" "$EPF" && ok "rewritten file == endpoints --json" || fail "rewritten file differs"
+wait_for 15 file_agrees_twice "$DIR/endpoints2.jsonl" && ok "rewritten file == endpoints --json (settled)" ||
+  fail "rewritten file differs: file $(cat "$EPF") vs endpoints --json $(cat "$DIR/endpoints2.jsonl")"
 kill "$WATCH" 2>/dev/null
 wait "$WATCH" 2>/dev/null
 [ "$(wc -l <"$DIR/watch.jsonl")" -ge 2 ] && ok "endpoints --watch printed $(wc -l <"$DIR/watch.jsonl") sets" ||
