@@ -1,6 +1,7 @@
 // Admin requests: each is answered from the broker's own state, or by asking a
 // child over its control channel (StatusRequest topics) and merging the replies.
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -178,6 +179,8 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
                   std::string(to_string(config_.sandbox_mode))});
   rows.push_back({"broker", "underlay socket bound (not inert)", udp_.has_value(),
                   udp_ ? "port " + std::to_string(udp_->port) : "inert: DERP only"});
+  rows.push_back({"broker", "not dumpable (no core file with the keys)", ::prctl(PR_GET_DUMPABLE) == 0,
+                  ::prctl(PR_GET_DUMPABLE) == 0 ? "PR_SET_DUMPABLE 0" : "dumpable"});
   rows.push_back({"broker", "underlay egress allowlist enforced by the kernel", allowlist_ != nullptr,
                   allowlist_ ? "nftables table inet " + allowlist_->table()
                              : std::string("unenforced (egress_allowlist = \"unenforced\")")});

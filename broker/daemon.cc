@@ -68,7 +68,7 @@ Status Daemon::start() {
     auto tun = create_tun({config_.tun.name, config_.tun.mtu, netmap_.netmap().self.addresses});
     if (!tun) return make_error("tun: " + tun.error());
     tun_ = std::move(*tun);
-    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+    if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       return make_error("tun: " + st.error());
     }
     spdlog::info("tun: {} up, mtu {}", tun_->name, config_.tun.mtu);

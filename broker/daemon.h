@@ -23,7 +23,7 @@
 #include "broker/egress_allowlist.h"
 #include "broker/egress_policy.h"
 #include "broker/netmap_state.h"
-#include "broker/throttle.h"
+#include "common/throttle.h"
 #include "broker/tun.h"
 #include "broker/underlay_socket.h"
 #include "common/keyfile.h"
@@ -84,6 +84,8 @@ class Daemon {
   std::vector<AllowElement> allowlist_elements();
   void on_register_candidates(const ipc::RegisterCandidates& req);
   void update_kernel_drop_counter();
+  // The netmap's routed prefixes the TUN may carry (plan_tun_routes).
+  std::vector<IpPrefix> planned_tun_routes();
 
   // admin.cc
   void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);

@@ -60,6 +60,25 @@ void Daemon::rebuild_allowlist() {
   }
 }
 
+std::vector<IpPrefix> Daemon::planned_tun_routes() {
+  std::vector<IpAddr> underlay;
+  for (const auto& [id, region] : netmap_.netmap().derp_map.regions) {
+    for (const auto& node : region.nodes) {
+      if (node.ipv4) underlay.push_back(*node.ipv4);
+      if (auto s = node.stun_v4()) underlay.push_back(s->ip);
+    }
+  }
+  for (const auto& p : netmap_.netmap().peers) {
+    for (const auto& e : p.endpoints) underlay.push_back(e.ip);
+  }
+  const auto prefixes = netmap_.routed_prefixes();
+  auto plan = plan_tun_routes(prefixes, underlay);
+  for (const auto& p : plan.skipped) {
+    spdlog::warn("tun: not routing {}: it covers a DERP, STUN or peer endpoint address of this node", p.to_string());
+  }
+  return plan.routes;
+}
+
 void Daemon::on_register_candidates(const ipc::RegisterCandidates& req) {
   ipc::CandidatesVerdict v;
   v.request_id = req.request_id;

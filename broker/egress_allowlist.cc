@@ -108,6 +108,18 @@ std::string nft_add_script(const std::string& table, std::span<const AllowElemen
   return s;
 }
 
+TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes, std::span<const IpAddr> underlay_destinations) {
+  TunRoutePlan plan;
+  std::set<IpPrefix> seen;
+  for (const auto& p : prefixes) {
+    if (!p.addr.is_v4() || p.bits == 0 || !seen.insert(p).second) continue;
+    const bool covers = std::any_of(underlay_destinations.begin(), underlay_destinations.end(),
+                                    [&p](const IpAddr& d) { return p.contains(d); });
+    (covers ? plan.skipped : plan.routes).push_back(p);
+  }
+  return plan;
+}
+
 // ---- CandidateRegistry ----
 
 void CandidateRegistry::set_peers(const std::set<std::uint32_t>& peer_ids) {

@@ -34,7 +34,7 @@
 
 #include "common/ipaddr.h"
 #include "common/result.h"
-#include "broker/throttle.h"
+#include "common/throttle.h"
 
 struct nft_ctx;
 
@@ -60,6 +60,17 @@ bool is_pingable_for_broker(const IpPort& ep, bool enable_ipv6);
 // socket that never sends). nullopt: no route, a broadcast, or `dst` is one of the
 // host's own addresses (the route then picks `dst` itself, or a loopback source).
 std::optional<IpAddr> route_source(const IpPort& dst);
+
+// Which netmap prefixes the TUN may route (IPv4, not /0, de-duplicated): a prefix
+// that covers one of `underlay_destinations` (DERP nodes, STUN servers, peer
+// endpoints) would send the node's own underlay and DERP traffic into its tunnel
+// (a loop, and for an exit route such as 0.0.0.0/1 + 128.0.0.0/1 every relay
+// connection), so it goes to `skipped` instead.
+struct TunRoutePlan {
+  std::vector<IpPrefix> routes;
+  std::vector<IpPrefix> skipped;
+};
+TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes, std::span<const IpAddr> underlay_destinations);
 
 // The nft script that creates the table if needed and replaces its rules and set
 // contents in one transaction (the drop counter survives). `port` 0: no rules

@@ -222,7 +222,7 @@ void Daemon::apply_netmap_file(const std::string& path, std::function<void(Statu
   egress_.set_derp_map(netmap_.netmap().derp_map);
   rebuild_allowlist();  // before the children hear of the new peers
   if (tun_) {
-    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+    if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       spdlog::warn("netmap: routes: {}", st.error());
     }
   }

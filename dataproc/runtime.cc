@@ -84,8 +84,10 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
   if (req == nullptr) return;  // the catalogue admits nothing else from netproc
   ipc::SealClientInfoReply reply;
   reply.request_id = req->request_id;
-  auto sealed = have_key_ ? device_.seal_derp_client_info(req->server_key, req->client_info_json)
-                          : Result<Bytes>(make_error("no key yet"));
+  auto sealed = !have_key_                                     ? Result<Bytes>(make_error("no key yet"))
+                : !seal_bucket_.take(TokenBucket::Clock::now()) ? Result<Bytes>(make_error("rate-limited"))
+                                                                : device_.seal_derp_client_info(req->server_key,
+                                                                                                req->client_info_json);
   if (sealed) {
     reply.sealed = std::move(*sealed);
   } else {

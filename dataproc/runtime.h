@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "common/metrics.h"
+#include "common/throttle.h"
 #include "dataproc/tun_io.h"
 #include "dataproc/wireguard/device.h"
 #include "ipc/control_link.h"
@@ -71,6 +72,8 @@ class Runtime {
   std::function<void(int)> on_exit_;
   Counter& ring_full_drops_;
   Counter& seal_refused_;
+  // netproc may ask for a ClientInfo seal per DERP connection, not in a loop.
+  TokenBucket seal_bucket_{2.0, 16.0};
 };
 
 }  // namespace tw::dataproc

@@ -155,6 +155,11 @@ rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
 r=rows["underlay egress allowlist enforced by the kernel"]
 sys.exit(0 if r["pass"] and "nftables" in r["detail"] else 1)' &&
       ok "[nftables] audit reports the kernel allowlist" || fail "[nftables] audit row"
+    cli a audit --json | python3 -c '
+import json,sys
+rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
+sys.exit(0 if rows["not dumpable (no core file with the keys)"]["pass"] else 1)' &&
+      ok "[nftables] audit: the broker is not dumpable" || fail "[nftables] broker dumpable"
     local table="tailwarden_$PID_a"
     ip netns exec "$NSA" nft list table inet "$table" >"$DIR/table.txt" 2>&1 &&
       grep -q "$B_IP . 41641 . $A_IP" "$DIR/table.txt" && ok "[nftables] table $table allows b's endpoint from a's address" ||

@@ -67,6 +67,19 @@ TEST(EgressAllowlist, AddScriptRenewsLifetimes) {
   EXPECT_EQ(nft_add_script("t", {}), "");
 }
 
+TEST(EgressAllowlist, TunRoutesNeverCoverUnderlayDestinations) {
+  auto pfx = [](const char* t) { return *IpPrefix::parse(t); };
+  const std::vector<IpPrefix> in = {pfx("100.64.0.2/32"), pfx("100.64.0.2/32"), pfx("0.0.0.0/1"),
+                                    pfx("128.0.0.0/1"),   pfx("0.0.0.0/0"),     pfx("10.9.0.0/16"),
+                                    pfx("198.18.0.0/24")};
+  const std::vector<IpAddr> underlay = {*IpAddr::parse("203.0.113.10"), *IpAddr::parse("198.18.0.7")};
+  auto plan = plan_tun_routes(in, underlay);
+  // The exit split covering the DERP node and the prefix holding a peer endpoint are
+  // not routed; /0 never; the duplicate once.
+  EXPECT_EQ(plan.routes, (std::vector<IpPrefix>{pfx("100.64.0.2/32"), pfx("0.0.0.0/1"), pfx("10.9.0.0/16")}));
+  EXPECT_EQ(plan.skipped, (std::vector<IpPrefix>{pfx("128.0.0.0/1"), pfx("198.18.0.0/24")}));
+}
+
 TEST(CandidateRegistry, CapsPerPeerAndRefusesUnknownPeersAndUnpingable) {
   CandidateRegistry r(CandidateRegistry::Limits{32, 45s, 1000, 1000});
   r.set_peers({1, 2});

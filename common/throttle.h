@@ -1,11 +1,12 @@
-// Limits on what a child may ask of the broker per unit of time (DESIGN.md §5, §6):
-// a token bucket. Pure; the caller passes the time.
+// Limits on what one process may ask of another per unit of time (a child of the
+// broker, netproc of dataproc's sealing service): a token bucket. Pure; the caller
+// passes the time.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 
-namespace tw::broker {
+namespace tw {
 
 class TokenBucket {
  public:
@@ -30,4 +31,4 @@ class TokenBucket {
   Clock::time_point refilled_{};
 };
 
-}  // namespace tw::broker
+}  // namespace tw
