@@ -1,6 +1,7 @@
 #include "broker/daemon.h"
 
 #include <spdlog/spdlog.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,11 +40,15 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
       kernel_dropped_(metrics_.counter("egress_kernel_dropped_total",
                                        "Datagrams from the underlay socket the kernel dropped: destination not approved")) {
   signals_.add(SIGHUP);
+  // Both private keys live here for the broker's lifetime: never swapped out (and
+  // never in a core: the process is non-dumpable, see main.cc); wiped on exit.
+  if (sodium_mlock(&keys_, sizeof keys_) != 0) spdlog::warn("broker: cannot mlock the key memory");
 }
 
 Daemon::~Daemon() {
   kill_children();
   allowlist_.reset();  // deletes the table
+  sodium_munlock(&keys_, sizeof keys_);  // wipes, then unlocks
 }
 
 Status Daemon::start() {
