@@ -1,4 +1,4 @@
-// Relay throughput (issue 6): 1400-byte packets from DERP client A to client B through
+// Relay throughput: 1400-byte packets from DERP client A to client B through
 // tailwarden-derper on loopback, next to the same bytes over one plain loopback TCP
 // connection. Every path runs in one single-threaded poll loop with the same window
 // of packets in flight (sent, not yet received), so the ratios compare like with like.

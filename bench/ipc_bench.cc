@@ -1,5 +1,5 @@
 // Cross-process throughput of the packet rings against a SOCK_SEQPACKET
-// socketpair moving the same messages in the same run (issue 3). A forked child
+// socketpair moving the same messages in the same run. A forked child
 // produces, the parent consumes, copying every payload out (as dataproc and
 // netproc do); batches of 32. Prints a table with the ratio of each ring row to
 // the socketpair row of the same payload size.

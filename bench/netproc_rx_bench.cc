@@ -1,4 +1,4 @@
-// Receive-path cost of netproc per WireGuard datagram (issue 5): the runtime's
+// Receive-path cost of netproc per WireGuard datagram: the runtime's
 // demux + source attribution + net->data ring publication, against a bare recvmmsg
 // loop on the same traffic over loopback. Two runtime rows: receiving straight into
 // the ring's slots (what netproc does) and the older receive-then-push-a-copy path.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tailwardend start-up time (issue 4): from exec to both children sandboxed and ready
+# tailwardend start-up time: from exec to both children sandboxed and ready
 # (the broker's "sandboxed and ready" log line), median over N starts, next to the
 # time to exec a trivial binary in the same namespace (the baseline of this run).
 #   BIN=<dir with the binaries> bench/startup.sh [N]

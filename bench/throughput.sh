@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput table (issue 7): TCP through the tunnel between two namespaces on one
+# Throughput table: TCP through the tunnel between two namespaces on one
 # veth segment, in the same run: bare veth, two wireguard-go peers (the userspace
 # WireGuard operators use today), and two tailwarden nodes on a direct path.
 #   BIN=<dir with the tailwarden binaries> bench/throughput.sh [seconds]

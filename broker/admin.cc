@@ -33,7 +33,8 @@ std::map<std::uint32_t, json> peers_by_id(const json& reply) {
   for (const auto& p : *peers) {
     if (!p.is_object()) continue;
     auto id = p.find("id");
-    if (id == p.end() || !id->is_number_unsigned() || id->get<std::uint64_t>() > UINT32_MAX) continue;
+    if (id == p.end() || !id->is_number_unsigned() || id->get<std::uint64_t>() > UINT32_MAX)
+      continue;
     out[static_cast<std::uint32_t>(id->get<std::uint64_t>())] = p;
   }
   return out;
@@ -63,7 +64,11 @@ std::string region_code(const DerpMap& m, std::int64_t id) {
 void Daemon::child_request(ipc::Role role, const std::string& topic,
                            std::function<void(std::optional<std::string>)> done) {
   child_call(
-      role, [&topic](std::uint32_t id) { return ipc::AnyMessage(ipc::StatusRequest{id, topic}); }, std::move(done));
+      role,
+      [&topic](std::uint32_t id) {
+        return ipc::AnyMessage(ipc::StatusRequest{id, topic});
+      },
+      std::move(done));
 }
 
 void Daemon::child_call(ipc::Role role, const std::function<ipc::AnyMessage(std::uint32_t)>& make,
@@ -156,7 +161,8 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
           for (auto& [k, v] : it->second.items()) {
             if (k != "id") out[k] = v;
           }
-          if (auto dr = it->second.find("derp_region"); dr != it->second.end() && dr->is_number_integer()) {
+          if (auto dr = it->second.find("derp_region");
+              dr != it->second.end() && dr->is_number_integer()) {
             out["derp_region"] = region_code(nm.derp_map, dr->get<std::int64_t>());
           }
         }
@@ -179,9 +185,11 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
                   std::string(to_string(config_.sandbox_mode))});
   rows.push_back({"broker", "underlay socket bound (not inert)", udp_.has_value(),
                   udp_ ? "port " + std::to_string(udp_->port) : "inert: DERP only"});
-  rows.push_back({"broker", "not dumpable (no core file with the keys)", ::prctl(PR_GET_DUMPABLE) == 0,
+  rows.push_back({"broker", "not dumpable (no core file with the keys)",
+                  ::prctl(PR_GET_DUMPABLE) == 0,
                   ::prctl(PR_GET_DUMPABLE) == 0 ? "PR_SET_DUMPABLE 0" : "dumpable"});
-  rows.push_back({"broker", "underlay egress allowlist enforced by the kernel", allowlist_ != nullptr,
+  rows.push_back({"broker", "underlay egress allowlist enforced by the kernel",
+                  allowlist_ != nullptr,
                   allowlist_ ? "nftables table inet " + allowlist_->table()
                              : std::string("unenforced (egress_allowlist = \"unenforced\")")});
   for (auto role : {ipc::Role::kNetproc, ipc::Role::kDataproc}) {
@@ -246,29 +254,33 @@ void Daemon::admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder>
   *step = [this, r, loop, step]() {
     if (r->closed()) return;
     ++loop->sent;
-    child_call(ipc::Role::kNetproc,
-               [id = loop->id](std::uint32_t rid) { return ipc::AnyMessage(ipc::OperatorPing{rid, id}); },
-                  [this, r, loop, step](std::optional<std::string> body) {
-                    json j = parse_or_null(body);
-                    if (!j.is_object()) {
-                      r->send({{"ok", false}, {"error", "netproc is not running"}});
-                      return r->finish();
-                    }
-                    j["ok"] = true;
-                    j["peer"] = loop->name;
-                    j["address"] = loop->address;
-                    if (auto dr = j.find("derp_region"); dr != j.end() && dr->is_number_integer()) {
-                      j["derp_region"] = region_code(netmap_.netmap().derp_map, dr->get<std::int64_t>());
-                    }
-                    r->send(j);
-                    const bool direct = string_equals(j, "via", "direct");
-                    const bool more = loop->count == 0 ? (!direct && loop->sent < 10) : loop->sent < loop->count;
-                    if (!more) return r->finish();
-                    auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
-                    t->async_wait([t, step](boost::system::error_code ec) {
-                      if (!ec) (*step)();
-                    });
-                  });
+    child_call(
+        ipc::Role::kNetproc,
+        [id = loop->id](std::uint32_t rid) {
+          return ipc::AnyMessage(ipc::OperatorPing{rid, id});
+        },
+        [this, r, loop, step](std::optional<std::string> body) {
+          json j = parse_or_null(body);
+          if (!j.is_object()) {
+            r->send({{"ok", false}, {"error", "netproc is not running"}});
+            return r->finish();
+          }
+          j["ok"] = true;
+          j["peer"] = loop->name;
+          j["address"] = loop->address;
+          if (auto dr = j.find("derp_region"); dr != j.end() && dr->is_number_integer()) {
+            j["derp_region"] = region_code(netmap_.netmap().derp_map, dr->get<std::int64_t>());
+          }
+          r->send(j);
+          const bool direct = string_equals(j, "via", "direct");
+          const bool more =
+              loop->count == 0 ? (!direct && loop->sent < 10) : loop->sent < loop->count;
+          if (!more) return r->finish();
+          auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
+          t->async_wait([t, step](boost::system::error_code ec) {
+            if (!ec) (*step)();
+          });
+        });
   };
   (*step)();
 }
@@ -327,15 +339,17 @@ void Daemon::write_endpoints_file() {
   endpoints_file_content_ = content;
   // The rewrite (write, fsync, rename) runs on its own thread: a slow disk never
   // stalls the event loop. One thread: rewrites land in order.
-  boost::asio::post(file_pool_, [this, path = config_.endpoints_file->path, content = std::move(content)] {
-    auto st = replace_file_atomically(path, content, 0644);
-    if (st) return;
-    boost::asio::post(io_, [this, error = st.error(), content] {
-      endpoints_file_failures_.inc();
-      spdlog::error("endpoints file: {}", error);
-      if (endpoints_file_content_ == content) endpoints_file_content_.reset();  // the next change retries
-    });
-  });
+  boost::asio::post(file_pool_,
+                    [this, path = config_.endpoints_file->path, content = std::move(content)] {
+                      auto st = replace_file_atomically(path, content, 0644);
+                      if (st) return;
+                      boost::asio::post(io_, [this, error = st.error(), content] {
+                        endpoints_file_failures_.inc();
+                        spdlog::error("endpoints file: {}", error);
+                        if (endpoints_file_content_ == content)
+                          endpoints_file_content_.reset();  // the next change retries
+                      });
+                    });
 }
 
 }  // namespace tw::broker

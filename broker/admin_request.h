@@ -1,4 +1,4 @@
-// Requests on the admin socket (DESIGN.md §8): one JSON object per line, e.g.
+// Requests on the admin socket (docs/design.md): one JSON object per line, e.g.
 //   {"cmd":"status"}  {"cmd":"ping","peer":"b","count":3}  {"cmd":"netmap_apply","path":"/x.json"}
 // Parsing is strict: unknown commands or fields are refused with a precise error.
 #pragma once

@@ -24,7 +24,8 @@ class Session : public AdminResponder, public std::enable_shared_from_this<Sessi
   void send(const nlohmann::json& line) override {
     if (closed_) return;
     // Child-supplied strings may hold invalid UTF-8: replaced, never a throw.
-    auto text = std::make_shared<std::string>(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    auto text = std::make_shared<std::string>(
+        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     queue_.push_back(text);
     if (queue_.size() == 1) write_next();
   }

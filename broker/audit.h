@@ -1,5 +1,5 @@
 // `tailwarden audit`: reads a running child from /proc and checks every sandbox
-// promise of DESIGN.md §5 (issue 4's list), one row per check.
+// promise of docs/design.md (sections 3 and 6), one row per check.
 #pragma once
 
 #include <sys/types.h>

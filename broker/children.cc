@@ -1,6 +1,6 @@
 // Spawning and supervising netproc and dataproc. The two are one unit: if either
 // dies, both are restarted with fresh rings and control channels, the same UDP
-// socket and the current netmap (DESIGN.md §6: while netproc is down nothing is
+// socket and the current netmap (docs/design.md#7-failure-posture: while netproc is down nothing is
 // sent, because only netproc ever writes to the socket).
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -15,6 +15,7 @@
 #include "broker/daemon.h"
 #include "broker/spawn.h"
 #include "common/child_fds.h"
+#include "common/overloaded.h"
 #include "ipc/control_socket.h"
 #include "ipc/doorbell.h"
 #include "ipc/netmap_parts.h"
@@ -196,36 +197,44 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
   // Nothing a child sends may take the broker down (DESIGN.md §6): every handler
   // reads type-checked values; anything that still throws is a refused message.
   try {
-    std::visit(
-        [&](auto& m) {
-          using M = std::decay_t<decltype(m)>;
-          if constexpr (std::is_same_v<M, ipc::Ready>) {
-            children_[role].ready = true;
-            maybe_ready();
-          } else if constexpr (std::is_same_v<M, ipc::StatusReply>) {
-            auto it = pending_.find(m.request_id);
-            if (it == pending_.end() || it->second.role != role) {
-              // A late answer to a request that timed out is harmless; an id this
-              // child was never asked (another child's, or made up) is not.
-              if (it == pending_.end() &&
-                  std::find(expired_ids_.begin(), expired_ids_.end(), m.request_id) != expired_ids_.end()) {
-                return;
-              }
-              return child_violation(role, "StatusReply for request id " + std::to_string(m.request_id) +
-                                               " it was not asked");
-            }
-            auto done = std::move(it->second.done);
-            pending_.erase(it);
-            done(std::move(m.body));
-          } else if constexpr (std::is_same_v<M, ipc::DerpDialRequest>) {
-            on_derp_dial_request(m);
-          } else if constexpr (std::is_same_v<M, ipc::RegisterCandidates>) {
-            on_register_candidates(m);
-          } else if constexpr (std::is_same_v<M, ipc::EndpointsUpdate>) {
-            on_endpoints_update(std::move(m.endpoints));
-          }
-        },
-        msg.message);
+    std::visit(Overloaded{
+                   [&](ipc::Ready&) {
+                     children_[role].ready = true;
+                     maybe_ready();
+                   },
+                   [&](ipc::StatusReply& m) {
+                     auto it = pending_.find(m.request_id);
+                     if (it == pending_.end() || it->second.role != role) {
+                       // A late answer to a request that timed out is harmless; an id
+                       // this child was never asked (another child's, or made up) is not.
+                       if (it == pending_.end() &&
+                           std::find(expired_ids_.begin(), expired_ids_.end(), m.request_id) !=
+                               expired_ids_.end()) {
+                         return;
+                       }
+                       return child_violation(role, "StatusReply for request id " +
+                                                        std::to_string(m.request_id) +
+                                                        " it was not asked");
+                     }
+                     auto done = std::move(it->second.done);
+                     pending_.erase(it);
+                     done(std::move(m.body));
+                   },
+                   [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
+                   [&](ipc::RegisterCandidates& m) { on_register_candidates(m); },
+                   [&](ipc::EndpointsUpdate& m) { on_endpoints_update(std::move(m.endpoints)); },
+                   // The catalogue lets none of these reach the broker; if one does, the
+                   // link is not what it claims: drop it (the children are restarted).
+                   on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                             ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
+                             ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
+                             ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
+                             ipc::CandidatesVerdict, ipc::OperatorPing, ipc::ReleaseUdp>([&] {
+                     if (auto* c = child(role); c && c->link)
+                       c->link->close("message not for the broker");
+                   }),
+               },
+               msg.message);
   } catch (const std::exception& e) {
     child_violation(role, std::string("message refused: ") + e.what());
   }
@@ -233,7 +242,8 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
 
 void Daemon::child_violation(ipc::Role role, const std::string& what) {
   child_violations_.inc();
-  spdlog::error("broker: protocol violation by {}: {}; restarting the children", ipc::role_name(role), what);
+  spdlog::error("broker: protocol violation by {}: {}; restarting the children",
+                ipc::role_name(role), what);
   schedule_restart(std::string(ipc::role_name(role)) + " protocol violation");
 }
 

@@ -175,7 +175,8 @@ Status set_sandbox_mode(const FieldRef& f, BrokerConfig& c) {
 Status set_egress_allowlist(const FieldRef& f, BrokerConfig& c) {
   auto v = get_choice(f, {"nftables", "unenforced"});
   if (!v) return make_error(v.error());
-  c.egress_allowlist = *v == "nftables" ? EgressAllowlistMode::kNftables : EgressAllowlistMode::kUnenforced;
+  c.egress_allowlist =
+      *v == "nftables" ? EgressAllowlistMode::kNftables : EgressAllowlistMode::kUnenforced;
   return ok_status();
 }
 
@@ -208,28 +209,43 @@ Status set_admin_group(const FieldRef& f, BrokerConfig& c) {
 }
 
 constexpr FieldSpec kTopFields[] = {
-    {"state_dir", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
-    {"key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
-    {"netmap_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); }, true},
+    {"state_dir",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
+    {"key_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
+    {"netmap_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); },
+     true},
     {"listen_port", set_listen_port, false},
-    {"enable_ipv6", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
+    {"enable_ipv6",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
     {"tun", set_tun, false},
     {"admin_socket",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f, kMaxSocketPath), c.admin_socket); },
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_abs_path(f, kMaxSocketPath), c.admin_socket);
+     },
      false},
     {"admin_group", set_admin_group, false},
     {"child_user", set_child_user, true},
     {"sandbox_mode", set_sandbox_mode, false},
     {"log_level", set_log_level, false},
     {"allow_lan_endpoints",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.allow_lan_endpoints); }, false},
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.allow_lan_endpoints); },
+     false},
     {"advertise_lan_endpoints",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_lan_endpoints); }, false},
-    {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); }, false},
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_bool(f), c.advertise_lan_endpoints);
+     },
+     false},
+    {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); },
+     false},
     {"endpoints_file", set_endpoints_file, false},
     {"egress_allowlist", set_egress_allowlist, false},
     {"derp_insecure_for_tests",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_insecure_for_tests); }, false},
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_bool(f), c.derp_insecure_for_tests);
+     },
+     false},
 };
 
 Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,

@@ -1,6 +1,6 @@
 // tailwardend's configuration file: TOML, edited by hand, so every error names the
 // file, the line and the field, and unknown keys are errors (a typo must not silently
-// leave a default in force). DESIGN.md §2 step 1: nothing starts half-configured.
+// leave a default in force). docs/design.md#3-start-up: nothing starts half-configured.
 //
 //   state_dir    = "/var/lib/tailwarden"          # default
 //   key_file     = "/var/lib/tailwarden/node.key"  # required

@@ -1,7 +1,7 @@
 #include "broker/daemon.h"
 
-#include <spdlog/spdlog.h>
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,20 +25,26 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
       child_restarts_(metrics_.counter("child_restarts_total", "Children restarted after exiting")),
       netmap_rejected_(metrics_.counter("netmap_rejected_total", "Netmaps refused by validation")),
       rebinds_(metrics_.counter("rebinds_total", "Underlay socket rebinds")),
-      endpoints_file_failures_(
-          metrics_.counter("endpoints_file_write_failures_total", "Failed rewrites of the endpoints file")),
-      child_violations_(metrics_.counter("child_protocol_violations_total",
-                                         "Child messages refused as protocol violations (the children are restarted)")),
-      derp_dials_throttled_(metrics_.counter("derp_dials_throttled_total",
-                                             "DERP dial requests refused by the rate limit or already in flight")),
-      endpoints_coalesced_(metrics_.counter("endpoints_updates_coalesced_total",
-                                           "Endpoint updates from netproc folded into a later one (at most 1/s)")),
-      candidates_accepted_(metrics_.counter("egress_candidates_registered_total",
-                                            "Learned candidates netproc registered that the kernel allowlist admitted")),
-      candidates_refused_(metrics_.counter("egress_candidates_refused_total",
-                                           "Candidate registrations refused (not pingable, cap, rate, unknown peer)")),
-      kernel_dropped_(metrics_.counter("egress_kernel_dropped_total",
-                                       "Datagrams from the underlay socket the kernel dropped: destination not approved")) {
+      endpoints_file_failures_(metrics_.counter("endpoints_file_write_failures_total",
+                                                "Failed rewrites of the endpoints file")),
+      child_violations_(metrics_.counter(
+          "child_protocol_violations_total",
+          "Child messages refused as protocol violations (the children are restarted)")),
+      derp_dials_throttled_(
+          metrics_.counter("derp_dials_throttled_total",
+                           "DERP dial requests refused by the rate limit or already in flight")),
+      endpoints_coalesced_(
+          metrics_.counter("endpoints_updates_coalesced_total",
+                           "Endpoint updates from netproc folded into a later one (at most 1/s)")),
+      candidates_accepted_(metrics_.counter(
+          "egress_candidates_registered_total",
+          "Learned candidates netproc registered that the kernel allowlist admitted")),
+      candidates_refused_(metrics_.counter(
+          "egress_candidates_refused_total",
+          "Candidate registrations refused (not pingable, cap, rate, unknown peer)")),
+      kernel_dropped_(metrics_.counter(
+          "egress_kernel_dropped_total",
+          "Datagrams from the underlay socket the kernel dropped: destination not approved")) {
   signals_.add(SIGHUP);
   // Both private keys live here for the broker's lifetime: never swapped out (and
   // never in a core: the process is non-dumpable, see main.cc); wiped on exit.
@@ -47,7 +53,7 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
 
 Daemon::~Daemon() {
   kill_children();
-  allowlist_.reset();  // deletes the table
+  allowlist_.reset();                    // deletes the table
   sodium_munlock(&keys_, sizeof keys_);  // wipes, then unlocks
 }
 

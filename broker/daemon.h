@@ -1,11 +1,9 @@
 // tailwardend's daemon: owns the config, keys, netmap, the one underlay UDP socket,
 // the TUN device and the admin socket; spawns netproc and dataproc, feeds them, and
-// supervises them (DESIGN.md §1, §2, §6).
+// supervises them (docs/design.md sections 1, 3 and 7).
 #pragma once
 
 #include <sys/types.h>
-
-#include <utility>  // before Asio
 
 #include <boost/asio.hpp>
 #include <chrono>
@@ -15,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>  // before Asio
 #include <vector>
 
 #include "broker/admin_server.h"
@@ -23,11 +22,11 @@
 #include "broker/egress_allowlist.h"
 #include "broker/egress_policy.h"
 #include "broker/netmap_state.h"
-#include "common/throttle.h"
 #include "broker/tun.h"
 #include "broker/underlay_socket.h"
 #include "common/keyfile.h"
 #include "common/metrics.h"
+#include "common/throttle.h"
 #include "ipc/control_link.h"
 
 namespace tw::broker {

@@ -9,15 +9,17 @@ namespace tw::broker {
 
 Status Daemon::install_allowlist() {
   if (config_.egress_allowlist == EgressAllowlistMode::kUnenforced) {
-    spdlog::warn("egress allowlist: unenforced (egress_allowlist = \"unenforced\"): only netproc's own code "
-                 "limits where the underlay socket sends");
+    spdlog::warn(
+        "egress allowlist: unenforced (egress_allowlist = \"unenforced\"): only netproc's own code "
+        "limits where the underlay socket sends");
     return ok_status();
   }
   auto installed = NftAllowlist::install(udp_ ? udp_->port : 0, allowlist_elements());
   if (!installed) {
-    return make_error("egress allowlist: " + installed.error() +
-                      " (the broker does not start without it; egress_allowlist = \"unenforced\" runs without "
-                      "kernel enforcement, see docs/deploy.md)");
+    return make_error(
+        "egress allowlist: " + installed.error() +
+        " (the broker does not start without it; egress_allowlist = \"unenforced\" runs without "
+        "kernel enforcement, see docs/deploy.md)");
   }
   allowlist_ = std::move(*installed);
   spdlog::info("egress allowlist: nftables table inet {} in force", allowlist_->table());
@@ -37,14 +39,16 @@ std::vector<AllowElement> Daemon::allowlist_elements() {
   std::set<std::uint32_t> disco_peers;
   for (const auto& p : netmap_.netmap().peers) {
     for (const auto& e : p.endpoints) {
-      if (!config_.allow_lan_endpoints && (e.ip.is_private() || e.ip.is_link_local_unicast())) continue;
+      if (!config_.allow_lan_endpoints && (e.ip.is_private() || e.ip.is_link_local_unicast()))
+        continue;
       add(e, std::nullopt);
     }
     if (!p.wireguard_only) disco_peers.insert(netmap_.peer_id(p.node_key));
   }
   candidates_.set_peers(disco_peers);
   for (const auto& s : egress_.stun_servers()) add(s, std::nullopt);
-  for (const auto& [addr, left] : candidates_.live(CandidateRegistry::Clock::now())) add(addr, left);
+  for (const auto& [addr, left] : candidates_.live(CandidateRegistry::Clock::now()))
+    add(addr, left);
   return out;
 }
 
@@ -74,7 +78,9 @@ std::vector<IpPrefix> Daemon::planned_tun_routes() {
   const auto prefixes = netmap_.routed_prefixes();
   auto plan = plan_tun_routes(prefixes, underlay);
   for (const auto& p : plan.skipped) {
-    spdlog::warn("tun: not routing {}: it covers a DERP, STUN or peer endpoint address of this node", p.to_string());
+    spdlog::warn(
+        "tun: not routing {}: it covers a DERP, STUN or peer endpoint address of this node",
+        p.to_string());
   }
   return plan.routes;
 }
@@ -92,9 +98,10 @@ void Daemon::on_register_candidates(const ipc::RegisterCandidates& req) {
     if (verdict == CandidateRegistry::Verdict::kAccepted) src = route_source(c);
     if (!src) {
       candidates_refused_.inc();
-      spdlog::debug("egress allowlist: candidate {} of peer {} refused: {}", c.to_string(), req.peer_id,
-                    verdict == CandidateRegistry::Verdict::kAccepted ? "no route, or one of our own addresses"
-                                                                     : to_string(verdict));
+      spdlog::debug(
+          "egress allowlist: candidate {} of peer {} refused: {}", c.to_string(), req.peer_id,
+          verdict == CandidateRegistry::Verdict::kAccepted ? "no route, or one of our own addresses"
+                                                           : to_string(verdict));
       v.refused.push_back(c);
       continue;
     }

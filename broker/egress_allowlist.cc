@@ -19,8 +19,10 @@ namespace {
 constexpr const char* kTablePrefix = "tailwarden_";
 
 std::string element_text(const AllowElement& e) {
-  std::string s = e.dst.ip.to_string() + " . " + std::to_string(e.dst.port) + " . " + e.src.to_string();
-  if (e.lifetime) s += " timeout " + std::to_string(std::max<std::int64_t>(1, e.lifetime->count())) + "s";
+  std::string s =
+      e.dst.ip.to_string() + " . " + std::to_string(e.dst.port) + " . " + e.src.to_string();
+  if (e.lifetime)
+    s += " timeout " + std::to_string(std::max<std::int64_t>(1, e.lifetime->count())) + "s";
   return s;
 }
 
@@ -29,8 +31,8 @@ std::string key_text(const AllowElement& e) {
 }
 
 // "add element inet T allow4 { a, b }" for the elements of one family; empty if none.
-std::string element_command(const char* verb, const std::string& table, std::span<const AllowElement> elements,
-                            bool v6, bool with_lifetime) {
+std::string element_command(const char* verb, const std::string& table,
+                            std::span<const AllowElement> elements, bool v6, bool with_lifetime) {
   std::string list;
   for (const auto& e : elements) {
     if (e.dst.ip.is_v6() != v6 || e.src.is_v6() != v6) continue;
@@ -38,13 +40,16 @@ std::string element_command(const char* verb, const std::string& table, std::spa
     list += with_lifetime ? element_text(e) : key_text(e);
   }
   if (list.empty()) return "";
-  return std::string(verb) + " element inet " + table + (v6 ? " allow6" : " allow4") + " { " + list + " }\n";
+  return std::string(verb) + " element inet " + table + (v6 ? " allow6" : " allow4") + " { " +
+         list + " }\n";
 }
 
 }  // namespace
 
 bool never_an_underlay_destination(const IpAddr& ip, bool enable_ipv6) {
-  if (!ip.valid() || ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast()) return true;
+  if (!ip.valid() || ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() ||
+      ip.is_broadcast())
+    return true;
   return ip.is_v6() && !enable_ipv6;
 }
 
@@ -63,7 +68,8 @@ std::optional<IpAddr> route_source(const IpPort& dst) {
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa), len) != 0) return std::nullopt;
   sockaddr_storage local{};
   socklen_t local_len = sizeof local;
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return std::nullopt;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+    return std::nullopt;
   auto src = IpPort::from_sockaddr(reinterpret_cast<const sockaddr*>(&local), local_len);
   if (!src || !src->ip.valid() || src->ip.is_unspecified()) return std::nullopt;
   // One of the host's own addresses: the route picks the destination itself, or a
@@ -72,21 +78,25 @@ std::optional<IpAddr> route_source(const IpPort& dst) {
   return src->ip;
 }
 
-std::string nft_rebuild_script(const std::string& table, std::uint16_t port, std::span<const AllowElement> elements) {
+std::string nft_rebuild_script(const std::string& table, std::uint16_t port,
+                               std::span<const AllowElement> elements) {
   const std::string t = "inet " + table;
   std::string s;
   s += "add table " + t + "\n";
   s += "add set " + t + " allow4 { type ipv4_addr . inet_service . ipv4_addr; flags timeout; }\n";
   s += "add set " + t + " allow6 { type ipv6_addr . inet_service . ipv6_addr; flags timeout; }\n";
   s += "add counter " + t + " dropped\n";
-  s += "add chain " + t + " underlay_out { type filter hook output priority filter; policy accept; }\n";
+  s += "add chain " + t +
+       " underlay_out { type filter hook output priority filter; policy accept; }\n";
   s += "flush chain " + t + " underlay_out\n";
   s += "flush set " + t + " allow4\n";
   s += "flush set " + t + " allow6\n";
   if (port != 0) {
     const std::string p = std::to_string(port);
-    s += "add rule " + t + " underlay_out udp sport " + p + " ip daddr . udp dport . ip saddr @allow4 accept\n";
-    s += "add rule " + t + " underlay_out udp sport " + p + " ip6 daddr . udp dport . ip6 saddr @allow6 accept\n";
+    s += "add rule " + t + " underlay_out udp sport " + p +
+         " ip daddr . udp dport . ip saddr @allow4 accept\n";
+    s += "add rule " + t + " underlay_out udp sport " + p +
+         " ip6 daddr . udp dport . ip6 saddr @allow6 accept\n";
     s += "add rule " + t + " underlay_out udp sport " + p + " counter name dropped drop\n";
   }
   s += element_command("add", table, elements, false, true);
@@ -108,7 +118,8 @@ std::string nft_add_script(const std::string& table, std::span<const AllowElemen
   return s;
 }
 
-TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes, std::span<const IpAddr> underlay_destinations) {
+TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes,
+                             std::span<const IpAddr> underlay_destinations) {
   TunRoutePlan plan;
   std::set<IpPrefix> seen;
   for (const auto& p : prefixes) {
@@ -135,8 +146,8 @@ void CandidateRegistry::prune(Clock::time_point now) {
   }
 }
 
-CandidateRegistry::Verdict CandidateRegistry::admit(std::uint32_t peer_id, const IpPort& addr, bool enable_ipv6,
-                                                    Clock::time_point now) {
+CandidateRegistry::Verdict CandidateRegistry::admit(std::uint32_t peer_id, const IpPort& addr,
+                                                    bool enable_ipv6, Clock::time_point now) {
   if (!bucket_.take(now)) return Verdict::kRateLimited;
   if (peers_.count(peer_id) == 0) return Verdict::kUnknownPeer;
   if (!is_pingable_for_broker(addr, enable_ipv6)) return Verdict::kNotPingable;
@@ -148,7 +159,8 @@ CandidateRegistry::Verdict CandidateRegistry::admit(std::uint32_t peer_id, const
   return Verdict::kAccepted;
 }
 
-std::vector<std::pair<IpPort, std::chrono::seconds>> CandidateRegistry::live(Clock::time_point now) {
+std::vector<std::pair<IpPort, std::chrono::seconds>> CandidateRegistry::live(
+    Clock::time_point now) {
   prune(now);
   std::vector<std::pair<IpPort, std::chrono::seconds>> out;
   for (const auto& [peer, addrs] : learned_) {
@@ -162,24 +174,30 @@ std::vector<std::pair<IpPort, std::chrono::seconds>> CandidateRegistry::live(Clo
 
 std::string_view to_string(CandidateRegistry::Verdict v) {
   switch (v) {
-    case CandidateRegistry::Verdict::kAccepted: return "accepted";
-    case CandidateRegistry::Verdict::kUnknownPeer: return "not a disco peer of the netmap";
-    case CandidateRegistry::Verdict::kNotPingable: return "not a pingable address";
-    case CandidateRegistry::Verdict::kPeerFull: return "32 learned candidates already";
-    case CandidateRegistry::Verdict::kRateLimited: break;
+    case CandidateRegistry::Verdict::kAccepted:
+      return "accepted";
+    case CandidateRegistry::Verdict::kUnknownPeer:
+      return "not a disco peer of the netmap";
+    case CandidateRegistry::Verdict::kNotPingable:
+      return "not a pingable address";
+    case CandidateRegistry::Verdict::kPeerFull:
+      return "32 learned candidates already";
+    case CandidateRegistry::Verdict::kRateLimited:
+      break;
   }
   return "rate limited";
 }
 
 // ---- NftAllowlist ----
 
-Result<std::unique_ptr<NftAllowlist>> NftAllowlist::install(std::uint16_t port,
-                                                            std::span<const AllowElement> elements) {
+Result<std::unique_ptr<NftAllowlist>> NftAllowlist::install(
+    std::uint16_t port, std::span<const AllowElement> elements) {
   nft_ctx* ctx = nft_ctx_new(NFT_CTX_DEFAULT);
   if (ctx == nullptr) return make_error("nftables: cannot create a context");
   nft_ctx_buffer_output(ctx);
   nft_ctx_buffer_error(ctx);
-  std::unique_ptr<NftAllowlist> self(new NftAllowlist(ctx, kTablePrefix + std::to_string(::getpid())));
+  std::unique_ptr<NftAllowlist> self(
+      new NftAllowlist(ctx, kTablePrefix + std::to_string(::getpid())));
   // Tables of brokers that are gone would keep filtering a port someone may reuse.
   nft_ctx_output_set_flags(ctx, NFT_CTX_OUTPUT_JSON);
   if (nft_run_cmd_from_buffer(ctx, "list tables inet") == 0) {
@@ -190,7 +208,9 @@ Result<std::unique_ptr<NftAllowlist>> NftAllowlist::install(std::uint16_t port,
         const auto& name = item["table"].value("name", std::string());
         if (name.rfind(kTablePrefix, 0) != 0) continue;
         const std::string digits = name.substr(std::string(kTablePrefix).size());
-        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        if (digits.empty() || digits.size() > 9 ||
+            !std::all_of(digits.begin(), digits.end(), ::isdigit))
+          continue;
         const pid_t pid = static_cast<pid_t>(std::stol(digits));
         if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
         spdlog::info("egress allowlist: removing table {} of a broker that is gone", name);
@@ -223,11 +243,14 @@ Status NftAllowlist::rebuild(std::uint16_t port, std::span<const AllowElement> e
   return run(nft_rebuild_script(table_, port, elements));
 }
 
-Status NftAllowlist::add(std::span<const AllowElement> elements) { return run(nft_add_script(table_, elements)); }
+Status NftAllowlist::add(std::span<const AllowElement> elements) {
+  return run(nft_add_script(table_, elements));
+}
 
 std::uint64_t NftAllowlist::dropped_packets() {
   nft_ctx_output_set_flags(ctx_, NFT_CTX_OUTPUT_JSON);
-  const int rc = nft_run_cmd_from_buffer(ctx_, ("list counter inet " + table_ + " dropped").c_str());
+  const int rc =
+      nft_run_cmd_from_buffer(ctx_, ("list counter inet " + table_ + " dropped").c_str());
   nft_ctx_output_set_flags(ctx_, 0);
   if (rc != 0) return 0;
   auto j = nlohmann::json::parse(nft_ctx_get_output_buffer(ctx_), nullptr, false);
@@ -235,7 +258,8 @@ std::uint64_t NftAllowlist::dropped_packets() {
   for (const auto& item : j["nftables"]) {
     if (!item.is_object() || !item.contains("counter") || !item["counter"].is_object()) continue;
     const auto& c = item["counter"];
-    if (c.contains("packets") && c["packets"].is_number_unsigned()) return c["packets"].get<std::uint64_t>();
+    if (c.contains("packets") && c["packets"].is_number_unsigned())
+      return c["packets"].get<std::uint64_t>();
   }
   return 0;
 }

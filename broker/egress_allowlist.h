@@ -70,7 +70,8 @@ struct TunRoutePlan {
   std::vector<IpPrefix> routes;
   std::vector<IpPrefix> skipped;
 };
-TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes, std::span<const IpAddr> underlay_destinations);
+TunRoutePlan plan_tun_routes(std::span<const IpPrefix> prefixes,
+                             std::span<const IpAddr> underlay_destinations);
 
 // The nft script that creates the table if needed and replaces its rules and set
 // contents in one transaction (the drop counter survives). `port` 0: no rules
@@ -94,7 +95,8 @@ class CandidateRegistry {
   using Limits = CandidateLimits;
   enum class Verdict { kAccepted, kUnknownPeer, kNotPingable, kPeerFull, kRateLimited };
 
-  explicit CandidateRegistry(Limits limits = Limits()) : limits_(limits), bucket_(limits.rate_per_second, limits.burst) {}
+  explicit CandidateRegistry(Limits limits = Limits())
+      : limits_(limits), bucket_(limits.rate_per_second, limits.burst) {}
 
   // The netmap's disco peers; learned candidates of departed peers are forgotten.
   void set_peers(const std::set<std::uint32_t>& peer_ids);
@@ -119,7 +121,8 @@ std::string_view to_string(CandidateRegistry::Verdict v);
 class NftAllowlist {
  public:
   // Removes tables left by brokers that are gone, then creates "tailwarden_<pid>".
-  static Result<std::unique_ptr<NftAllowlist>> install(std::uint16_t port, std::span<const AllowElement> elements);
+  static Result<std::unique_ptr<NftAllowlist>> install(std::uint16_t port,
+                                                       std::span<const AllowElement> elements);
   ~NftAllowlist();
   NftAllowlist(const NftAllowlist&) = delete;
   NftAllowlist& operator=(const NftAllowlist&) = delete;

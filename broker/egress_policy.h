@@ -1,9 +1,9 @@
-// The broker's egress policy (DESIGN.md §5 layer 1): the broker is the only process
-// that creates sockets, and it dials TCP only to DERP nodes of the current DERP map,
-// at their fixed IPv4 by default; a host name is resolved only when the operator set
-// derp_dns. STUN goes to fixed IPv4 map entries only (spec/direct-underlay.md §1.3:
-// never resolved). Every refusal is logged and counted (egress_refused_total).
-// Pure decisions: the caller does the resolving and dialling.
+// The broker's egress policy (docs/design.md#6-egress-the-single-egress-invariant): the broker is
+// the only process that creates sockets, and it dials TCP only to DERP nodes of the current DERP
+// map, at their fixed IPv4 by default; a host name is resolved only when the operator set derp_dns.
+// STUN goes to fixed IPv4 map entries only (docs/direct-underlay.md#our-endpoints: never resolved).
+// Every refusal is logged and counted (egress_refused_total). Pure decisions: the caller does the
+// resolving and dialling.
 #pragma once
 
 #include <cstdint>

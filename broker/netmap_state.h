@@ -1,5 +1,5 @@
 // The netmap in force, with the stable 32-bit peer ids the broker assigns (one per
-// node key, kept across generations, DESIGN.md §3) and the per-child views of it.
+// node key, kept across generations, docs/design.md#4-ipc) and the per-child views of it.
 #pragma once
 
 #include <cstdint>

@@ -2,14 +2,13 @@
 // socket (on request and on link change), dialling DERP for netproc under the
 // egress policy, and reloading the netmap when its file changes.
 #include <linux/netlink.h>
-#include <net/if.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 
 #include "broker/atomic_file.h"
 #include "broker/daemon.h"
@@ -46,14 +45,14 @@ void Daemon::rebind(std::function<void(Status)> done) {
   };
   if (!pinned) return bind_and_hand_over(false);
   // Keeping a pinned port: netproc lets go of the socket first, then the broker
-  // closes its copy, so the port is free to bind again (spec §0.1).
+  // closes its copy, so the port is free to bind again (docs/direct-underlay.md#the-socket).
   child_call(
       ipc::Role::kNetproc, [](std::uint32_t id) { return ipc::AnyMessage(ipc::ReleaseUdp{id}); },
       [this, bind_and_hand_over](std::optional<std::string> r) {
-    if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
-    udp_.reset();
-    bind_and_hand_over(true);
-  });
+        if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
+        udp_.reset();
+        bind_and_hand_over(true);
+      });
 }
 
 void Daemon::on_derp_dial_request(const ipc::DerpDialRequest& req) {

@@ -1,5 +1,5 @@
 // fork+exec of a sandboxed child with its fds at fixed numbers and nothing else open
-// (DESIGN.md §2 step 3). Pre-exec, still privileged, the child arms PDEATHSIG and
+// (docs/design.md#3-start-up). Pre-exec, still privileged, the child arms PDEATHSIG and
 // enters a fresh, empty network namespace that the broker creates for it; the rest of
 // the sandbox (privilege drop, NoNewPrivs, seccomp) the child applies to itself.
 #pragma once

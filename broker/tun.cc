@@ -1,6 +1,5 @@
 #include "broker/tun.h"
 
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if.h>

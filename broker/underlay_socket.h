@@ -1,4 +1,4 @@
-// The one underlay UDP socket (spec/direct-underlay.md §0.1). The broker creates and
+// The one underlay UDP socket (docs/direct-underlay.md#the-socket). The broker creates and
 // binds it; netproc only ever receives the fd.
 #pragma once
 

@@ -1,4 +1,4 @@
-// `tailwarden debug …`: offline codec tools (issue 2). Each prints exactly one line
+// `tailwarden debug …`: offline codec tools. Each prints exactly one line
 // and exits 0, or prints a one-line error on stderr and exits 1. Nothing here
 // touches the network.
 #include <iostream>

@@ -1,5 +1,6 @@
 #include "cli/status_format.h"
 
+#include <cctype>
 #include <cstdio>
 
 namespace tw::cli {
@@ -19,12 +20,29 @@ std::string latency(const nlohmann::json& j) {
   return buf;
 }
 
+// "UDP+DERP" from the route field ("udp+derp").
+std::string route_upper(const nlohmann::json& peer) {
+  std::string r = str(peer, "route", "?");
+  for (char& ch : r) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return r;
+}
+
+// What the path state adds to the path: a failover or an expired trust sends over
+// two routes at once, which plain "direct" or "relay" would hide.
+std::string state_suffix(const nlohmann::json& peer) {
+  const std::string state = str(peer, "state", "");
+  if (state == "failing_over") return " (failing over: " + route_upper(peer) + ")";
+  if (state == "expired") return " (trust expired: " + route_upper(peer) + ")";
+  if (state == "probing") return " (probing)";
+  return "";
+}
+
 std::string path_text(const nlohmann::json& peer) {
   const std::string path = str(peer, "path", "none");
-  if (path == "direct") return "direct " + str(peer, "endpoint");
-  if (path == "derp") return "relay \"" + str(peer, "derp_region", "?") + "\"";
+  if (path == "direct") return "direct " + str(peer, "endpoint") + state_suffix(peer);
+  if (path == "derp") return "relay \"" + str(peer, "derp_region", "?") + "\"" + state_suffix(peer);
   if (path == "idle") return "idle";
-  return "no path";
+  return "no path" + state_suffix(peer);
 }
 
 std::string region_label(const nlohmann::json& d) {

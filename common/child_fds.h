@@ -1,4 +1,4 @@
-// The fixed fd numbers a sandboxed child is started with (DESIGN.md §2 step 3).
+// The fixed fd numbers a sandboxed child is started with (docs/design.md#3-start-up).
 // Everything else is closed by the broker before exec; stdin/stdout are /dev/null
 // and stderr is the broker's log stream.
 #pragma once

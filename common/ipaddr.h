@@ -1,6 +1,6 @@
 // IP addresses and ip:port endpoints as plain values: trivially copyable, hashable,
 // comparable, with IPv4-mapped IPv6 (::ffff:a.b.c.d) normalised to IPv4 at every
-// entry point (spec/direct-underlay.md §0.1).
+// entry point (docs/direct-underlay.md#the-socket).
 #pragma once
 
 #include <netinet/in.h>

@@ -82,8 +82,8 @@ Result<NodeKeys> load_key_file(const std::string& path) {
   // could write (or replace) must not become this node's identity.
   if (st.st_uid != ::geteuid()) {
     ::close(fd);
-    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) + ", not by the user loading it (uid " +
-                      std::to_string(::geteuid()) + ")");
+    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) +
+                      ", not by the user loading it (uid " + std::to_string(::geteuid()) + ")");
   }
   if (st.st_size > 64 * 1024) {
     ::close(fd);

@@ -1,4 +1,4 @@
-// Counters for every decision and drop (spec/direct-underlay.md §0.7). Counters are
+// Counters for every decision and drop (docs/direct-underlay.md#observability). Counters are
 // registered once at start-up; the hot path holds a reference and only increments.
 // Output is Prometheus text; names carry the "tailwarden_" prefix.
 #pragma once

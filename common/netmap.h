@@ -1,4 +1,4 @@
-// The netmap: who we are, who our peers are, and the DERP map (DESIGN.md §8). It comes
+// The netmap: who we are, who our peers are, and the DERP map (docs/design.md). It comes
 // from outside (a controller writes the file), so parsing is strict and every error
 // names the peer and field: a bad netmap is refused and the running one stays.
 #pragma once

@@ -1,4 +1,4 @@
-// Child-side privilege drop (DESIGN.md §2, step 3): run in tailwarden-netproc and
+// Child-side privilege drop (docs/design.md#3-start-up): run in tailwarden-netproc and
 // tailwarden-dataproc after fds are validated and rings mapped, before the seccomp
 // filter is loaded. Every step is checked: a child that cannot drop what it must
 // exits instead of running with more than it should.

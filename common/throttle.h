@@ -11,7 +11,8 @@ namespace tw {
 class TokenBucket {
  public:
   using Clock = std::chrono::steady_clock;
-  TokenBucket(double rate_per_second, double burst) : rate_(rate_per_second), burst_(burst), tokens_(burst) {}
+  TokenBucket(double rate_per_second, double burst)
+      : rate_(rate_per_second), burst_(burst), tokens_(burst) {}
 
   // Takes one token if there is one.
   bool take(Clock::time_point now) {

@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <nlohmann/json.hpp>
+
+#include "common/overloaded.h"
 
 namespace tw::dataproc {
 
@@ -36,58 +39,84 @@ void Runtime::start(std::function<void(int)> on_exit) {
 
 void Runtime::on_broker_message(ipc::ReceivedMessage m) {
   std::visit(
-      [&](auto& msg) {
-        using M = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<M, ipc::DataprocSetup>) {
-          device_.set_private_key(msg.node_private);
-          have_key_ = true;
-          (void)broker_.send(ipc::Ready{});
-        } else if constexpr (std::is_same_v<M, ipc::DataprocNetmap>) {
-          auto full = assembler_.add(std::move(msg));
-          if (!full) {
-            spdlog::error("netmap from broker: {}", full.error());
-            broker_.close("bad netmap parts");
-            return;
-          }
-          if (!*full) return;
-          std::vector<wg::PeerConfig> peers;
-          known_peer_ids_.clear();
-          for (auto& p : (*full)->peers) {
-            known_peer_ids_.push_back(p.peer_id);
-            peers.push_back(wg::PeerConfig{p.peer_id, p.node_key, p.allowed_ips, {}});
-          }
-          device_.set_peers(peers);
-          spdlog::info("netmap generation {}: {} peers", (*full)->generation, peers.size());
-          arm_timer();
-        } else if constexpr (std::is_same_v<M, ipc::TunFd>) {
-          if (m.fds.empty()) return;
-          tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
-          tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
-        } else if constexpr (std::is_same_v<M, ipc::StatusRequest>) {
-          ipc::StatusReply r;
-          r.request_id = msg.request_id;
-          r.body = msg.topic == "metrics" ? metrics_text() : status_json();
-          (void)broker_.send(r);
-        } else if constexpr (std::is_same_v<M, ipc::Shutdown>) {
-          spdlog::info("shutdown: {}", msg.reason);
-          on_exit_(0);
-        } else if constexpr (std::is_same_v<M, ipc::RingReset>) {
-          from_net_.resync();
-          to_net_.resync();
-        }
+      Overloaded{
+          [&](ipc::DataprocSetup& msg) {
+            device_.set_private_key(msg.node_private);
+            have_key_ = true;
+            (void)broker_.send(ipc::Ready{});
+          },
+          [&](ipc::DataprocNetmap& msg) { on_netmap(std::move(msg)); },
+          [&](ipc::TunFd& msg) {
+            if (m.fds.empty()) return;
+            tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
+            tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
+          },
+          [&](ipc::StatusRequest& msg) {
+            ipc::StatusReply r;
+            r.request_id = msg.request_id;
+            r.body = msg.topic == "metrics" ? metrics_text() : status_json();
+            (void)broker_.send(r);
+          },
+          [&](ipc::Shutdown& msg) {
+            spdlog::info("shutdown: {}", msg.reason);
+            on_exit_(0);
+          },
+          [&](ipc::RingReset&) {
+            from_net_.resync();
+            to_net_.resync();
+          },
+          // The catalogue lets none of these through from the broker: a link that
+          // carries one is not what it claims, so it is closed (and we exit).
+          on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                    ipc::DerpDialFailed, ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest,
+                    ipc::EndpointsUpdate, ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
+                    ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
+                    ipc::ReleaseUdp>([&] { broker_.close("message not for dataproc"); }),
       },
       m.message);
 }
 
+void Runtime::on_netmap(ipc::DataprocNetmap part) {
+  auto full = assembler_.add(std::move(part));
+  if (!full) {
+    spdlog::error("netmap from broker: {}", full.error());
+    broker_.close("bad netmap parts");
+    return;
+  }
+  if (!*full) return;
+  std::vector<wg::PeerConfig> peers;
+  known_peer_ids_.clear();
+  for (auto& p : (*full)->peers) {
+    known_peer_ids_.push_back(p.peer_id);
+    peers.push_back(wg::PeerConfig{p.peer_id, p.node_key, p.allowed_ips, {}});
+  }
+  device_.set_peers(peers);
+  spdlog::info("netmap generation {}: {} peers", (*full)->generation, peers.size());
+  arm_timer();
+}
+
+// netproc may ask for one thing only: a ClientInfo sealed with the node key.
 void Runtime::on_peer_message(ipc::ReceivedMessage m) {
-  auto* req = std::get_if<ipc::SealClientInfoRequest>(&m.message);
-  if (req == nullptr) return;  // the catalogue admits nothing else from netproc
+  std::visit(
+      Overloaded{
+          [&](ipc::SealClientInfoRequest& req) { on_seal_request(req); },
+          on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                    ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
+                    ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
+                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
+                    ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
+                    ipc::ReleaseUdp>([&] { peer_.close("message not for dataproc"); }),
+      },
+      m.message);
+}
+
+void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
   ipc::SealClientInfoReply reply;
-  reply.request_id = req->request_id;
-  auto sealed = !have_key_                                     ? Result<Bytes>(make_error("no key yet"))
-                : !seal_bucket_.take(TokenBucket::Clock::now()) ? Result<Bytes>(make_error("rate-limited"))
-                                                                : device_.seal_derp_client_info(req->server_key,
-                                                                                                req->client_info_json);
+  reply.request_id = req.request_id;
+  auto sealed = !have_key_ ? Result<Bytes>(make_error("no key yet"))
+                : !seal_bucket_.take(TokenBucket::Clock::now())
+                    ? Result<Bytes>(make_error("rate-limited"))
+                    : device_.seal_derp_client_info(req.server_key, req.client_info_json);
   if (sealed) {
     reply.sealed = std::move(*sealed);
   } else {
@@ -97,6 +126,9 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
   (void)peer_.send(reply);
 }
 
+// The packet path, in the order of runtime.h's header: outbound, inbound, flush.
+void Runtime::on_tun_packet(ByteView packet) { device_.on_tun_packet(packet, Clock::now(), out_); }
+
 void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   const TimePoint now = Clock::now();
   for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -104,8 +136,6 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   }
   flush();
 }
-
-void Runtime::on_tun_packet(ByteView packet) { device_.on_tun_packet(packet, Clock::now(), out_); }
 
 void Runtime::flush() {
   if (tun_) {
@@ -160,6 +190,43 @@ std::string Runtime::status_json() const {
   return nlohmann::json{{"peers", peers}}.dump();
 }
 
+namespace {
+
+// Every WireGuard device counter, exported as tailwarden_wg_<name>.
+struct DeviceCounterExport {
+  const char* name;
+  std::uint64_t wg::DeviceCounters::*field;
+};
+constexpr DeviceCounterExport kDeviceCounterExports[] = {
+    {"handshake_initiations_sent_total", &wg::DeviceCounters::handshake_initiations_sent},
+    {"handshake_responses_sent_total", &wg::DeviceCounters::handshake_responses_sent},
+    {"handshake_initiations_received_total", &wg::DeviceCounters::handshake_initiations_received},
+    {"handshake_responses_received_total", &wg::DeviceCounters::handshake_responses_received},
+    {"handshakes_failed_total", &wg::DeviceCounters::handshakes_failed},
+    {"handshake_timeouts_total", &wg::DeviceCounters::handshake_timeouts},
+    {"replayed_initiations_total", &wg::DeviceCounters::replayed_initiations},
+    {"flooded_initiations_total", &wg::DeviceCounters::flooded_initiations},
+    {"invalid_mac1_total", &wg::DeviceCounters::invalid_mac1},
+    {"cookie_replies_sent_total", &wg::DeviceCounters::cookie_replies_sent},
+    {"cookie_replies_received_total", &wg::DeviceCounters::cookie_replies_received},
+    {"invalid_messages_total", &wg::DeviceCounters::invalid_messages},
+    {"unknown_index_total", &wg::DeviceCounters::unknown_index},
+    {"unknown_index_initiations_total", &wg::DeviceCounters::unknown_index_initiations},
+    {"decryption_failures_total", &wg::DeviceCounters::decryption_failures},
+    {"expired_sessions_total", &wg::DeviceCounters::expired_sessions},
+    {"replays_total", &wg::DeviceCounters::replays},
+    {"allowedips_drops_total", &wg::DeviceCounters::allowedips_drops},
+    {"invalid_inner_packets_total", &wg::DeviceCounters::invalid_inner_packets},
+    {"no_route_total", &wg::DeviceCounters::no_route},
+    {"staged_dropped_total", &wg::DeviceCounters::staged_dropped},
+};
+// A counter added to DeviceCounters without a row here fails to compile.
+static_assert(std::size(kDeviceCounterExports) * sizeof(std::uint64_t) ==
+                  sizeof(wg::DeviceCounters),
+              "export every wg::DeviceCounters field in kDeviceCounterExports");
+
+}  // namespace
+
 std::string Runtime::metrics_text() const {
   const auto& c = device_.counters();
   std::string out = metrics_.prometheus_text();
@@ -167,22 +234,7 @@ std::string Runtime::metrics_text() const {
     out += std::string("# TYPE tailwarden_wg_") + name + " counter\ntailwarden_wg_" + name + " " +
            std::to_string(v) + "\n";
   };
-  line("handshake_initiations_sent_total", c.handshake_initiations_sent);
-  line("handshake_responses_sent_total", c.handshake_responses_sent);
-  line("handshake_initiations_received_total", c.handshake_initiations_received);
-  line("handshake_responses_received_total", c.handshake_responses_received);
-  line("handshakes_failed_total", c.handshakes_failed);
-  line("handshake_timeouts_total", c.handshake_timeouts);
-  line("replayed_initiations_total", c.replayed_initiations);
-  line("invalid_mac1_total", c.invalid_mac1);
-  line("cookie_replies_sent_total", c.cookie_replies_sent);
-  line("invalid_messages_total", c.invalid_messages);
-  line("unknown_index_total", c.unknown_index);
-  line("unknown_index_initiations_total", c.unknown_index_initiations);
-  line("decryption_failures_total", c.decryption_failures);
-  line("replays_total", c.replays);
-  line("allowedips_drops_total", c.allowedips_drops);
-  line("no_route_total", c.no_route);
+  for (const auto& e : kDeviceCounterExports) line(e.name, c.*e.field);
   line("ring_from_net_oversize_total", from_net_.stats().dropped_oversize);
   line("ring_from_net_bad_index_total", from_net_.stats().bad_index);
   return out;

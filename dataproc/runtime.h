@@ -1,17 +1,31 @@
 // dataproc's event loop: WireGuard between the rings (netproc) and the TUN device.
+// The packet path through dataproc (across processes: docs/design.md#5-where-a-packet-goes):
 //
-//   net->data ring --(datagram, peer id)--> WireGuardDevice --> TUN write
-//   TUN read --> WireGuardDevice --(datagram, peer id)--> data->net ring
+// Outbound, TUN to the data->net ring:
+//   1. TunIo::drain reads a burst from the TUN fd -> on_tun_packet for each packet;
+//   2. WireGuardDevice::on_tun_packet (wireguard/send.cc): AllowedIPs -> peer;
+//      encrypt into EngineOutput::to_network, or stage it and send an initiation;
+//   3. flush (after the burst): to_network -> data->net ring (RingProducer::push;
+//      a full ring is counted), doorbell rung if netproc sleeps.
+//
+// Inbound, net->data ring to TUN:
+//   4. RingReader copies a burst out of the ring -> on_ring_batch;
+//   5. WireGuardDevice::on_datagram (wireguard/receive.cc): handshakes, or
+//      handle_transport (receive_transport.cc): decrypt, replay window, AllowedIPs
+//      source check -> EngineOutput::to_tun;
+//   6. flush: to_tun -> TunIo::write.
+//
+// Timers: arm_timer runs WireGuardDevice::on_timer (rekey, keepalive, retries, key
+// erasure) at the device's next deadline, then flush.
 //
 // Control: the broker sends the node private key, the peers (netmap parts) and the
 // TUN fd; netproc may ask for one thing only, a sealed DERP ClientInfo.
 #pragma once
 
-#include <utility>  // before Asio
-
 #include <boost/asio.hpp>
 #include <memory>
 #include <optional>
+#include <utility>  // before Asio
 
 #include "common/metrics.h"
 #include "common/throttle.h"
@@ -44,7 +58,9 @@ class Runtime {
 
  private:
   void on_broker_message(ipc::ReceivedMessage m);
+  void on_netmap(ipc::DataprocNetmap part);
   void on_peer_message(ipc::ReceivedMessage m);
+  void on_seal_request(const ipc::SealClientInfoRequest& req);
   void on_ring_batch(const ipc::PacketBatch& batch);
   void on_tun_packet(ByteView packet);
   void flush();

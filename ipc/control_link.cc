@@ -65,7 +65,9 @@ void ControlLink::arm_read() {
 }
 
 namespace {
-bool carries_secret(MessageType t) { return t == MessageType::kNetprocSetup || t == MessageType::kDataprocSetup; }
+bool carries_secret(MessageType t) {
+  return t == MessageType::kNetprocSetup || t == MessageType::kDataprocSetup;
+}
 }  // namespace
 
 void ControlLink::on_readable() {
@@ -101,7 +103,8 @@ bool ControlLink::handle_datagram(ReceivedDatagram& d) {
     return false;
   }
   // The setup messages carry private keys: the raw bytes do not outlive the decode.
-  if (carries_secret(static_cast<MessageType>(header->type))) secure_wipe(d.bytes.data(), d.bytes.size());
+  if (carries_secret(static_cast<MessageType>(header->type)))
+    secure_wipe(d.bytes.data(), d.bytes.size());
   if (find_entry(header->type)->ends_setup) phase_ = Phase::kRunning;
   messages_->inc();
   ReceivedMessage received{std::move(*message), std::move(d.fds)};

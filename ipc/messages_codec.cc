@@ -294,10 +294,14 @@ AnyMessage get_any(MessageType t, BodyReader& r) {
     case MessageType::kTunFd: return get_tun_fd(r);
     case MessageType::kSealClientInfoRequest: return get_seal_request(r);
     case MessageType::kSealClientInfoReply: return get_seal_reply(r);
-    case MessageType::kRegisterCandidates: return get_register_candidates(r);
-    case MessageType::kCandidatesVerdict: return get_candidates_verdict(r);
-    case MessageType::kOperatorPing: return get_operator_ping(r);
-    case MessageType::kReleaseUdp: return get_release_udp(r);
+    case MessageType::kRegisterCandidates:
+      return get_register_candidates(r);
+    case MessageType::kCandidatesVerdict:
+      return get_candidates_verdict(r);
+    case MessageType::kOperatorPing:
+      return get_operator_ping(r);
+    case MessageType::kReleaseUdp:
+      return get_release_udp(r);
   }
   r.fail("unknown message type");
   return Ready{};

@@ -43,6 +43,7 @@ class App {
   void on_broker_message(ipc::ReceivedMessage m);
   void on_peer_message(ipc::ReceivedMessage m);
   void reply_status(std::uint32_t request_id, std::string body);
+  void on_status_request(const ipc::StatusRequest& msg);
   void on_setup(const ipc::NetprocSetup& s);
   void on_netmap(ipc::NetprocNetmap part);
   void on_ring_batch(const ipc::PacketBatch& batch);

@@ -137,7 +137,10 @@ void DerpLink::on_derp_conn(const ipc::DerpConn& m, ipc::UniqueFd fd) {
     regions_.note_heard(src, region, Clock::now());
     if (runtime_) runtime_->on_derp_packet(src, static_cast<std::uint32_t>(region), pkt);
   };
-  ev.on_peer_gone = [this, region](const NodePublic& peer, derp::PeerGoneReason) { regions_.peer_gone(peer, region); };
+  ev.on_peer_gone = [this, region](const NodePublic& peer, derp::PeerGoneReason reason) {
+    regions_.peer_gone(peer, region);
+    if (reason == derp::PeerGoneReason::kNotHere && runtime_) runtime_->on_derp_peer_not_here(peer);
+  };
   auto client = derp::DerpClient::start(fd.release(), std::move(cfg), {}, std::move(ev), Clock::now(), &metrics_);
   if (!client) return fail(region, client.error());
   Conn c;

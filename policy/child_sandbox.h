@@ -1,4 +1,4 @@
-// The start-up sequence both sandboxed children share (DESIGN.md §2 step 3):
+// The start-up sequence both sandboxed children share (docs/design.md#3-start-up):
 // validate the fixed fds, then - after the caller has mapped its rings and built
 // everything that opens files - drop privileges and load the seccomp filter last.
 #pragma once

@@ -1,6 +1,7 @@
-// Seccomp sandboxes of the two children (DESIGN.md §2 step 3, §5 layer 2). Each child
-// loads its own allowlist last in its set-up, after dropping privileges; anything not
-// in the table kills the whole process (SIGSYS), and so does a foreign architecture.
+// Seccomp sandboxes of the two children (docs/design.md#3-start-up,
+// #6-egress-the-single-egress-invariant). Each child loads its own allowlist last in its set-up,
+// after dropping privileges; anything not in the table kills the whole process (SIGSYS), and so
+// does a foreign architecture.
 #pragma once
 
 #include <sys/types.h>

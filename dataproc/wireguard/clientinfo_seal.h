@@ -1,5 +1,5 @@
 // The narrow sealing service netproc may ask of dataproc: box a DERP ClientInfo for
-// one server key with the node private key (wire-protocols.md §4.4), and nothing
+// one server key with the node private key, and nothing
 // else. The JSON must be a small object with only ClientInfo's known fields; what is
 // sealed is a canonical re-serialisation of it, never the caller's bytes.
 #pragma once

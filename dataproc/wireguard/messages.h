@@ -1,5 +1,5 @@
 // WireGuard wire formats: message types, exact sizes and field offsets, and the
-// protocol constants of the paper (spec/wireguard.md). Integers are little-endian.
+// protocol constants of the paper. Integers are little-endian.
 #pragma once
 
 #include <chrono>

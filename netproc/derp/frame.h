@@ -1,4 +1,4 @@
-// DERP framing (spec/wire-protocols.md §4.1–§4.4): `type(1) | len(4 BE) | payload`,
+// DERP framing: `type(1) | len(4 BE) | payload`,
 // and the payload layouts of every frame type. Pure codec: no I/O, no policy.
 #pragma once
 
@@ -157,7 +157,7 @@ struct Restarting {
 Bytes restarting_payload(const Restarting& r);
 Result<Restarting> parse_restarting(ByteView payload);
 
-// wire-protocols §1.1 LooksLikeDiscoWrapper (kept here so DERP does not depend on disco).
+// Go's LooksLikeDiscoWrapper (kept here so DERP does not depend on disco).
 bool looks_like_disco(ByteView packet) noexcept;
 
 }  // namespace tw::derp

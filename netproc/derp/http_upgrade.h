@@ -1,6 +1,6 @@
-// The HTTP/1.1 exchange that turns a TCP/TLS stream into a DERP stream (wire-protocols
-// §4.6). Only the status line (or request line) and a header block are split: no
-// bodies, no chunking, no continuation lines. Header blocks are bounded.
+// The HTTP/1.1 exchange that turns a TCP/TLS stream into a DERP stream. Only the status line (or
+// request line) and a header block are split: no bodies, no chunking, no continuation lines. Header
+// blocks are bounded.
 #pragma once
 
 #include <cstddef>

@@ -13,7 +13,8 @@ InboundDispatcher::InboundDispatcher(InboundHandlers handlers, MetricsRegistry& 
 
 void InboundDispatcher::dispatch(const NodePublic& src, RegionId region, ByteView packet) {
   if (looks_like_disco(packet)) {
-    // The disco layer checks the sender against the netmap itself (Part A §0.5).
+    // The disco layer checks the sender against the netmap itself
+    // (docs/direct-underlay.md#pings-and-pongs).
     disco_.inc();
     if (h_.relayed_disco) h_.relayed_disco(src, region, packet);
     return;

@@ -1,4 +1,4 @@
-// Sorting of packets received over DERP (wire-protocols §3.12): a disco-looking
+// Sorting of packets received over DERP: a disco-looking
 // payload goes to the relayed-disco handler with the DERP source key and region;
 // anything else is a WireGuard datagram from the peer owning the source node key,
 // and is dropped (and counted) when that key is not a known peer.

@@ -1,5 +1,5 @@
 // Which DERP regions to keep connected, when to (re)dial, and the per-region send
-// queues (wire-protocols §3.12, issue 6). Pure logic: time and randomness are
+// queues. Pure logic: time and randomness are
 // injected, dialling and closing are requests to the owner (in production the broker
 // dials the TCP connection and netproc wraps the fd in a DerpClient).
 //

@@ -1,5 +1,5 @@
 // The disco datagram: `magic(6) | sender disco public(32) | nonce(24) | tag(16) |
-// ciphertext` (spec/wire-protocols.md §1.1, direct-underlay Part B §4.1-§4.2), sealed
+// ciphertext`, sealed
 // with NaCl box under a per-peer precomputed key. Built for the per-packet path:
 // seal into a caller buffer, open in place, no allocation.
 #pragma once

@@ -1,5 +1,6 @@
-// Demux of one datagram on the shared underlay socket (spec/wire-protocols.md §3.11,
-// direct-underlay Part B §4.8). Header bytes and length only: no allocation, no crypto.
+// Demux of one datagram on the shared underlay socket
+// (docs/direct-underlay.md#per-datagram-robustness). Header bytes and length only: no allocation,
+// no crypto.
 #pragma once
 
 #include <cstdint>

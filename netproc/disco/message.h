@@ -1,5 +1,5 @@
 // Disco messages: the plaintext inside the box, `type(1) | version(1) | body`
-// (spec/wire-protocols.md §1.2-§1.4, spec/direct-underlay.md Part B §4.3-§4.5).
+// (as Tailscale's Go disco package defines it).
 // Parsing is lax as in Go and never allocates; types other than Ping, Pong and
 // CallMeMaybe parse as UnknownMessage so the caller can count and drop them.
 #pragma once

@@ -1,5 +1,5 @@
-// Disco messages as JSON, in the exact shape of `tailwarden debug disco-parse`
-// (issue 2): {"type":"ping","version":0,"txid":"<24 hex>","node_key":"nodekey:…"|null,
+// Disco messages as JSON, in the exact shape of `tailwarden debug disco-parse`:
+// {"type":"ping","version":0,"txid":"<24 hex>","node_key":"nodekey:…"|null,
 // "padding":N}, {"type":"pong",…,"src":"IP:PORT"}, {"type":"call_me_maybe",…,
 // "endpoints":[…]}, {"type":"unknown","code":N}. Keys keep this order.
 #pragma once

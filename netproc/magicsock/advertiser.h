@@ -1,4 +1,4 @@
-// Our advertised endpoints (spec/direct-underlay.md §0.5–§0.6, Part B §8.9, §8.12):
+// Our advertised endpoints (docs/direct-underlay.md#our-endpoints):
 // most useful first (STUN, then LAN only when allowed), at most 16, never an
 // unspecified address; published on change and replayed to every new subscriber so
 // a late subscriber (the control runner after it connects) loses nothing.

@@ -1,4 +1,4 @@
-// Go's betterAddr (wgengine/magicsock/endpoint.go; wire-protocols.md §3.8): should a
+// Go's betterAddr (wgengine/magicsock/endpoint.go): should a
 // path that just answered replace the current best? Latency points, LAN and IPv6
 // bonuses and a small hysteresis so near-equal paths do not flap.
 #pragma once

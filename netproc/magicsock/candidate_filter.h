@@ -1,4 +1,4 @@
-// Which addresses may become ping targets (spec/direct-underlay.md §0.3, Part B §5.8).
+// Which addresses may become ping targets (docs/direct-underlay.md#candidates).
 // Disco pings leave from the host's real address, so peer-supplied addresses are
 // filtered hard; control-supplied ones are trusted but still filtered by family and
 // by the LAN policy.

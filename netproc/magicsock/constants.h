@@ -1,5 +1,5 @@
-// Timing and size constants of the direct underlay (spec/direct-underlay.md Part B §3,
-// Go's wgengine/magicsock, wire-protocols.md §3.1). One place so tests and code agree.
+// Timing and size constants of the direct underlay (docs/direct-underlay.md, after
+// Go's wgengine/magicsock). One place so tests and code agree.
 #pragma once
 
 #include <chrono>
@@ -33,6 +33,9 @@ inline constexpr Duration kForcedSweepInterval = 5s;        // CMM-triggered swe
 inline constexpr Duration kPingBackInterval = 1s;           // per candidate, see PeerPaths::ping_back
 inline constexpr Duration kOnDemandDiscoveryInterval = 5s;  // send found no trusted path
 inline constexpr Duration kCallMeMaybeInterval = 5s;        // per peer
+// A call-me-maybe the relay could not deliver (the peer was not connected to it yet)
+// is retried after 250 ms, doubling per miss, until the normal interval applies again.
+inline constexpr Duration kCallMeMaybeNotHereRetry = 250ms;
 inline constexpr Duration kActiveTimeout = 45s;             // Go sessionActiveTimeout
 
 // Our endpoints and STUN.

@@ -1,5 +1,4 @@
-// The seam between the magicsock runtime and netproc's DERP side
-// (issue 5: "define the interface netproc's DERP side calls"). The runtime sends
+// The seam between the magicsock runtime and netproc's DERP side. The runtime sends
 // through a DerpRelay; the DERP side hands inbound packets to Runtime::on_derp_packet,
 // which sorts relayed disco from relayed WireGuard itself.
 #pragma once

@@ -3,12 +3,14 @@
 namespace tw::magicsock {
 
 EgressGate::EgressGate(MetricsRegistry& metrics)
-    : requested_(metrics.counter("egress_candidates_requested_total",
-                                 "Learned candidates netproc asked the broker to admit to the kernel allowlist")),
+    : requested_(metrics.counter(
+          "egress_candidates_requested_total",
+          "Learned candidates netproc asked the broker to admit to the kernel allowlist")),
       refused_(metrics.counter("egress_candidates_refused_total",
                                "Learned candidates the broker refused: nothing is sent to them")),
-      held_dropped_(metrics.counter("egress_held_dropped_total",
-                                    "Datagrams held for a candidate's approval and dropped (refused, late or full)")) {}
+      held_dropped_(metrics.counter(
+          "egress_held_dropped_total",
+          "Datagrams held for a candidate's approval and dropped (refused, late or full)")) {}
 
 void EgressGate::set_netmap_endpoints(std::span<const IpPort> endpoints) {
   netmap_ = std::set<IpPort>(endpoints.begin(), endpoints.end());
@@ -39,7 +41,8 @@ EgressGate::Decision EgressGate::check(std::uint32_t peer_id, const IpPort& to, 
     if (it->second - now < kRenewBefore) ask();  // in use: renew before it lapses
     return Decision::kSend;
   }
-  if (auto it = refused_until_.find(to); it != refused_until_.end() && it->second > now) return Decision::kDrop;
+  if (auto it = refused_until_.find(to); it != refused_until_.end() && it->second > now)
+    return Decision::kDrop;
   if (peer_id == 0) return Decision::kDrop;
   ask();
   return Decision::kHold;
@@ -63,8 +66,8 @@ void EgressGate::hold(const IpPort& to, ByteView datagram, TimePoint now) {
 }
 
 std::vector<std::pair<IpPort, Bytes>> EgressGate::on_verdict(std::span<const IpPort> approved,
-                                                             std::span<const IpPort> refused, Duration lifetime,
-                                                             TimePoint now) {
+                                                             std::span<const IpPort> refused,
+                                                             Duration lifetime, TimePoint now) {
   std::vector<std::pair<IpPort, Bytes>> out;
   for (const auto& a : approved) {
     approved_until_[a] = now + lifetime;
@@ -104,7 +107,8 @@ void EgressGate::expire(TimePoint now) {
   }
   std::erase_if(approved_until_, [now](const auto& kv) { return kv.second <= now; });
   std::erase_if(refused_until_, [now](const auto& kv) { return kv.second <= now; });
-  std::erase_if(requested_at_, [now](const auto& kv) { return now - kv.second >= kRetryAfter * 4; });
+  std::erase_if(requested_at_,
+                [now](const auto& kv) { return now - kv.second >= kRetryAfter * 4; });
 }
 
 std::size_t EgressGate::held() const {

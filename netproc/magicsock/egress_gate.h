@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/ipaddr.h"
 #include "common/metrics.h"
-#include "common/clock.h"
 
 namespace tw::magicsock {
 
@@ -45,11 +45,13 @@ class EgressGate {
 
   // May a datagram go to `to` (of broker peer `peer_id`; 0 = none) now? Approvals to
   // ask for are appended to `requests`.
-  Decision check(std::uint32_t peer_id, const IpPort& to, TimePoint now, std::vector<Request>& requests);
+  Decision check(std::uint32_t peer_id, const IpPort& to, TimePoint now,
+                 std::vector<Request>& requests);
   // Keeps a copy until the verdict (bounded; the oldest are dropped and counted).
   void hold(const IpPort& to, ByteView datagram, TimePoint now);
   // The broker's answer. Returns the held datagrams that may go now.
-  std::vector<std::pair<IpPort, Bytes>> on_verdict(std::span<const IpPort> approved, std::span<const IpPort> refused,
+  std::vector<std::pair<IpPort, Bytes>> on_verdict(std::span<const IpPort> approved,
+                                                   std::span<const IpPort> refused,
                                                    Duration lifetime, TimePoint now);
   // Drops held datagrams older than kHoldFor and forgets lapsed approvals.
   void expire(TimePoint now);

@@ -1,4 +1,4 @@
-// Counters for every path decision and drop (spec/direct-underlay.md §0.7). Registered
+// Counters for every path decision and drop (docs/direct-underlay.md#observability). Registered
 // once; the hot path only increments. Exported names get the "tailwarden_" prefix.
 #pragma once
 
@@ -33,6 +33,8 @@ struct MagicsockMetrics {
   Counter& cmm_recv;
   Counter& cmm_recv_rejected;
   Counter& cmm_send;
+  Counter& cmm_answer;
+  Counter& cmm_not_here;
   Counter& forced_sweep;
   Counter& forced_sweep_rate_limited;
   Counter& discovery_on_demand;

@@ -108,6 +108,7 @@ void PeerPaths::add_learned(const IpPort& a, CandidateSource s, TimePoint now,
 }
 
 CandidateDelta PeerPaths::learn_from_ping(const IpPort& src, TimePoint now) {
+  cmm_retry_backoff_ = Duration::zero();
   CandidateDelta delta;
   if (!is_pingable_candidate(src, ctx_->policy.enable_ipv6)) {
     m()->candidate_rejected_filter.inc();
@@ -118,6 +119,7 @@ CandidateDelta PeerPaths::learn_from_ping(const IpPort& src, TimePoint now) {
 }
 
 CandidateDelta PeerPaths::learn_from_call_me_maybe(std::span<const IpPort> eps, TimePoint now) {
+  cmm_retry_backoff_ = Duration::zero();  // it is on the relay: no more lost call-me-maybe
   std::vector<IpPort> accepted;
   for (const auto& ep : eps) {
     if (accepted.size() == kMaxCallMeMaybeEndpoints) break;
@@ -168,6 +170,23 @@ CandidateDelta PeerPaths::expire(TimePoint now) {
   }
   expire_in_flight(now);
   return delta;
+}
+
+PathState PeerPaths::state(TimePoint now) const {
+  if (!best_) return ping_in_flight(now) ? PathState::kProbing : PathState::kNoBest;
+  if (!trusted(now)) return PathState::kExpired;
+  return best_quiet(now) ? PathState::kFailingOver : PathState::kTrusted;
+}
+
+bool PeerPaths::best_quiet(TimePoint now) const {
+  const Duration quiet_limit =
+      std::max<Duration>(kFailoverRttMultiple * best_->latency, kFailoverFloor);
+  return best_unanswered_since_ && now - *best_unanswered_since_ > quiet_limit;
+}
+
+bool PeerPaths::ping_in_flight(TimePoint now) const {
+  return std::any_of(in_flight_.begin(), in_flight_.end(),
+                     [&](const InFlight& f) { return now - f.sent < kPingTimeout; });
 }
 
 bool PeerPaths::trusted(TimePoint now) const {
@@ -328,10 +347,16 @@ std::optional<TimePoint> PeerPaths::next_due(TimePoint now) const {
     if (is_learned(c.source)) consider(c.last_seen + kLearnedCandidateLifetime);
   }
   for (const auto& f : in_flight_) consider(f.sent + kPingTimeout);
-  if (trusted(now)) {
-    consider(*trust_until_ - kRefreshBeforeExpiry);
-  } else {
-    for (const auto& c : cands_) consider(c.last_ping ? *c.last_ping + kDiscoPingInterval : now);
+  switch (state(now)) {
+    case PathState::kTrusted:
+    case PathState::kFailingOver:
+      consider(*trust_until_ - kRefreshBeforeExpiry);  // refresh the best before it lapses
+      break;
+    case PathState::kNoBest:
+    case PathState::kProbing:
+    case PathState::kExpired:
+      for (const auto& c : cands_) consider(c.last_ping ? *c.last_ping + kDiscoPingInterval : now);
+      break;
   }
   return due;
 }

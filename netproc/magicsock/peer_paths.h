@@ -1,7 +1,7 @@
 // Per-peer direct-path state as pure logic with an injected clock: candidate
 // endpoints with their source and lifetime, in-flight disco pings, the best path and
 // its trust window, the ping schedule and the per-packet route decision
-// (spec/direct-underlay.md §0.3–§0.5; Go semantics for path choice).
+// (docs/direct-underlay.md; Go semantics for path choice).
 #pragma once
 
 #include <optional>
@@ -12,6 +12,7 @@
 #include "common/ipaddr.h"
 #include "netproc/magicsock/candidate_filter.h"
 #include "netproc/magicsock/metrics.h"
+#include "netproc/magicsock/path_state.h"
 #include "netproc/magicsock/status.h"
 #include "netproc/magicsock/types.h"
 
@@ -40,8 +41,6 @@ struct CandidateDelta {
   bool authoritative = false;
   bool empty() const { return added.empty() && removed.empty(); }
 };
-
-enum class RouteKind : std::uint8_t { kDrop, kDerp, kUdp, kUdpAndDerp };
 
 struct RouteDecision {
   RouteKind kind = RouteKind::kDrop;
@@ -101,6 +100,14 @@ class PeerPaths {
   // --- sending
   RouteDecision route(TimePoint now, bool derp_available);
   bool want_call_me_maybe(TimePoint now, bool have_endpoints);
+  // A call-me-maybe from this peer just arrived and our sweep towards it opened our
+  // NAT: answer with ours (same 5 s per-peer limit, only without a trusted path), so
+  // that its sweep towards us comes through. See docs/direct-underlay.md.
+  bool want_call_me_maybe_answer(TimePoint now, bool have_endpoints);
+  // The relay answered our latest call-me-maybe with "peer not here": it was lost.
+  // The next one may go after a short backoff (kCallMeMaybeNotHereRetry, doubling)
+  // instead of the full 5 s; a sign of life from the peer ends the backoff.
+  void note_call_me_maybe_not_here(TimePoint now);
   void note_active(TimePoint now) { last_active_ = now; }
   // Outbound traffic or an operator ping within the last 45 s.
   bool active(TimePoint now) const;
@@ -109,6 +116,7 @@ class PeerPaths {
   void invalidate_best();
 
   // --- readers
+  PathState state(TimePoint now) const;
   bool trusted(TimePoint now) const;
   std::optional<IpPort> best_addr(TimePoint now) const;  // trusted only
   const std::optional<BestPath>& best() const { return best_; }
@@ -136,9 +144,14 @@ class PeerPaths {
   void expire_in_flight(TimePoint now);
   void emit(Candidate& c, TimePoint now, RandomSource& rng, std::vector<PlannedPing>& out);
   bool want_full_ping(TimePoint now) const;
+  // A ping to the trusted best has gone unanswered for more than max(3 x RTT, 1 s).
+  bool best_quiet(TimePoint now) const;
+  bool ping_in_flight(TimePoint now) const;
   void choose_path(const IpPort& to, Duration rtt, TimePoint sent, TimePoint now, PongOutcome& out);
   void note_best_answered(TimePoint sent);
   void clear_best();
+  bool cmm_rate_allows(TimePoint now) const;
+  void note_cmm_sent(TimePoint now);
   MagicsockMetrics* m() const { return ctx_->metrics; }
 
   const PathsContext* ctx_;
@@ -151,6 +164,8 @@ class PeerPaths {
   std::optional<TimePoint> last_forced_sweep_;
   std::optional<TimePoint> last_on_demand_;
   std::optional<TimePoint> last_cmm_sent_;
+  std::optional<TimePoint> cmm_retry_at_;  // earlier than the 5 s limit: our last CMM was lost
+  Duration cmm_retry_backoff_{};           // zero: no call-me-maybe lost since the peer was heard
   std::optional<TimePoint> last_active_;
 };
 

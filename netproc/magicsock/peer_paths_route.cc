@@ -1,5 +1,5 @@
-// The per-packet route decision (spec/direct-underlay.md §0.4), call-me-maybe send
-// policy (§0.5), operator pings and the status snapshot of PeerPaths.
+// The per-packet route decision (docs/direct-underlay.md#the-send-rule), call-me-maybe
+// send policy, operator pings and the status snapshot of PeerPaths.
 #include <algorithm>
 
 #include "netproc/magicsock/constants.h"
@@ -11,29 +11,29 @@ RouteDecision PeerPaths::route(TimePoint now, bool derp_available) {
   expire_in_flight(now);
   note_active(now);
   RouteDecision d;
-  const RouteKind udp_and_derp = derp_available ? RouteKind::kUdpAndDerp : RouteKind::kUdp;
-  if (trusted(now)) {
-    d.udp = best_->addr;
-    d.kind = RouteKind::kUdp;
-    const Duration quiet_limit =
-        std::max<Duration>(kFailoverRttMultiple * best_->latency, kFailoverFloor);
-    if (best_unanswered_since_ && now - *best_unanswered_since_ > quiet_limit) {
-      d.kind = udp_and_derp;  // the best went quiet: do not wait out the trust window
+  const PathState st = state(now);
+  d.kind = route_kind(st, derp_available);
+  switch (st) {
+    case PathState::kTrusted:
+      d.udp = best_->addr;
+      break;
+    case PathState::kFailingOver:
+      d.udp = best_->addr;  // the best went quiet: do not wait out the trust window
       d.failover = true;
       m()->route_failover.inc();
-    }
-  } else {
-    if (best_) {
+      break;
+    case PathState::kExpired:
       d.udp = best_->addr;
-      d.kind = udp_and_derp;
-    } else {
-      d.kind = derp_available ? RouteKind::kDerp : RouteKind::kDrop;
-    }
-    if (!last_on_demand_ || now - *last_on_demand_ >= kOnDemandDiscoveryInterval) {
-      last_on_demand_ = now;
-      d.start_discovery = true;
-      m()->discovery_on_demand.inc();
-    }
+      [[fallthrough]];
+    case PathState::kNoBest:
+    case PathState::kProbing:
+      // No trusted path: (re)discover, at most every kOnDemandDiscoveryInterval.
+      if (!last_on_demand_ || now - *last_on_demand_ >= kOnDemandDiscoveryInterval) {
+        last_on_demand_ = now;
+        d.start_discovery = true;
+        m()->discovery_on_demand.inc();
+      }
+      break;
   }
   if (best_ && d.has_udp()) {
     // Traffic rides this address: ping it every second, answered or not, so a dead
@@ -70,11 +70,44 @@ bool PeerPaths::active(TimePoint now) const {
   return last_active_ && now - *last_active_ < kActiveTimeout;
 }
 
+bool PeerPaths::cmm_rate_allows(TimePoint now) const {
+  if (!last_cmm_sent_ || now - *last_cmm_sent_ >= kCallMeMaybeInterval) return true;
+  return cmm_retry_at_ && now >= *cmm_retry_at_;
+}
+
+void PeerPaths::note_cmm_sent(TimePoint now) {
+  last_cmm_sent_ = now;
+  cmm_retry_at_.reset();
+}
+
+void PeerPaths::note_call_me_maybe_not_here(TimePoint now) {
+  if (!last_cmm_sent_) return;  // not about anything we sent
+  m()->cmm_not_here.inc();
+  cmm_retry_backoff_ = cmm_retry_backoff_ == Duration::zero()
+                           ? kCallMeMaybeNotHereRetry
+                           : std::min<Duration>(2 * cmm_retry_backoff_, kCallMeMaybeInterval);
+  cmm_retry_at_ = now + cmm_retry_backoff_;
+}
+
 bool PeerPaths::want_call_me_maybe(TimePoint now, bool have_endpoints) {
   if (!active(now) || trusted(now) || !have_endpoints) return false;
-  if (last_cmm_sent_ && now - *last_cmm_sent_ < kCallMeMaybeInterval) return false;
-  last_cmm_sent_ = now;
+  if (!cmm_rate_allows(now)) return false;
+  note_cmm_sent(now);
   m()->cmm_send.inc();
+  return true;
+}
+
+// Why: with no endpoints from control, each side learns the other's only from its
+// call-me-maybe. The caller's first WireGuard packet may be lost at the relay (we were
+// not connected yet), and then nothing made us "active": its call-me-maybe taught us
+// its endpoints and our sweep opened our NAT, but it never learned ours and waited for
+// its next 5 s round. The peer asked to be reached, so we are trying to reach it.
+bool PeerPaths::want_call_me_maybe_answer(TimePoint now, bool have_endpoints) {
+  if (trusted(now) || !have_endpoints) return false;
+  if (!cmm_rate_allows(now)) return false;
+  note_cmm_sent(now);
+  m()->cmm_send.inc();
+  m()->cmm_answer.inc();
   return true;
 }
 
@@ -99,11 +132,19 @@ std::optional<PlannedPing> PeerPaths::plan_operator_ping(TimePoint now, RandomSo
 
 PeerPathStatus PeerPaths::status(TimePoint now, bool derp_available) const {
   PeerPathStatus s;
-  if (trusted(now)) {
-    s.path = PathKind::kDirect;
-    s.trust_remaining = *trust_until_ - now;
-  } else {
-    s.path = derp_available ? PathKind::kDerp : PathKind::kNone;
+  s.state = state(now);
+  s.route = route_kind(s.state, derp_available);
+  switch (s.state) {
+    case PathState::kTrusted:
+    case PathState::kFailingOver:
+      s.path = PathKind::kDirect;
+      s.trust_remaining = *trust_until_ - now;
+      break;
+    case PathState::kNoBest:
+    case PathState::kProbing:
+    case PathState::kExpired:
+      s.path = derp_available ? PathKind::kDerp : PathKind::kNone;
+      break;
   }
   if (best_) {
     s.best = best_->addr;

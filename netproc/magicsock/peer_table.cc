@@ -241,6 +241,15 @@ std::optional<PeerId> PeerTable::on_call_me_maybe(const DiscoPublic& sender,
   return id;
 }
 
+bool PeerTable::answer_call_me_maybe(PeerId id, TimePoint now, bool have_endpoints) {
+  if (id >= slots_.size() || !slots_[id].live) return false;
+  return slots_[id].paths.want_call_me_maybe_answer(now, have_endpoints);
+}
+
+void PeerTable::on_relay_not_here(const NodePublic& node, TimePoint now) {
+  if (auto id = by_node(node)) slots_[*id].paths.note_call_me_maybe_not_here(now);
+}
+
 // --- sending and ticks
 
 void PeerTable::mark_active(PeerId id) {

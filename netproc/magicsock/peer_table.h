@@ -1,7 +1,7 @@
 // All peers of one socket, keyed by node key with stable small ids: reconciled from
 // each netmap generation, the binding verifier, source attribution (exact ip:port →
 // peer) and the pinger tick over only the peers that have work
-// (spec/direct-underlay.md §0.3–§0.5, Part B §5.1, §5.9).
+// (docs/direct-underlay.md).
 #pragma once
 
 #include <optional>
@@ -84,6 +84,11 @@ class PeerTable {
   std::optional<PeerId> on_call_me_maybe(const DiscoPublic& sender, const NodePublic& derp_src,
                                          std::span<const IpPort> eps, TimePoint now,
                                          std::vector<PeerPing>& out);
+  // After on_call_me_maybe accepted one: whether to answer with ours now
+  // (PeerPaths::want_call_me_maybe_answer).
+  bool answer_call_me_maybe(PeerId id, TimePoint now, bool have_endpoints);
+  // The relay told us `node` is not connected to it (PeerGone "not here").
+  void on_relay_not_here(const NodePublic& node, TimePoint now);
 
   // Per outbound datagram. Runs on-demand discovery (pings into `out`) and decides
   // on a call-me-maybe when the send found no trusted path.

@@ -1,4 +1,4 @@
-// Our reflexive (public) addresses as peers see them (spec/direct-underlay.md §0.6):
+// Our reflexive (public) addresses as peers see them (docs/direct-underlay.md#our-endpoints):
 // learned from STUN responses and, secondarily, from a solicited pong's `src` sent by
 // a netmap member. Each expires 2 minutes after it was last confirmed; at most 16.
 #pragma once

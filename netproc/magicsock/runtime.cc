@@ -13,6 +13,11 @@ namespace tw::magicsock {
 namespace {
 constexpr Duration kTimerPeriod = std::chrono::milliseconds(250);
 constexpr int kBurstsPerTurn = 16;
+
+const TimeSource& system_time() {
+  static const SystemTimeSource s;
+  return s;
+}
 }  // namespace
 
 RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
@@ -36,10 +41,11 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
       operator_pings(r.counter("operator_pings_total", "Operator pings requested")),
       operator_ping_timeouts(r.counter("operator_ping_timeouts_total", "Operator pings that timed out")) {}
 
-Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry& metrics, DerpRelay* derp,
-                 RuntimeHooks hooks, RandomSource& rng)
+Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry& metrics,
+                 DerpRelay* derp, RuntimeHooks hooks, RandomSource& rng)
     : io_(io),
       cfg_(std::move(cfg)),
+      time_(cfg_.time != nullptr ? *cfg_.time : system_time()),
       metrics_(metrics),
       derp_(derp),
       hooks_(std::move(hooks)),
@@ -73,7 +79,7 @@ Runtime::~Runtime() {
 void Runtime::start() {
   if (running_) return;
   running_ = true;
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   stun_.start(now);
   next_pinger_ = now;
   tick(now);
@@ -93,13 +99,13 @@ void Runtime::arm_timer() {
   timer_.expires_after(kTimerPeriod);
   timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive || !running_) return;
-    tick(Clock::now());
+    tick(clock_now());
     arm_timer();
   });
 }
 
 void Runtime::adopt_udp(ipc::UniqueFd fd) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   const bool rebind = udp_ != nullptr || udp_gen_ > 0;
   release_udp();
   udp_ = std::make_unique<UdpIo>(std::move(fd), udp_c_, cfg_.rx_buffer_bytes);
@@ -151,61 +157,35 @@ bool is_wireguard(disco::DatagramKind k) {
 
 }  // namespace
 
+// Receive path, per burst (kBurstsPerTurn bursts at most, then back to the loop):
+//   place_burst      point the burst's placements at free net->data ring slots
+//   receive_placed   one recvmmsg, straight into them
+//   fill_in_place    WireGuard that landed whole in a slot: attribute, publish there
+//   (else) gather    everything else: copy into private memory first
+//   publish_in_place commit the filled slots (unfilled ones before them are skipped)
+//   on_udp_datagram  demux the copies: STUN, disco, WireGuard via deliver_pending
 void Runtime::drain_udp() {
   if (!udp_) return;
-  ipc::RingProducer* const ring = hooks_.rx_ring;
-  RxPlacement places[kUdpBurst];
-  RxDatagram got[kUdpBurst];
-  MutableByteView slow_views[kUdpBurst];
-  int slow[kUdpBurst];
+  RxPlacement places[kUdpBurst];  // by placement index (RxDatagram::index)
+  RxDatagram got[kUdpBurst];      // by arrival order
+  CopiedDatagram copied[kUdpBurst];
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
-    // The burst lands in free net→data slots first, the rest (ring full, or no
-    // ring) in UdpIo's private buffer.
-    const std::size_t reserved = ring != nullptr ? ring->reserve(kUdpBurst) : 0;
-    for (std::size_t i = 0; i < kUdpBurst; ++i) {
-      if (i < reserved) {
-        const ipc::SlotArea a = ring->area(i);
-        places[i] = RxPlacement{{a.head, a.rest}, {a.head_len, a.rest_len}};
-      } else {
-        places[i] = RxPlacement{};
-      }
-    }
+    InPlaceBurst burst;
+    burst.reserved = place_burst(places);
     const int n = udp_->receive_placed(places, got);
-    if (n < 0) break;  // the reservation lapses with the next one
-    // WireGuard wholly inside a slot's dense part is delivered where it landed: it
-    // is looked at there only to learn its kind, and only dataproc reads it after.
-    // Everything else is copied into private memory before anyone parses it.
-    std::size_t commit = 0;
-    std::uint64_t in_place = 0;
-    std::uint64_t unattributed = 0;
-    int slow_count = 0;
-    const IpPort* last_src = nullptr;  // bursts mostly come from one peer
-    std::uint32_t last_id = 0;
+    if (n < 0) break;  // EAGAIN; the reservation lapses with the next one
+    std::size_t copies = 0;
     for (int k = 0; k < n; ++k) {
-      const RxDatagram& d = got[k];
-      const RxPlacement& p = places[d.index];
-      if (d.index < reserved && d.length <= p.len[0] &&
-          is_wireguard(disco::classify_datagram(ByteView(p.piece[0], d.length)))) {
-        // Attribution cannot change within this loop: nothing here touches the table.
-        if (last_src == nullptr || !(*last_src == d.src)) {
-          last_id = attribute_wireguard(d.src);
-          last_src = &d.src;
-        }
-        unattributed += last_id == 0;
-        ring->fill(d.index, last_id, d.length);
-        commit = d.index + 1;
-        ++in_place;
-        continue;
-      }
-      slow_views[slow_count] = udp_->gather(d, p);
-      slow[slow_count++] = k;
+      const RxPlacement& p = places[got[k].index];
+      if (fill_in_place(got[k], p, burst)) continue;
+      copied[copies++] = CopiedDatagram{got[k].src, udp_->gather(got[k], p)};
     }
-    if (ring != nullptr) ring->commit(commit);  // unfilled slots before `commit` are skipped
-    if (in_place != 0) c_.wg_rx.inc(in_place);
-    if (unattributed != 0) c_.wg_rx_unattributed.inc(unattributed);  // dataproc attributes by receiver index
-    if (slow_count != 0) {
-      const TimePoint now = Clock::now();
-      for (int j = 0; j < slow_count; ++j) on_udp_datagram(got[slow[j]].src, slow_views[j], now);
+    // Publish before demuxing the copies: their WireGuard goes to the ring by push,
+    // which must not write over the reserved slots.
+    publish_in_place(burst);
+    if (copies != 0) {
+      const TimePoint now = clock_now();
+      for (std::size_t j = 0; j < copies; ++j) on_udp_datagram(copied[j].src, copied[j].data, now);
       if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
       deliver_pending();  // the views die with the next receive
     }
@@ -214,6 +194,47 @@ void Runtime::drain_udp() {
     if (n > 0 && !udp_->last_burst_full()) break;
   }
   udp_->flush();
+}
+
+std::size_t Runtime::place_burst(std::span<RxPlacement, kUdpBurst> places) {
+  ipc::RingProducer* const ring = hooks_.rx_ring;
+  const std::size_t reserved = ring != nullptr ? ring->reserve(kUdpBurst) : 0;
+  for (std::size_t i = 0; i < kUdpBurst; ++i) {
+    if (i < reserved) {
+      const ipc::SlotArea a = ring->area(i);
+      places[i] = RxPlacement{{a.head, a.rest}, {a.head_len, a.rest_len}};
+    } else {
+      places[i] = RxPlacement{};  // UdpIo's private buffer only
+    }
+  }
+  return reserved;
+}
+
+// Only the dense part counts: a datagram there is looked at only to learn its kind,
+// and dataproc is the first to parse it (after copying it out of the ring).
+bool Runtime::fill_in_place(const RxDatagram& d, const RxPlacement& p, InPlaceBurst& b) {
+  if (d.index >= b.reserved || d.length > p.len[0] ||
+      !is_wireguard(disco::classify_datagram(ByteView(p.piece[0], d.length)))) {
+    return false;
+  }
+  // Attribution cannot change within a burst: nothing before publish_in_place
+  // touches the table.
+  if (b.last_src == nullptr || !(*b.last_src == d.src)) {
+    b.last_id = attribute_wireguard(d.src);
+    b.last_src = &d.src;
+  }
+  b.unattributed += b.last_id == 0;
+  hooks_.rx_ring->fill(d.index, b.last_id, d.length);
+  b.commit = d.index + 1;
+  ++b.filled;
+  return true;
+}
+
+void Runtime::publish_in_place(const InPlaceBurst& b) {
+  if (hooks_.rx_ring != nullptr) hooks_.rx_ring->commit(b.commit);
+  if (b.filled != 0) c_.wg_rx.inc(b.filled);
+  // dataproc attributes these by receiver index, or drops them.
+  if (b.unattributed != 0) c_.wg_rx_unattributed.inc(b.unattributed);
 }
 
 std::uint32_t Runtime::attribute_wireguard(const IpPort& src) const {
@@ -250,7 +271,7 @@ void Runtime::deliver_pending() {
 }
 
 void Runtime::on_derp_packet(const NodePublic& src, std::uint32_t region, ByteView packet) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   if (disco::looks_like_disco(packet)) {
     on_relayed_disco(src, region, packet, now);
     if (udp_) udp_->flush();
@@ -266,6 +287,10 @@ void Runtime::on_derp_packet(const NodePublic& src, std::uint32_t region, ByteVi
   if (!hooks_.deliver || hooks_.deliver(std::span<const ipc::OutPacket>(&p, 1)) == 0) c_.wg_rx_ring_full.inc();
 }
 
+void Runtime::on_derp_peer_not_here(const NodePublic& peer) {
+  table_.on_relay_not_here(peer, clock_now());
+}
+
 std::optional<PeerId> Runtime::table_id(std::uint32_t peer_id) const {
   auto it = table_of_.find(peer_id);
   if (it == table_of_.end()) return std::nullopt;
@@ -273,7 +298,7 @@ std::optional<PeerId> Runtime::table_id(std::uint32_t peer_id) const {
 }
 
 void Runtime::set_peers(std::span<const RuntimePeer> peers) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   std::vector<NetmapPeer> nm;
   nm.reserve(peers.size());
   wg_only_.clear();
@@ -298,7 +323,8 @@ void Runtime::set_peers(std::span<const RuntimePeer> peers) {
   }
   table_.apply_netmap(nm, now);
   std::vector<IpPort> netmap_eps;
-  for (const auto& p : peers) netmap_eps.insert(netmap_eps.end(), p.endpoints.begin(), p.endpoints.end());
+  for (const auto& p : peers)
+    netmap_eps.insert(netmap_eps.end(), p.endpoints.begin(), p.endpoints.end());
   gate_.set_netmap_endpoints(netmap_eps);
   table_of_.clear();
   for (const auto& p : peers) {
@@ -326,10 +352,10 @@ void Runtime::set_peers(std::span<const RuntimePeer> peers) {
 }
 
 void Runtime::set_stun_servers(std::span<const IpPort> servers) {
-  stun_.set_servers(servers, Clock::now());
+  stun_.set_servers(servers, clock_now());
   gate_.set_stun_servers(servers);
   stun_results_.clear();
-  if (running_) tick(Clock::now());
+  if (running_) tick(clock_now());
 }
 
 Status Runtime::apply_netmap(const ipc::NetprocNetmap& nm) {
@@ -375,11 +401,17 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
     c_.wg_tx_unknown_peer.inc();
     return;
   }
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   ping_scratch_.clear();
-  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
+  const bool have_eps = have_endpoints();
   auto plan = table_.route(*t, now, derp_available(), have_eps, ping_scratch_);
   if (!ping_scratch_.empty()) send_pings(ping_scratch_);
+  if (plan.route.start_discovery && spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug(
+        "disco: send to peer {} found no trusted path: discovery ({} pings), {}{}", *t,
+        ping_scratch_.size(), plan.route.has_derp() ? "via derp" : "no derp",
+        plan.send_call_me_maybe ? ", call-me-maybe" : (have_eps ? "" : ", no endpoints yet"));
+  }
   if (plan.send_call_me_maybe) send_call_me_maybe(*t);
   if (plan.route.has_udp() && udp_ && egress_clear(peer_id, plan.route.udp, datagram, false, now)) {
     udp_->queue(plan.route.udp, datagram);
@@ -394,8 +426,8 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
   }
 }
 
-bool Runtime::egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram, bool holdable,
-                           TimePoint now) {
+bool Runtime::egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram,
+                           bool holdable, TimePoint now) {
   gate_requests_.clear();
   const auto d = gate_.check(peer_id, to, now, gate_requests_);
   for (const auto& [peer, addr] : gate_requests_) {
@@ -406,7 +438,7 @@ bool Runtime::egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView dat
 }
 
 void Runtime::on_candidates_verdict(const ipc::CandidatesVerdict& v) {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   auto go = gate_.on_verdict(v.approved, v.refused, std::chrono::seconds(v.lifetime_seconds), now);
   if (!udp_) return;
   for (const auto& [to, bytes] : go) udp_->queue(to, ByteView(bytes.data(), bytes.size()));
@@ -421,7 +453,7 @@ PathKind Runtime::path_of(std::uint32_t peer_id) {
   if (wg_only_.count(peer_id) != 0) return PathKind::kDirect;
   auto t = table_id(peer_id);
   if (!t) return PathKind::kNone;
-  return table_.status(*t, Clock::now(), derp_available()).path;
+  return table_.status(*t, clock_now(), derp_available()).path;
 }
 
 void Runtime::prompt_pinger(TimePoint now) {
@@ -431,7 +463,7 @@ void Runtime::prompt_pinger(TimePoint now) {
   boost::asio::post(io_, [this, alive = alive_] {
     if (!*alive) return;
     prompt_posted_ = false;
-    next_pinger_ = Clock::now();
+    next_pinger_ = clock_now();
     tick(next_pinger_);
   });
 }
@@ -446,8 +478,7 @@ void Runtime::tick(TimePoint now) {
     next_pinger_ = now + kPingerTick;
   }
   cmm_scratch_.clear();
-  const bool have_eps = advertiser_.last().has_value() && !advertiser_.last()->empty();
-  table_.call_me_maybe_tick(now, have_eps, cmm_scratch_);
+  table_.call_me_maybe_tick(now, have_endpoints(), cmm_scratch_);
   for (PeerId id : cmm_scratch_) send_call_me_maybe(id);
   run_stun(now);
   refresh_endpoints(now);

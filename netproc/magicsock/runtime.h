@@ -1,13 +1,30 @@
 // The magicsock runtime: the I/O side of the direct underlay in netproc
-// (spec/direct-underlay.md §0, DESIGN.md §4). It owns the UDP fd the broker hands
-// over, reads it in recvmmsg bursts and demuxes STUN → disco → WireGuard, answers and
-// sends disco with the precomputed per-peer keys, runs the STUN sweeps and the
-// pinger / call-me-maybe timers, and routes every outbound WireGuard datagram with
-// PeerTable::route (UDP, UDP+DERP, DERP or drop). The path logic itself lives in
-// PeerTable; this file only feeds it events and carries out its plans.
+// (docs/direct-underlay.md). It owns the UDP fd the broker hands over, feeds the path
+// logic (PeerTable, PeerPaths) events and carries out its plans. The packet path
+// through netproc (the whole path across processes: docs/design.md#5-where-a-packet-goes):
+//
+// Inbound, socket to the net->data ring (runtime.cc, in this order):
+//   1. arm_udp: epoll says the socket is readable -> drain_udp, bursts of <= 64:
+//   2. place_burst + UdpIo::receive_placed: recvmmsg straight into free ring slots;
+//   3. fill_in_place: WireGuard wholly in a slot is attributed by its source
+//      (attribute_wireguard -> PeerTable::attribute) and published where it landed;
+//   4. anything else is copied out (UdpIo::gather) and demuxed by on_udp_datagram:
+//      STUN -> on_stun (runtime_status.cc), disco -> on_udp_disco (runtime_disco.cc),
+//      WireGuard -> deliver_pending -> hooks.deliver (netproc App::deliver, ring push);
+//   5. DERP: on_derp_packet -> on_relayed_disco, or WireGuard -> hooks.deliver.
+//
+// Outbound, data->net ring to the wire (App::on_ring_batch calls in):
+//   6. send_wireguard: broker id -> table id; PeerTable::route -> PeerPaths::route
+//      decides UDP, UDP+DERP, DERP or drop (docs/direct-underlay.md#the-send-rule)
+//      and may plan pings and a call-me-maybe, which go out first;
+//   7. UDP: UdpIo::queue, sent by flush -> UdpIo::flush (one sendmmsg per batch);
+//      DERP: derp_send -> DerpRelay::send (netproc DerpLink).
+//
+// Timers: tick (every 250 ms, and prompt_pinger after a verified ping) runs the
+// pinger, call-me-maybe, STUN sweeps and endpoint refresh.
 //
 // Peer ids here are the broker's (stable per node key, 1..); 0 means "unknown" on
-// the net→data ring and lets dataproc attribute the datagram by its receiver index.
+// the net->data ring and lets dataproc attribute the datagram by its receiver index.
 // A peer with an all-zero disco key is wireguard_only: no disco, no DERP, its
 // datagrams go straight to its first netmap endpoint.
 #pragma once
@@ -24,6 +41,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/keys.h"
 #include "common/metrics.h"
 #include "common/result.h"
@@ -49,6 +67,9 @@ struct RuntimeConfig {
   bool advertise_lan_endpoints = false;
   std::size_t rx_buffer_bytes = kMaxDatagramBytes;  // smaller only in tests (truncation)
   Duration operator_ping_timeout = std::chrono::seconds(5);
+  // Where the runtime reads the time; nullptr: the system clock. Tests pass a
+  // FakeTimeSource and call tick() as they advance it, so nothing sleeps.
+  const TimeSource* time = nullptr;
 };
 
 struct RuntimePeer {
@@ -111,7 +132,8 @@ class Runtime {
 
   // A new underlay socket. With a socket already in use this is a rebind: the old
   // one is closed; reflexive addresses, best paths, trust and in-flight pings are
-  // cleared, candidates kept, and STUN and pings go out at once (spec §0.1).
+  // cleared, candidates kept, and STUN and pings go out at once
+  // (docs/direct-underlay.md#the-socket).
   void adopt_udp(ipc::UniqueFd fd);
   // Stops using and closes the socket (the broker rebinds the pinned port next).
   void release_udp();
@@ -135,6 +157,8 @@ class Runtime {
 
   // Inbound from DERP: relayed disco or relayed WireGuard from node `src`.
   void on_derp_packet(const NodePublic& src, std::uint32_t region, ByteView packet);
+  // The relay says `peer` is not connected to it: what we sent it there was lost.
+  void on_derp_peer_not_here(const NodePublic& peer);
 
   // StatusRequest topics: status, metrics, netcheck (operator pings and socket
   // release have their own typed messages: ping(), release_udp()).
@@ -181,8 +205,31 @@ class Runtime {
     double latency_ms = 0;
   };
 
+  // What fill_in_place did in one burst, for publish_in_place.
+  struct InPlaceBurst {
+    std::size_t reserved = 0;  // placements [0, reserved) are net->data ring slots
+    std::size_t commit = 0;    // publish slots [0, commit); unfilled ones are skipped
+    std::uint64_t filled = 0;
+    std::uint64_t unattributed = 0;
+    const IpPort* last_src = nullptr;  // bursts mostly come from one peer
+    std::uint32_t last_id = 0;
+  };
+  struct CopiedDatagram {
+    IpPort src;
+    MutableByteView data;  // UdpIo's private buffer: valid until the next receive
+  };
+
   // I/O plumbing.
   void arm_udp();
+  // Points placement i at free net->data slot i while the ring has one, the rest at
+  // UdpIo's private buffer; returns how many slots it reserved.
+  std::size_t place_burst(std::span<RxPlacement, kUdpBurst> places);
+  // Publishes `d` in its slot if it is WireGuard wholly inside a reserved slot's
+  // dense part (attributed, no copy); false: it needs copying and the demux.
+  bool fill_in_place(const RxDatagram& d, const RxPlacement& p, InPlaceBurst& b);
+  // Commits the burst's filled slots to the ring and counts them.
+  void publish_in_place(const InPlaceBurst& b);
+  // Demux of one datagram in private memory: STUN, disco, or WireGuard for the ring.
   void on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now);
   // The broker peer id a WireGuard datagram from `src` belongs to; 0: unknown.
   std::uint32_t attribute_wireguard(const IpPort& src) const;
@@ -203,13 +250,20 @@ class Runtime {
   void run_stun(TimePoint now);
   void refresh_endpoints(TimePoint now);
   bool derp_available() const { return derp_ != nullptr && derp_->available(); }
+  // Whether we have endpoints to put in a call-me-maybe.
+  bool have_endpoints() const {
+    return advertiser_.last().has_value() && !advertiser_.last()->empty();
+  }
+  TimePoint clock_now() const { return time_.now(); }
   bool derp_send(PeerId id, ByteView packet);
   // Whether a datagram to `to` may go now (the kernel allowlist); holds it for a
   // verdict when `holdable`. `peer_id` is the broker's (0: none).
-  bool egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram, bool holdable, TimePoint now);
+  bool egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram, bool holdable,
+                    TimePoint now);
 
   boost::asio::io_context& io_;
   RuntimeConfig cfg_;
+  const TimeSource& time_;
   MetricsRegistry& metrics_;
   DerpRelay* derp_;
   RuntimeHooks hooks_;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/overloaded.h"
 #include "netproc/magicsock/runtime.h"
 
 namespace tw::magicsock {
@@ -13,14 +14,11 @@ namespace {
 constexpr std::size_t kDiscoBuf = 1024;
 constexpr std::uint8_t kDerpMagicIp[4] = {127, 3, 3, 40};  // Go's DERP "magic" source address
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
-
 double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Disco events at debug level (log_level = "debug"): what a slow discovery is
+// diagnosed from. Formatting is skipped entirely at the default level.
+bool disco_debug() { return spdlog::should_log(spdlog::level::debug); }
 }  // namespace
 
 const disco::DiscoSharedKey* Runtime::shared_key(const DiscoPublic& peer) {
@@ -43,7 +41,12 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
   std::visit(Overloaded{
                  [&](const disco::Ping& p) {
                    // Binding verifier inside on_ping_udp; a refused ping gets nothing back.
-                   if (auto id = table_.on_ping_udp(hdr->sender, p.node_key, src, now)) {
+                   auto id = table_.on_ping_udp(hdr->sender, p.node_key, src, now);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: ping from {} over udp: {}", src.to_string(),
+                                   id ? "answered" : "refused");
+                   }
+                   if (id) {
                      send_disco_udp(*id, src, disco::Pong{p.txid, src});
                      ping_scratch_.clear();
                      table_.ping_back(*id, src, now, ping_scratch_);
@@ -53,6 +56,12 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                  },
                  [&](const disco::Pong& p) {
                    auto res = table_.on_pong(hdr->sender, p.txid, now);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: pong from {} over udp: {}", src.to_string(),
+                                   !res                       ? "unsolicited"
+                                   : res->outcome.became_best ? "became best"
+                                                              : "accepted");
+                   }
                    if (!res) return;
                    if (reflexive_.note_pong_src(p.src, true, now)) refresh_endpoints(now);
                    for (auto it = op_pings_.begin(); it != op_pings_.end(); ++it) {
@@ -87,8 +96,13 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
   if (!msg) return c_.disco_rx_bad_message.inc();
   std::visit(Overloaded{
                  [&](const disco::Ping& p) {
-                   // The reference drops relayed pings; we answer over DERP (spec §0.5).
+                   // The reference drops relayed pings; we answer over DERP
+                   // (docs/direct-underlay.md#pings-and-pongs).
                    auto id = table_.on_ping_derp(hdr->sender, p.node_key, src);
+                   if (disco_debug()) {
+                     spdlog::debug("disco: ping over derp region {}: {}", region,
+                                   id ? "answered" : "refused");
+                   }
                    if (!id) return;
                    const IpPort magic{IpAddr::v4(kDerpMagicIp[0], kDerpMagicIp[1], kDerpMagicIp[2], kDerpMagicIp[3]),
                                       static_cast<std::uint16_t>(region)};
@@ -109,9 +123,17 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                  [&](const disco::CallMeMaybe& cmm) {
                    ping_scratch_.clear();
                    std::vector<IpPort> eps(cmm.endpoints.begin(), cmm.endpoints.end());
-                   if (table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_)) {
-                     send_pings(ping_scratch_);
+                   const auto id =
+                       table_.on_call_me_maybe(hdr->sender, src, eps, now, ping_scratch_);
+                   if (disco_debug()) {
+                     spdlog::debug(
+                         "disco: call-me-maybe over derp region {} with {} endpoints: {}, {} pings",
+                         region, eps.size(), id ? "accepted" : "refused", ping_scratch_.size());
                    }
+                   if (!id) return;
+                   send_pings(ping_scratch_);
+                   if (table_.answer_call_me_maybe(*id, now, have_endpoints()))
+                     send_call_me_maybe(*id);
                  },
                  [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
              },
@@ -126,7 +148,7 @@ void Runtime::send_disco_udp(PeerId id, const IpPort& to, const disco::Message& 
   const std::size_t n = disco::seal_message(*key, self_disco_, m, MutableByteView(buf, sizeof buf));
   if (n == 0) return;
   const std::uint32_t peer = id < broker_of_.size() ? broker_of_[id] : 0;
-  if (!egress_clear(peer, to, ByteView(buf, n), true, Clock::now())) return;
+  if (!egress_clear(peer, to, ByteView(buf, n), true, clock_now())) return;
   udp_->queue(to, ByteView(buf, n));
   c_.disco_tx.inc();
 }
@@ -143,14 +165,19 @@ bool Runtime::send_disco_derp(PeerId id, const disco::Message& m) {
 
 void Runtime::send_pings(const std::vector<PeerPing>& pings) {
   for (const auto& p : pings) {
+    if (disco_debug()) spdlog::debug("disco: ping to {} (peer {})", p.ping.to.to_string(), p.peer);
     send_disco_udp(p.peer, p.ping.to, disco::Ping{p.ping.txid, cfg_.self_node, 0, disco::kVersion});
   }
 }
 
 void Runtime::send_call_me_maybe(PeerId id) {
-  // Only over DERP, carrying our advertised endpoints, most useful first (spec §0.5).
+  // Only over DERP, carrying our advertised endpoints, most useful first.
   const auto eps = advertised();
-  (void)send_disco_derp(id, disco::make_call_me_maybe(eps));
+  const bool sent = send_disco_derp(id, disco::make_call_me_maybe(eps));
+  if (disco_debug()) {
+    spdlog::debug("disco: call-me-maybe to peer {} with {} endpoints: {}", id, eps.size(),
+                  sent ? "sent over derp" : "derp send failed");
+  }
 }
 
 void Runtime::ping(std::uint32_t peer_id, Reply reply) {
@@ -160,7 +187,7 @@ void Runtime::ping(std::uint32_t peer_id, Reply reply) {
     reply(nlohmann::json{{"error", "no disco peer with id " + std::to_string(peer_id)}}.dump());
     return;
   }
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   auto op = std::make_unique<OperatorPing>();
   op->peer_id = peer_id;
   op->table_id = *t;

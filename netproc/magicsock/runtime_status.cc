@@ -30,7 +30,7 @@ void Runtime::run_stun(TimePoint now) {
 void Runtime::on_stun(const IpPort& src, ByteView data, TimePoint now) {
   auto resp = stun::parse_binding_response(data);
   if (!resp) return c_.stun_rx_bad.inc();
-  // The prober checks the 5 s transaction lifetime on receipt (Part B §8 defect).
+  // The prober checks the 5 s transaction lifetime on receipt (the reference: on send only).
   if (stun_.on_response(resp->txid, now) != StunProber::Match::kMatched) return;
   if (auto it = stun_sent_.find(resp->txid); it != stun_sent_.end()) {
     stun_results_[it->second.server] = {resp->mapped, to_ms(now - it->second.sent)};
@@ -59,7 +59,7 @@ std::vector<IpPort> Runtime::advertised() const {
 }
 
 std::string Runtime::status_json() {
-  const TimePoint now = Clock::now();
+  const TimePoint now = clock_now();
   nlohmann::json j;
   j["endpoints"] = nlohmann::json::array();
   for (const auto& e : advertised()) j["endpoints"].push_back(e.to_string());
@@ -68,7 +68,10 @@ std::string Runtime::status_json() {
   auto& peers = j["peers"] = nlohmann::json::array();
   for (const auto& [id, t] : table_of_) {
     const auto st = table_.status(t, now, derp_available());
-    nlohmann::json p = {{"id", id}, {"path", std::string(to_string(st.path))}};
+    nlohmann::json p = {{"id", id},
+                        {"path", std::string(to_string(st.path))},
+                        {"state", std::string(to_string(st.state))},
+                        {"route", std::string(to_string(st.route))}};
     if (st.best) p["endpoint"] = st.best->to_string();
     if (st.latency) p["latency_ms"] = to_ms(*st.latency);
     p["trust_remaining_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(st.trust_remaining).count();
@@ -105,7 +108,7 @@ std::string Runtime::netcheck_json() {
   }
   auto& derp = j["derp"] = nlohmann::json::array();
   const std::uint32_t home = derp_ != nullptr ? derp_->home_region() : 0;
-  for (const auto& l : derp_latency_.report(Clock::now())) {
+  for (const auto& l : derp_latency_.report(clock_now())) {
     nlohmann::json r = {{"region_id", l.region},
                         {"region", l.code},
                         {"region_name", l.name},

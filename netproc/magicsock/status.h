@@ -1,4 +1,4 @@
-// Per-peer path state for `tailwarden status --json` (spec/direct-underlay.md §0.7).
+// Per-peer path state for `tailwarden status --json` (docs/direct-underlay.md#observability).
 #pragma once
 
 #include <optional>
@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/ipaddr.h"
+#include "netproc/magicsock/path_state.h"
 #include "netproc/magicsock/types.h"
 
 namespace tw::magicsock {
@@ -34,6 +35,8 @@ struct CandidateStatus {
 
 struct PeerPathStatus {
   PathKind path = PathKind::kNone;
+  PathState state = PathState::kNoBest;
+  RouteKind route = RouteKind::kDrop;  // how a datagram sent now goes out
   std::optional<IpPort> best;
   std::optional<Duration> latency;
   Duration trust_remaining{};  // zero when not trusted

@@ -1,8 +1,7 @@
-// STUN prober schedule and transaction state (spec/direct-underlay.md §0.6, Part B
-// §5.10): a sweep at once on start, on a DERP-map change and after a rebind, then
-// every 20–26 s (jittered, redrawn each cycle) while the node has peers. Fixed IPv4
-// servers only; at most 16 transactions in flight; a response is accepted only
-// within 5 s of its request, checked on receipt.
+// STUN prober schedule and transaction state (docs/direct-underlay.md#our-endpoints): a sweep at
+// once on start, on a DERP-map change and after a rebind, then every 20–26 s (jittered, redrawn
+// each cycle) while the node has peers. Fixed IPv4 servers only; at most 16 transactions in flight;
+// a response is accepted only within 5 s of its request, checked on receipt.
 #pragma once
 
 #include <optional>

@@ -66,7 +66,7 @@ int UdpIo::receive_placed(std::span<const RxPlacement> placements, RxDatagram* o
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     // One datagram's error (an ICMP error queued on the socket, EINTR, ...): count it
-    // and let the caller read on (spec §0.2).
+    // and let the caller read on (docs/direct-underlay.md#per-datagram-robustness).
     c_.rx_errors.inc();
     spdlog::debug("udp: receive error: {}", std::strerror(errno));
     return 0;
@@ -156,7 +156,7 @@ void UdpIo::flush() {
     }
     if (n < 0 && errno == EINTR) continue;
     // sendmmsg reports the error of the first unsent datagram: skip that one only, so
-    // one bad destination never cuts the rest of the batch (Part B §8 sweep defect).
+    // one bad destination never cuts the rest of the batch.
     c_.tx_errors.inc();
     spdlog::debug("udp: send error: {}", std::strerror(errno));
     ++done;

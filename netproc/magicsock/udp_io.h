@@ -1,6 +1,6 @@
 // The underlay UDP socket as netproc sees it: an fd the broker bound, received in
 // bursts of up to 64 with recvmmsg and sent in batches with sendmmsg
-// (spec/direct-underlay.md §0.1–§0.2). Per-datagram trouble (a receive error, a
+// (docs/direct-underlay.md#per-datagram-robustness). Per-datagram trouble (a receive error, a
 // truncated or unattributable datagram, a failed send) is counted and skipped: it
 // never stops the caller's loop.
 #pragma once

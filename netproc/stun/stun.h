@@ -1,6 +1,6 @@
 // STUN (RFC 5389) as Tailscale speaks it: the 40-byte binding request with SOFTWARE
-// "tailnode" and FINGERPRINT, and binding-response parsing with Go's rules
-// (spec/wire-protocols.md §2). Pure codec: no sockets, no policy. The IPv4-only
+// "tailnode" and FINGERPRINT, and binding-response parsing with Go's rules.
+// Pure codec: no sockets, no policy. The IPv4-only
 // policy is the caller's: the parser returns IPv6 mapped addresses too.
 #pragma once
 
@@ -43,7 +43,7 @@ BindingRequest binding_request(const TxId& txid);
 
 // Go's stun.Is: >= 20 bytes, top two bits of byte 0 clear, magic cookie at 4..8.
 bool is_stun(ByteView packet) noexcept;
-// The socket demux test (wire-protocols §3.11): stun.Is and method Binding (b[1] == 1).
+// The socket demux test: stun.Is and method Binding (b[1] == 1).
 bool looks_like_binding(ByteView packet) noexcept;
 // True when the packet carries `txid` at bytes 8..20 (no other check).
 bool txid_matches(ByteView packet, const TxId& txid) noexcept;

@@ -28,7 +28,7 @@ done
 TOPO_ID=d$$
 source "$HERE/topology.sh"
 source "$HERE/node.sh"
-tw_on_exit 'e2e_cleanup; rm -rf "${E2E_DIR:-/nonexistent}"'
+tw_on_exit 'e2e_cleanup; [ "${E2E_KEEP:-0}" = 1 ] && echo "kept $E2E_DIR" || rm -rf "${E2E_DIR:-/nonexistent}"'
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 status_line() { e2e_cli "$1" status | sed -n '/^PEER/,$p' | sed "s/^/   [$1] /"; }
@@ -51,6 +51,22 @@ json.dump({"time_to_direct_s": num("$t_direct"), "ready_s": num("$ready"),
 PY
 }
 
+# --hold: one JSON line per node (pids, namespace, admin socket, underlay), then wait
+# until a signal stops us; the EXIT trap cleans up.
+hold_nodes() {
+  for n in a b; do
+    ns=$NS_A; [ "$n" = b ] && ns=$NS_B
+    e2e_cli "$n" status --json | python3 -c "
+import json, sys
+s = json.load(sys.stdin)['self']
+print(json.dumps({'node': '$n', 'netns': '$ns', 'admin_socket': '$E2E_DIR/$n/admin.sock', 'pids': s['pids'],
+                  'underlay': (s['endpoints'] or ['?'])[0], 'underlay_port': s['underlay_port'],
+                  'outside_if': 'eth0', 'key_file': '$E2E_DIR/$n/keys', 'tailnet_ip': s['address']}))"
+  done
+  say "holding; Ctrl-C to stop and clean up"
+  tw_hold
+}
+
 say "building the network: two sites behind NAT, relay and STUN on the internet segment"
 topo_up easy-nat
 e2e_init
@@ -61,22 +77,25 @@ e2e_start_node b
 t0=$(date +%s.%N)
 ready=$(e2e_wait_ready a b 30) || ready=timeout
 t_ready=$(date +%s.%N)
-echo "   both nodes ready (children sandboxed, netmap loaded) after ${ready}s"
+echo "   both nodes ready (children sandboxed, netmap loaded, relay connected) after ${ready}s"
 say "nodes started; first packets go through the relay"
-ip netns exec "$NS_A" ping -c 1 -W 2 "$TAILNET_B" >/dev/null 2>&1 && echo "   first ping answered"
-status_line a
+# In the background: the figure below is the path's, not this ping's reply wait.
+ip netns exec "$NS_A" ping -c 1 -W 3 "$TAILNET_B" >"$E2E_DIR/first.ping" 2>&1 &
+first_ping=$!
 
 say "waiting for a direct path (NAT traversal with disco + call-me-maybe)"
 direct_a=$(e2e_wait_path a b direct 30) || direct_a=timeout
 direct_b=$(e2e_wait_path b a direct 30) || direct_b=timeout
 t_direct=$(python3 -c "import time; print(f'{time.time()-$t0:.2f}')")
 ready_to_direct=$(python3 -c "import time; print(f'{time.time()-$t_ready:.2f}')")
+wait "$first_ping" && echo "   first ping answered: $(grep -o 'time=[0-9.]* ms' "$E2E_DIR/first.ping")"
 echo "   a sees b direct after ${direct_a}s of waiting; b sees a direct: ${direct_b}"
 status_line a
 status_line b
 
 if [ "$DIRECT_ONLY" = 1 ]; then
   write_summary
+  if [ "$HOLD" = 1 ]; then hold_nodes; fi
   [ "$direct_a" != timeout ] && [ "$direct_b" != timeout ]
   exit
 fi
@@ -116,16 +135,5 @@ printf '   %-32s %s\n' "time from start to direct (a->b)" "${t_direct}s" \
   "iperf3 throughput" "${throughput} Mbit/s"
 write_summary
 
-if [ "$HOLD" = 1 ]; then
-  for n in a b; do
-    ns=$NS_A; [ "$n" = b ] && ns=$NS_B
-    e2e_cli "$n" status --json | python3 -c "
-import json, sys
-s = json.load(sys.stdin)['self']
-print(json.dumps({'node': '$n', 'netns': '$ns', 'admin_socket': '$E2E_DIR/$n/admin.sock', 'pids': s['pids'],
-                  'underlay': (s['endpoints'] or ['?'])[0], 'underlay_port': s['underlay_port'],
-                  'outside_if': 'eth0', 'key_file': '$E2E_DIR/$n/keys', 'tailnet_ip': s['address']}))"
-  done
-  say "holding; Ctrl-C to stop and clean up"
-  tw_hold
-fi
+if [ "$HOLD" = 1 ]; then hold_nodes; fi
+exit 0

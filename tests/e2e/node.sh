@@ -7,7 +7,8 @@
 #   e2e_start_node a|b            tailwardend in $NS_A / $NS_B
 #   e2e_cli a|b ARGS...           tailwarden CLI against that node's admin socket
 #   e2e_wait_path a|b PEER KIND T wait until the peer's path is KIND (direct|derp)
-#   e2e_wait_ready N... T         wait until each node's children answer and list a peer
+#   e2e_wait_ready N... T         wait until each node is ready: children answer, peers
+#                                 loaded, home DERP connected
 #   e2e_capture_start NAME NS IFACE DIR FILTER   tcpdump to $E2E_DIR/NAME.pcap
 #   e2e_capture_stop NAME         flushes and stops that capture
 #   e2e_pid N broker|netproc|dataproc   a node's process ids, from status --json
@@ -141,7 +142,8 @@ PY
 }
 
 # e2e_wait_ready NODE... TIMEOUT_S: prints the seconds until every NODE is ready (both
-# children answer status and the netmap's peers are loaded), or fails.
+# children answer status, the netmap's peers are loaded and the home DERP region is
+# connected, so the node can reach and be reached by every peer), or fails.
 e2e_wait_ready() {
   local args=("$@") n socks=()
   local timeout=${args[-1]}
@@ -159,8 +161,11 @@ while pending:
                              timeout=5).stdout
         s = json.loads(out)
         if s["self"]["children_running"] and s["peers"]:
-            pending.pop(0)
-            continue
+            nc = json.loads(subprocess.run([cli, "--socket", sock, "netcheck", "--json"],
+                                           capture_output=True, timeout=5).stdout)
+            if any(r.get("home") and r.get("connected") for r in nc["derp"]):
+                pending.pop(0)
+                continue
     except Exception:
         pass
     if time.time() - start > timeout:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end proof in network namespaces (issue 9). Each scenario builds its
+# End-to-end proof in network namespaces. Each scenario builds its
 # topology from scratch, runs real nodes (tailwardend + sandboxed children), a real
 # relay (tailwarden-derper), a real STUN server (coturn) and, for interop, a real
 # wireguard-go peer; it prints what it measured and fails on a broken promise.
@@ -74,7 +74,7 @@ setup() {
   T_READY=$(now)
 }
 
-# No private key may appear in any log, in hex or base64 (issue 8).
+# No private key may appear in any log, in hex or base64.
 check_no_secrets() {
   [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ] || return 0
   local logs
@@ -294,7 +294,7 @@ egress_check() {
     --stun "$INET_IP:$STUN_PORT" --derp "$INET_IP:$DERP_PORT" "${peers[@]}" "$@"
 }
 
-# Issue 9 scenario 6. Two witnesses of the single egress, on both nodes: a packet
+# Two witnesses of the single egress, on both nodes: a packet
 # capture of everything each node sends on its outside interface for the whole run
 # (classified packet by packet: UDP only from the one underlay port to a peer
 # candidate or the STUN server of the DERP map, TCP only to the DERP node, nothing
@@ -391,7 +391,7 @@ seal_pings() {
   done
 }
 
-# Issue 9 scenario 8: a stranger (a host in no netmap) floods a's UDP port for
+# a stranger (a host in no netmap) floods a's UDP port for
 # E2E_HOSTILE_SECONDS with six kinds of hostile datagram (tests/e2e/hostile_flood.py)
 # while a ping stream runs between the pair. The pair must keep serving, the memory
 # of all three processes must stay flat, and each kind must show in its own counter.
@@ -562,7 +562,7 @@ kill_child() {
   KILL_FIGURES+="$role ${respawn}s/${resume}s, "
 }
 
-# Issue 9 scenario 7: kill -9 netproc, then dataproc, during a ping stream; each comes
+# kill -9 netproc, then dataproc, during a ping stream; each comes
 # back, the stream resumes, and the capture of a's outside interface shows nothing but
 # the single egress throughout; then kill the broker: the children are gone within
 # 1 s, and nothing leaves the node after that.

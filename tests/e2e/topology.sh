@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the e2e network topologies of issue 9 from scratch in network namespaces, and
+# Builds the e2e network topologies from scratch in network namespaces, and
 # tears them down. Source it, then:
 #   topo_up <lan|easy-nat|hard-nat|udp-blocked>   (uses $TOPO_ID to name namespaces)
 #   topo_down

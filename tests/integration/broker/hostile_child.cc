@@ -55,8 +55,8 @@ int main(int, char** argv) {
   std::string self = argv[0];
   g_dir = self.substr(0, self.rfind('/'));
   boost::asio::io_context io(1);
-  tw::ipc::ControlLink broker(io, tw::ipc::UniqueFd(tw::child_fd::kBrokerControl), tw::ipc::LinkKind::kBrokerNetproc,
-                              tw::ipc::Role::kNetproc);
+  tw::ipc::ControlLink broker(io, tw::ipc::UniqueFd(tw::child_fd::kBrokerControl),
+                              tw::ipc::LinkKind::kBrokerNetproc, tw::ipc::Role::kNetproc);
   Report report;
   int answer = 0;
   auto reply = [&](std::uint32_t id, std::string body) {
@@ -80,7 +80,8 @@ int main(int, char** argv) {
     }
     for (int i = 0; i < 10 && updates < 500; ++i) {
       tw::ipc::EndpointsUpdate u;
-      u.endpoints.push_back(tw::IpPort{tw::IpAddr::v4(198, 18, 16, static_cast<std::uint8_t>(updates % 200)), 41641});
+      u.endpoints.push_back(
+          tw::IpPort{tw::IpAddr::v4(198, 18, 16, static_cast<std::uint8_t>(updates % 200)), 41641});
       if (broker.send(u)) ++updates;
     }
     if (dials >= 500 && updates >= 500) return;
@@ -95,7 +96,8 @@ int main(int, char** argv) {
           (void)broker.send(tw::ipc::Ready{});
           flood();
         } else if (auto* f = std::get_if<tw::ipc::DerpDialFailed>(&m.message)) {
-          (f->reason.find("rate") != std::string::npos ? report.dial_failed_rate : report.dial_failed_other)++;
+          (f->reason.find("rate") != std::string::npos ? report.dial_failed_rate
+                                                       : report.dial_failed_other)++;
           report.write();
         } else if (std::holds_alternative<tw::ipc::DerpConn>(m.message)) {
           ++report.dial_conn;
@@ -113,7 +115,8 @@ int main(int, char** argv) {
           };
           reply(s->request_id, kBodies[answer++ % 6]);
         } else if (auto* p = std::get_if<tw::ipc::OperatorPing>(&m.message)) {
-          static const char* kPongs[] = {R"({"via":1})", R"({"via":"direct","derp_region":"x"})", "\xff", "[]"};
+          static const char* kPongs[] = {R"({"via":1})", R"({"via":"direct","derp_region":"x"})",
+                                         "\xff", "[]"};
           reply(p->request_id, kPongs[answer++ % 4]);
         }
       },

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The operator surface end to end (issue 8): two real nodes, a DERP relay with its
+# The operator surface end to end: two real nodes, a DERP relay with its
 # STUN responder and a coturn STUN server in one network namespace. Checks
 #   * every `--json` listing (status, ping, netcheck, endpoints, audit) against its
 #     schema in docs/schemas/ (scripts/cli-json validate);

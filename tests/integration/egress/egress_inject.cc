@@ -154,7 +154,8 @@ int main(int argc, char** argv) {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<std::uint16_t>(std::atoi(arg.c_str() + colon + 1)));
-    if (colon == std::string::npos || ::inet_pton(AF_INET, arg.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
+    if (colon == std::string::npos ||
+        ::inet_pton(AF_INET, arg.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
       std::fprintf(stderr, "egress_inject: bad destination %s\n", arg.c_str());
       rc = 1;
       continue;

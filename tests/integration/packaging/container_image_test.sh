@@ -33,7 +33,7 @@ BUILDAH_OPTS="${store[*]}" "$src/packaging/container/build-image.sh" "$image" "$
   >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail "image build failed"; }
 
 # This machine's limits are below podman's defaults, so they are given explicitly;
-# --runtime runc and --network none as issue 10 requires.
+# --runtime runc and --network none as the deployment requires (docs/deploy.md).
 run() {
   podman "${store[@]}" run --rm --runtime runc --network none \
     --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \

@@ -1,4 +1,4 @@
-// tailwarden-derper: a DERP relay server (wire-protocols §4.4–§4.6) and STUN
+// tailwarden-derper: a DERP relay server and STUN
 // responder, single-threaded on epoll. Used by the integration and end-to-end tests
 // and fit for self-hosting a small relay.
 #pragma once

@@ -1,6 +1,6 @@
 // The STUN side of the relay: Tailscale's servers answer only binding requests that
-// carry SOFTWARE "tailnode" and end in a valid FINGERPRINT (wire-protocols §2.1), and
-// reply with a single XOR-MAPPED-ADDRESS (§2.2).
+// carry SOFTWARE "tailnode" and end in a valid FINGERPRINT, and
+// reply with a single XOR-MAPPED-ADDRESS.
 #pragma once
 
 #include "common/bytes.h"

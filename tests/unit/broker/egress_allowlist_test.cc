@@ -12,21 +12,23 @@ using V = CandidateRegistry::Verdict;
 IpPort ep(const char* text) { return *IpPort::parse(text); }
 
 TEST(EgressAllowlist, NeverListRefusesLoopbackMulticastBroadcastAndUnspecified) {
-  for (const char* a : {"127.0.0.1", "127.0.0.53", "0.0.0.0", "224.0.0.251", "239.1.2.3", "255.255.255.255"}) {
+  for (const char* a :
+       {"127.0.0.1", "127.0.0.53", "0.0.0.0", "224.0.0.251", "239.1.2.3", "255.255.255.255"}) {
     EXPECT_TRUE(never_an_underlay_destination(*IpAddr::parse(a), true)) << a;
   }
   EXPECT_TRUE(never_an_underlay_destination(*IpAddr::parse("::1"), true));
   EXPECT_TRUE(never_an_underlay_destination(*IpAddr::parse("2001:db8::1"), false));  // IPv6 off
   EXPECT_FALSE(never_an_underlay_destination(*IpAddr::parse("2001:db8::1"), true));
   EXPECT_FALSE(never_an_underlay_destination(*IpAddr::parse("198.18.0.2"), false));
-  EXPECT_FALSE(never_an_underlay_destination(*IpAddr::parse("10.0.0.1"), false));  // netmap LAN endpoints
+  EXPECT_FALSE(
+      never_an_underlay_destination(*IpAddr::parse("10.0.0.1"), false));  // netmap LAN endpoints
 }
 
 TEST(EgressAllowlist, PingableForBrokerIsPublicUnicastOnly) {
   EXPECT_TRUE(is_pingable_for_broker(ep("198.18.7.9:41641"), false));
   EXPECT_TRUE(is_pingable_for_broker(ep("100.64.1.1:41641"), false));
-  for (const char* a : {"10.1.2.3:1", "192.168.1.1:1", "172.16.0.1:1", "169.254.1.1:1", "127.0.0.1:53",
-                        "198.18.7.9:0", "224.0.0.1:5353"}) {
+  for (const char* a : {"10.1.2.3:1", "192.168.1.1:1", "172.16.0.1:1", "169.254.1.1:1",
+                        "127.0.0.1:53", "198.18.7.9:0", "224.0.0.1:5353"}) {
     EXPECT_FALSE(is_pingable_for_broker(ep(a), false)) << a;
   }
 }
@@ -46,7 +48,8 @@ TEST(EgressAllowlist, RebuildScriptReplacesRulesAndElementsInOneBatch) {
   const std::string s = nft_rebuild_script("tailwarden_7", 41641, els);
   EXPECT_NE(s.find("flush chain inet tailwarden_7 underlay_out\n"), std::string::npos);
   EXPECT_NE(s.find("flush set inet tailwarden_7 allow4\n"), std::string::npos);
-  EXPECT_NE(s.find("udp sport 41641 ip daddr . udp dport . ip saddr @allow4 accept"), std::string::npos);
+  EXPECT_NE(s.find("udp sport 41641 ip daddr . udp dport . ip saddr @allow4 accept"),
+            std::string::npos);
   EXPECT_NE(s.find("udp sport 41641 counter name dropped drop"), std::string::npos);
   EXPECT_NE(s.find("add element inet tailwarden_7 allow4 { 198.18.0.2 . 41641 . 198.18.0.1, "
                    "198.18.9.9 . 3478 . 198.18.0.1 timeout 45s }"),
@@ -72,11 +75,13 @@ TEST(EgressAllowlist, TunRoutesNeverCoverUnderlayDestinations) {
   const std::vector<IpPrefix> in = {pfx("100.64.0.2/32"), pfx("100.64.0.2/32"), pfx("0.0.0.0/1"),
                                     pfx("128.0.0.0/1"),   pfx("0.0.0.0/0"),     pfx("10.9.0.0/16"),
                                     pfx("198.18.0.0/24")};
-  const std::vector<IpAddr> underlay = {*IpAddr::parse("203.0.113.10"), *IpAddr::parse("198.18.0.7")};
+  const std::vector<IpAddr> underlay = {*IpAddr::parse("203.0.113.10"),
+                                        *IpAddr::parse("198.18.0.7")};
   auto plan = plan_tun_routes(in, underlay);
   // The exit split covering the DERP node and the prefix holding a peer endpoint are
   // not routed; /0 never; the duplicate once.
-  EXPECT_EQ(plan.routes, (std::vector<IpPrefix>{pfx("100.64.0.2/32"), pfx("0.0.0.0/1"), pfx("10.9.0.0/16")}));
+  EXPECT_EQ(plan.routes,
+            (std::vector<IpPrefix>{pfx("100.64.0.2/32"), pfx("0.0.0.0/1"), pfx("10.9.0.0/16")}));
   EXPECT_EQ(plan.skipped, (std::vector<IpPrefix>{pfx("128.0.0.0/1"), pfx("198.18.0.0/24")}));
 }
 
@@ -110,7 +115,8 @@ TEST(CandidateRegistry, RateLimited) {
   const auto now = Clock::now();
   int accepted = 0, limited = 0;
   for (int i = 0; i < 20; ++i) {
-    auto v = r.admit(1, IpPort{IpAddr::v4(198, 18, 3, static_cast<std::uint8_t>(i)), 1}, false, now);
+    auto v =
+        r.admit(1, IpPort{IpAddr::v4(198, 18, 3, static_cast<std::uint8_t>(i)), 1}, false, now);
     accepted += v == V::kAccepted;
     limited += v == V::kRateLimited;
   }
@@ -119,8 +125,8 @@ TEST(CandidateRegistry, RateLimited) {
   // One second later ten more tokens (capped at the burst of five).
   accepted = 0;
   for (int i = 0; i < 20; ++i) {
-    accepted += r.admit(1, IpPort{IpAddr::v4(198, 18, 4, static_cast<std::uint8_t>(i)), 1}, false, now + 1s) ==
-                V::kAccepted;
+    accepted += r.admit(1, IpPort{IpAddr::v4(198, 18, 4, static_cast<std::uint8_t>(i)), 1}, false,
+                        now + 1s) == V::kAccepted;
   }
   EXPECT_EQ(accepted, 5);
 }

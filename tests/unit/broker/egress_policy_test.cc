@@ -139,7 +139,8 @@ TEST_F(EgressPolicyTest, InsecureForTestsNodesNeedTheConfigOptIn) {
   auto p = make(false, false);
   auto refused = p.decide_derp_dial(2, "2t");
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().find("InsecureForTests, and the config does not opt in"), std::string::npos)
+  EXPECT_NE(refused.error().find("InsecureForTests, and the config does not opt in"),
+            std::string::npos)
       << refused.error();
   EXPECT_TRUE(p.decide_derp_dial(1, "1a").ok());  // ordinary nodes are unaffected
 }

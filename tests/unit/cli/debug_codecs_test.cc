@@ -1,5 +1,5 @@
 // Runs the built `tailwarden debug …` tools on the spec vectors and checks the exact
-// one-line output and exit codes of issue 2's interface.
+// one-line output and exit codes of the `tailwarden debug` interface.
 #include <gtest/gtest.h>
 #include <sodium.h>
 #include <sys/wait.h>
@@ -118,7 +118,7 @@ TEST(DebugClassify, EveryKind) {
 class DebugDiscoBox : public ::testing::Test {
  protected:
   void SetUp() override { tw::crypto_init(); }
-  // KAT keys of direct-underlay §4.2: sender 11…11, recipient 22…22.
+  // Go's known-answer keys: sender 11…11, recipient 22…22.
   tw::DiscoPrivate sender{[] {
     tw::KeyBytes k;
     k.fill(0x11);

@@ -28,6 +28,24 @@ TEST(StatusFormatTest, DirectRelayedAndIdlePeersReadAtAGlance) {
   EXPECT_NE(out.find("no path"), std::string::npos) << out;
 }
 
+TEST(StatusFormatTest, FailoverAndExpiredTrustShowBothRoutes) {
+  json s = json::parse(R"({"ok":true,"self":{"name":"a"},
+    "peers":[
+      {"name":"b","address":"100.64.0.2","path":"direct","endpoint":"198.18.0.3:41641",
+       "state":"failing_over","route":"udp+derp"},
+      {"name":"c","address":"100.64.0.3","path":"derp","derp_region":"lab","endpoint":"198.18.0.4:41641",
+       "state":"expired","route":"udp+derp"},
+      {"name":"d","address":"100.64.0.4","path":"derp","derp_region":"lab","state":"probing","route":"derp"},
+      {"name":"e","address":"100.64.0.5","path":"direct","endpoint":"198.18.0.5:41641",
+       "state":"trusted","route":"udp"}]})");
+  const std::string out = format_status(s, 0);
+  EXPECT_NE(out.find("direct 198.18.0.3:41641 (failing over: UDP+DERP)"), std::string::npos) << out;
+  EXPECT_NE(out.find("relay \"lab\" (trust expired: UDP+DERP)"), std::string::npos) << out;
+  EXPECT_NE(out.find("relay \"lab\" (probing)"), std::string::npos) << out;
+  EXPECT_NE(out.find("direct 198.18.0.5:41641"), std::string::npos) << out;
+  EXPECT_EQ(out.find("198.18.0.5:41641 ("), std::string::npos) << out;  // trusted: nothing to add
+}
+
 TEST(StatusFormatTest, InertModeIsShownInTheHeader) {
   json s = {{"self", {{"name", "a"}, {"inert", true}}}, {"peers", json::array()}};
   EXPECT_NE(format_status(s, 0).find("INERT"), std::string::npos);

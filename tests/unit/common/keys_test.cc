@@ -17,7 +17,7 @@ class KeysTest : public ::testing::Test {
 };
 
 TEST_F(KeysTest, DerivedPublicKeysMatchGoVectors) {
-  // spec/direct-underlay.md §4.2: 22..22 -> 0faa684e...570f20; 2021..3f -> 358072d6...166254.
+  // Go's vectors: 22..22 -> 0faa684e...570f20; 2021..3f -> 358072d6...166254.
   KeyBytes k22;
   k22.fill(0x22);
   auto pub = DiscoPrivate(k22).public_key().hex();
@@ -31,7 +31,7 @@ TEST_F(KeysTest, DerivedPublicKeysMatchGoVectors) {
 }
 
 TEST_F(KeysTest, DerpHandshakeVectorPublicKeys) {
-  // spec/wire-protocols.md §4.4: 44x32 and 55x32.
+  // Go's DERP handshake vector: 44x32 and 55x32.
   KeyBytes k;
   k.fill(0x44);
   EXPECT_EQ(NodePrivate(k).public_key().hex(),

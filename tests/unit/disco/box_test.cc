@@ -1,5 +1,5 @@
 // The sealed disco datagram: NaCl box known-answer vectors pinned against Go
-// (direct-underlay Part B §4.2, §7.3) and the seal/open scenarios of §7.1 and §7.4.
+// and the reference implementation's seal/open scenarios.
 #include "netproc/disco/box.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Underlay socket demux (wire-protocols §3.11, direct-underlay Part B §4.8, §7.4).
+// Underlay socket demux (docs/direct-underlay.md#per-datagram-robustness).
 #include "netproc/disco/datagram_kind.h"
 
 #include <gtest/gtest.h>

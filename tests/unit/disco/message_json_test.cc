@@ -1,4 +1,4 @@
-// JSON form of disco messages used by `tailwarden debug disco-*` (issue 2).
+// JSON form of disco messages used by `tailwarden debug disco-*`.
 #include "netproc/disco/message_json.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// Disco plaintext codec: Go's golden vectors (wire-protocols §1.4) and the lax parse
-// scenarios of direct-underlay Part B §7.2 and §7.4.
+// Disco plaintext codec: Go's golden vectors and the reference implementation's lax
+// parse scenarios.
 #include "netproc/disco/message.h"
 
 #include <gtest/gtest.h>
@@ -188,7 +188,7 @@ TEST(DiscoCallMeMaybe, InboundAtCapIsUnchanged) {
   EXPECT_EQ(std::vector<IpPort>(got.endpoints.begin(), got.endpoints.end()), eps);
 }
 
-// Part B §4.4 (lax, whole chunks); Go would give an empty list here. Go never
+// Lax, whole chunks, as the reference; Go would give an empty list here. Go never
 // sends a partial chunk, so being lax costs nothing in interop.
 TEST(DiscoCallMeMaybe, TrailingPartialEndpointKeepsTheWholeOnes) {
   Bytes body = endpoints_body({ep("1.1.1.1:1"), ep("2.2.2.2:2")});

@@ -1,4 +1,4 @@
-// Go's TestBetterAddr expectations (wire-protocols.md §3.8) for better_addr().
+// Go's TestBetterAddr expectations for better_addr().
 #include "netproc/magicsock/better_addr.h"
 
 #include "tests/unit/magicsock/test_util.h"

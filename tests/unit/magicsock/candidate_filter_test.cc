@@ -1,4 +1,4 @@
-// is_pingable_candidate (Part B §5.8, §7.7) and the netmap endpoint policy (§0.3).
+// is_pingable_candidate and the netmap endpoint policy (docs/direct-underlay.md#candidates).
 #include "netproc/magicsock/candidate_filter.h"
 
 #include "tests/unit/magicsock/test_util.h"

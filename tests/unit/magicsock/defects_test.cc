@@ -1,4 +1,4 @@
-// One regression test per defect of the reference (spec/direct-underlay.md Part B §8)
+// One regression test per defect of the reference that the Rust reference implementation had
 // that lives in the pure path logic, each named after the defect it rules out.
 #include "netproc/magicsock/advertiser.h"
 #include "netproc/magicsock/reflexive.h"
@@ -13,7 +13,7 @@ using namespace test;
 const IpPort kA = ep("203.0.113.1:41641");
 const IpPort kB = ep("203.0.113.2:41641");
 
-// §8.1: A confirmed at 3 ms dies; B is alive at 20 ms. The reference made A best
+// Reference defect: A confirmed at 3 ms dies; B is alive at 20 ms. The reference made A best
 // again on every B pong because A's stale 3 ms was the lowest latency ever measured.
 TEST(DefectRegressionTest, StaleLatencyDoesNotResurrectADeadPath) {
   PathsHarness h;
@@ -34,7 +34,7 @@ TEST(DefectRegressionTest, StaleLatencyDoesNotResurrectADeadPath) {
   EXPECT_EQ(h.p.best_addr(h.now), kB);
 }
 
-// §8.1, second case: when the held best is the lowest-latency candidate, the
+// Reference defect, second case: when the held best is the lowest-latency candidate, the
 // reference let any rival's pong refresh the best's trust.
 TEST(DefectRegressionTest, SlowerRivalPongDoesNotKeepADeadBestTrusted) {
   PathsHarness h;
@@ -50,7 +50,7 @@ TEST(DefectRegressionTest, SlowerRivalPongDoesNotKeepADeadBestTrusted) {
   EXPECT_EQ(h.p.trust_until(), trust);
 }
 
-// §8.4: control-supplied IPv6 and LAN endpoints became ping targets even in the
+// Reference defect: control-supplied IPv6 and LAN endpoints became ping targets even in the
 // IPv4-only, LAN-off posture.
 TEST(DefectRegressionTest, NetmapEndpointsDoNotBypassTheFamilyFilter) {
   PathsHarness h(CandidatePolicy{false, false});
@@ -61,7 +61,7 @@ TEST(DefectRegressionTest, NetmapEndpointsDoNotBypassTheFamilyFilter) {
   EXPECT_EQ(h.p.candidates().size(), 1u);
 }
 
-// §8.5: reflexive addresses were only ever cleared by a rebind.
+// Reference defect: reflexive addresses were only ever cleared by a rebind.
 TEST(DefectRegressionTest, ReflexiveAddressesExpire) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -70,7 +70,7 @@ TEST(DefectRegressionTest, ReflexiveAddressesExpire) {
   EXPECT_TRUE(set.current(kStart + kReflexiveLifetime).empty());
 }
 
-// §8.5: a member could fill the reflexive set with any `src` it liked.
+// Reference defect: a member could fill the reflexive set with any `src` it liked.
 TEST(DefectRegressionTest, PongSourceOfAnyKindIsNotAdvertised) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -81,7 +81,7 @@ TEST(DefectRegressionTest, PongSourceOfAnyKindIsNotAdvertised) {
   EXPECT_EQ(set.size(), 0u);
 }
 
-// §8.5: once 16 stale addresses piled up, fresh STUN results were refused forever.
+// Reference defect: once 16 stale addresses piled up, fresh STUN results were refused forever.
 TEST(DefectRegressionTest, FullReflexiveSetStillLearnsAfterOldEntriesExpire) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -91,7 +91,7 @@ TEST(DefectRegressionTest, FullReflexiveSetStillLearnsAfterOldEntriesExpire) {
   EXPECT_TRUE(set.note_stun(ep("203.0.113.50:9"), kStart + kReflexiveLifetime));
 }
 
-// §8.6: every member call-me-maybe forced a sweep of all candidates.
+// Reference defect: every member call-me-maybe forced a sweep of all candidates.
 TEST(DefectRegressionTest, ForcedSweepsAreRateLimitedPerPeer) {
   TableHarness h;
   h.load({netmap_peer(1, {kA})});
@@ -105,7 +105,7 @@ TEST(DefectRegressionTest, ForcedSweepsAreRateLimitedPerPeer) {
   EXPECT_EQ(h.counter("disco_forced_sweep_rate_limited_total"), 9u);
 }
 
-// §8.6: learned candidates never aged out.
+// Reference defect: learned candidates never aged out.
 TEST(DefectRegressionTest, LearnedCandidatesAgeOut) {
   PathsHarness h;
   std::vector<IpPort> eps{kB};
@@ -116,7 +116,7 @@ TEST(DefectRegressionTest, LearnedCandidatesAgeOut) {
   EXPECT_TRUE(h.p.candidates().empty());
 }
 
-// §8.7: every peer without a direct path got a call-me-maybe every 5 s, forever.
+// Reference defect: every peer without a direct path got a call-me-maybe every 5 s, forever.
 TEST(DefectRegressionTest, CallMeMaybeIsNotUnconditional) {
   TableHarness h;
   std::vector<NetmapPeer> nm;
@@ -131,7 +131,7 @@ TEST(DefectRegressionTest, CallMeMaybeIsNotUnconditional) {
   EXPECT_TRUE(out.empty());  // nobody is trying to reach these peers
 }
 
-// §8.8: a late STUN response was accepted because the TTL was checked only on send.
+// Reference defect: a late STUN response was accepted because the TTL was checked only on send.
 TEST(DefectRegressionTest, StunTtlIsCheckedOnReceipt) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -143,7 +143,7 @@ TEST(DefectRegressionTest, StunTtlIsCheckedOnReceipt) {
   EXPECT_EQ(p.on_response(out[0].txid, kStart + kStunTxLifetime), StunProber::Match::kExpired);
 }
 
-// §8.9: the node advertised its unspecified bind address 0.0.0.0:port.
+// Reference defect: the node advertised its unspecified bind address 0.0.0.0:port.
 TEST(DefectRegressionTest, UnspecifiedAddressIsNeverAdvertised) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -153,7 +153,7 @@ TEST(DefectRegressionTest, UnspecifiedAddressIsNeverAdvertised) {
   EXPECT_TRUE(eps.empty());
 }
 
-// §8.10: with a dual-stack socket, IPv4 peers arrived as ::ffff:a.b.c.d and were
+// Reference defect: with a dual-stack socket, IPv4 peers arrived as ::ffff:a.b.c.d and were
 // not attributed.
 TEST(DefectRegressionTest, V4MappedSourceIsAttributedToTheIpv4Endpoint) {
   TableHarness h;
@@ -161,7 +161,7 @@ TEST(DefectRegressionTest, V4MappedSourceIsAttributedToTheIpv4Endpoint) {
   EXPECT_EQ(h.t.attribute(ep("[::ffff:203.0.113.1]:41641")), h.id(1));
 }
 
-// §8.11: when trust lapsed between route recomputes, packets were dropped.
+// Reference defect: when trust lapsed between route recomputes, packets were dropped.
 TEST(DefectRegressionTest, PacketsFallBackToDerpPerSendWhenTrustLapses) {
   PathsHarness h;
   h.netmap({kA});
@@ -173,7 +173,7 @@ TEST(DefectRegressionTest, PacketsFallBackToDerpPerSendWhenTrustLapses) {
   EXPECT_TRUE(d.start_discovery);  // and the NoPath demand-ping the reference lacked
 }
 
-// §8.12: the first advertisement was lost when the subscriber came late.
+// Reference defect: the first advertisement was lost when the subscriber came late.
 TEST(DefectRegressionTest, FirstAdvertisementIsNotLostByALateSubscriber) {
   MetricsRegistry reg;
   MagicsockMetrics m(reg);
@@ -184,7 +184,7 @@ TEST(DefectRegressionTest, FirstAdvertisementIsNotLostByALateSubscriber) {
   EXPECT_EQ(got, 1u);
 }
 
-// §8.15: with no best, the on-demand ping target was the first candidate in hash
+// Reference defect: with no best, the on-demand ping target was the first candidate in hash
 // order; with none, nothing may be left registered.
 TEST(DefectRegressionTest, OperatorPingLeavesNoStateWhenThereIsNoTarget) {
   TableHarness h;
@@ -193,7 +193,7 @@ TEST(DefectRegressionTest, OperatorPingLeavesNoStateWhenThereIsNoTarget) {
   EXPECT_EQ(h.t.paths(h.id(1)).in_flight_count(), 0u);
 }
 
-// §8.17: the DERP source of a relayed call-me-maybe was not checked against the
+// Reference defect: the DERP source of a relayed call-me-maybe was not checked against the
 // node owning the disco key.
 TEST(DefectRegressionTest, RelayedCallMeMaybeFromANodeNotOwningTheDiscoKeyIsRejected) {
   TableHarness h;
@@ -204,7 +204,7 @@ TEST(DefectRegressionTest, RelayedCallMeMaybeFromANodeNotOwningTheDiscoKeyIsReje
   EXPECT_TRUE(h.t.paths(h.id(1)).candidates().empty());
 }
 
-// §8.17 (related): relayed pings were dropped, so `tailscale ping` over DERP got no
+// Reference defect (related): relayed pings were dropped, so `tailscale ping` over DERP got no
 // answer.
 TEST(DefectRegressionTest, RelayedPingIsAnswered) {
   TableHarness h;
@@ -212,7 +212,7 @@ TEST(DefectRegressionTest, RelayedPingIsAnswered) {
   EXPECT_TRUE(h.t.on_ping_derp(disco_key(1), node_key(1), node_key(1)));
 }
 
-// §8.21: trust counted as valid at `now <= until` in one place and `now < until` in
+// Reference defect: trust counted as valid at `now <= until` in one place and `now < until` in
 // another; and the verifier lagged the reconcile.
 TEST(DefectRegressionTest, TrustBoundaryIsTheSameForReadersAndPathChoice) {
   PathsHarness h;

@@ -22,7 +22,8 @@ TEST(EgressGate, NetmapAndStunPassLearnedWaitForTheBroker) {
   MetricsRegistry m;
   EgressGate g(m);
   g.enable(true);
-  const IpPort netmap = ep("198.18.0.2:41641"), stun = ep("198.18.0.9:3478"), learned = ep("198.18.7.7:40000");
+  const IpPort netmap = ep("198.18.0.2:41641"), stun = ep("198.18.0.9:3478"),
+               learned = ep("198.18.7.7:40000");
   g.set_netmap_endpoints(std::vector<IpPort>{netmap});
   g.set_stun_servers(std::vector<IpPort>{stun});
   const auto now = Clock::now();
@@ -79,7 +80,8 @@ TEST(EgressGate, HeldDatagramsAreBounded) {
   const auto now = Clock::now();
   for (int i = 0; i < 10; ++i) g.hold(ep("198.18.7.9:1"), Bytes{static_cast<std::uint8_t>(i)}, now);
   EXPECT_EQ(g.held(), EgressGate::kMaxHeldPerAddress);
-  for (int i = 0; i < 100; ++i) g.hold(IpPort{IpAddr::v4(198, 18, 8, static_cast<std::uint8_t>(i)), 1}, Bytes{1}, now);
+  for (int i = 0; i < 100; ++i)
+    g.hold(IpPort{IpAddr::v4(198, 18, 8, static_cast<std::uint8_t>(i)), 1}, Bytes{1}, now);
   EXPECT_LE(g.held(), EgressGate::kMaxHeldPerAddress + EgressGate::kMaxHeldAddresses);
   g.expire(now + 4s);
   EXPECT_EQ(g.held(), 0u);

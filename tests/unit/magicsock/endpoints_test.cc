@@ -1,4 +1,4 @@
-// Our reflexive addresses and the endpoint advertiser (Part A §0.6; Part B §5.5).
+// Our reflexive addresses and the endpoint advertiser (docs/direct-underlay.md#our-endpoints).
 #include "netproc/magicsock/advertiser.h"
 #include "netproc/magicsock/reflexive.h"
 #include "tests/unit/magicsock/test_util.h"

@@ -1,5 +1,5 @@
-// PeerPaths with injected time: the Part B §7.5 scenarios (path.rs), adapted to Go's
-// path choice (Part A §0.4), plus candidate lifetime and call-me-maybe rules (§0.3).
+// PeerPaths with injected time: the reference's path.rs scenarios, adapted to Go's
+// path choice (docs/direct-underlay.md), plus candidate lifetime and call-me-maybe rules.
 #include "tests/unit/magicsock/test_util.h"
 
 namespace tw::magicsock {

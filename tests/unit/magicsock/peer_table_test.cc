@@ -1,5 +1,5 @@
-// PeerTable: netmap reconcile, the binding verifier (Part B §5.9, §7.8), source
-// attribution (§5.1), call-me-maybe handling (§0.5) and the pinger tick.
+// PeerTable: netmap reconcile, the binding verifier, source attribution,
+// call-me-maybe handling (docs/direct-underlay.md#pings-and-pongs) and the pinger tick.
 #include "tests/unit/magicsock/table_util.h"
 
 namespace tw::magicsock {
@@ -171,6 +171,67 @@ TEST(PeerTableTest, CallMeMaybeFromTheOwnerLearnsAndSweepsOnce) {
   EXPECT_EQ(out.size(), 2u);  // a and b; the private and IPv6 ones were filtered
   EXPECT_EQ(h.t.attribute(kB), h.id(1));
   EXPECT_TRUE(h.tick().empty());  // the sweep stamped them: the floor holds
+}
+
+// The race of issue 14: the caller's first WireGuard packet was lost at the relay, so
+// we had no traffic towards it and would never have told it our endpoints.
+TEST(PeerTableTest, CallMeMaybeFromAnIdlePeerIsAnsweredWithOursAtMostEvery5s) {
+  TableHarness h;
+  h.load({netmap_peer(1, {})});
+  std::vector<PeerPing> out;
+  std::vector<IpPort> eps{kA};
+  ASSERT_TRUE(h.t.on_call_me_maybe(disco_key(1), node_key(1), eps, h.now, out));
+  EXPECT_FALSE(h.t.answer_call_me_maybe(h.id(1), h.now, false));  // nothing to tell yet
+  EXPECT_TRUE(h.t.answer_call_me_maybe(h.id(1), h.now, true));
+  EXPECT_FALSE(h.t.answer_call_me_maybe(h.id(1), h.now + 1s, true));
+  // The answer shares the per-peer limit with every other call-me-maybe we send.
+  std::vector<PeerPing> pings;
+  EXPECT_FALSE(h.t.route(h.id(1), h.now + 2s, true, true, pings).send_call_me_maybe);
+  EXPECT_TRUE(h.t.answer_call_me_maybe(h.id(1), h.now + 5s, true));
+  EXPECT_EQ(h.counter("disco_call_me_maybe_answer_total"), 2u);
+  EXPECT_EQ(h.counter("disco_call_me_maybe_send_total"), 2u);
+}
+
+// The other half of that race: our call-me-maybe reached the relay before the peer
+// did, and the relay said so. Retry soon (250 ms, doubling), not after 5 s.
+TEST(PeerTableTest, CallMeMaybeTheRelayCouldNotDeliverIsRetriedWithBackoff) {
+  TableHarness h;
+  h.load({netmap_peer(1, {})});
+  std::vector<PeerPing> pings;
+  ASSERT_TRUE(h.t.route(h.id(1), h.now, true, true, pings).send_call_me_maybe);
+  std::vector<PeerId> due;
+  h.t.on_relay_not_here(node_key(1), h.now + 10ms);
+  h.t.call_me_maybe_tick(h.now + 200ms, true, due);
+  EXPECT_TRUE(due.empty());
+  h.t.call_me_maybe_tick(h.now + 260ms, true, due);
+  EXPECT_EQ(due, std::vector<PeerId>{h.id(1)});  // first retry after 250 ms
+  due.clear();
+  h.t.on_relay_not_here(node_key(1), h.now + 270ms);  // lost again: 500 ms now
+  h.t.call_me_maybe_tick(h.now + 700ms, true, due);
+  EXPECT_TRUE(due.empty());
+  h.t.call_me_maybe_tick(h.now + 780ms, true, due);
+  EXPECT_EQ(due, std::vector<PeerId>{h.id(1)});
+  due.clear();
+  // Without a new "not here" the normal 5 s limit holds again.
+  h.t.call_me_maybe_tick(h.now + 2s, true, due);
+  EXPECT_TRUE(due.empty());
+  EXPECT_EQ(h.counter("disco_call_me_maybe_not_here_total"), 2u);
+  // A "not here" about a peer we never called changes nothing.
+  h.load({netmap_peer(1, {}), netmap_peer(2, {})});
+  h.t.on_relay_not_here(node_key(2), h.now + 2s);
+  EXPECT_EQ(h.counter("disco_call_me_maybe_not_here_total"), 2u);
+}
+
+TEST(PeerTableTest, CallMeMaybeIsNotAnsweredOverATrustedPath) {
+  TableHarness h;
+  h.load({netmap_peer(1, {kA})});
+  h.answer(h.tick(), 10ms);
+  ASSERT_TRUE(h.t.paths(h.id(1)).trusted(h.now + 1s));
+  std::vector<PeerPing> out;
+  std::vector<IpPort> eps{kA};
+  ASSERT_TRUE(h.t.on_call_me_maybe(disco_key(1), node_key(1), eps, h.now + 1s, out));
+  EXPECT_FALSE(h.t.answer_call_me_maybe(h.id(1), h.now + 1s, true));
+  EXPECT_EQ(h.counter("disco_call_me_maybe_answer_total"), 0u);
 }
 
 TEST(PeerTableTest, CallMeMaybeFromAStrangerLearnsNothing) {

@@ -1,6 +1,6 @@
-// The per-packet route decision of Part A §0.4 (and the route-updater scenarios of
-// Part B §7.10 it replaces), fast failover, on-demand discovery and the
-// call-me-maybe send policy of §0.5.
+// The per-packet route decision (docs/direct-underlay.md#the-send-rule, and the
+// reference's route-updater scenarios it replaces), fast failover, on-demand
+// discovery and the call-me-maybe send policy.
 #include "tests/unit/magicsock/test_util.h"
 
 namespace tw::magicsock {

@@ -1,4 +1,4 @@
-// STUN prober schedule and transactions (Part A §0.6; Part B §5.10, §7.7–§7.8).
+// STUN prober schedule and transactions (docs/direct-underlay.md#our-endpoints).
 #include "netproc/magicsock/stun_prober.h"
 
 #include <set>

@@ -1,6 +1,6 @@
 // tailwarden-netproc as a process under a fake broker: fixed fds 3-7, Setup →
 // Ready, a netmap and the UDP socket, the status topics, and exit when the broker
-// end of the control link closes (DESIGN.md §2, §6).
+// end of the control link closes (docs/design.md#7-failure-posture).
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/ipaddr.h"
 #include "ipc/unique_fd.h"
 #include "netproc/magicsock/derp_seam.h"
@@ -66,6 +67,24 @@ inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& 
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     io.run_one_for(10ms);
+    if (io.stopped()) io.restart();
+  }
+  return true;
+}
+
+// The runtimes' time is a FakeTimeSource: a test moves it and runs each runtime's
+// periodic work (tick) itself, and the loop only handles what is ready (real socket
+// I/O over loopback), so minutes of protocol time pass in milliseconds. Returns
+// whether `pred` held before `limit` of fake time had passed.
+inline bool advance_until(boost::asio::io_context& io, FakeTimeSource& clock,
+                          std::initializer_list<magicsock::Runtime*> runtimes, Duration step,
+                          Duration limit, const std::function<bool()>& pred) {
+  const TimePoint end = clock.now() + limit;
+  while (!pred()) {
+    if (clock.now() >= end) return false;
+    clock.advance(step);
+    for (auto* rt : runtimes) rt->tick(clock.now());
+    io.poll();
     if (io.stopped()) io.restart();
   }
   return true;
@@ -128,6 +147,7 @@ struct RuntimeNodeBase {
     cfg.disco_private = disco;
     cfg.self_node = node;
     cfg.rx_buffer_bytes = rx_buffer;
+    cfg.time = time;
     return cfg;
   }
   void build(boost::asio::io_context& io, const magicsock::RuntimeConfig& cfg, magicsock::RuntimeHooks hooks) {
@@ -140,6 +160,7 @@ struct RuntimeNodeBase {
     rt->start();
   }
 
+  const TimeSource* time = nullptr;  // set before build(): nullptr is the system clock
   DiscoPrivate disco;
   NodePublic node;
   FakeRelay::End relay_end;

@@ -1,4 +1,4 @@
-// Real-socket tests of the magicsock runtime over loopback (issue 5): two runtimes
+// Real-socket tests of the magicsock runtime over loopback: two runtimes
 // confirm a direct path and carry attributed datagrams; the binding verifier refuses
 // a wrong node key; blackholing turns the route to DERP; a receive error or a
 // truncated datagram does not stop the loop; operator pings never leak a waiter.
@@ -6,7 +6,6 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "netproc/disco/box.h"
 #include "netproc/disco/message.h"
@@ -18,9 +17,11 @@ namespace {
 using magicsock::PathKind;
 
 struct Node : RuntimeNodeBase {
-  Node(boost::asio::io_context& io, FakeRelay& relay, std::size_t rx_buffer = magicsock::kMaxDatagramBytes,
-       Duration ping_timeout = 5s)
+  Node(boost::asio::io_context& io, FakeRelay& relay,
+       std::size_t rx_buffer = magicsock::kMaxDatagramBytes, Duration ping_timeout = 5s,
+       const TimeSource* clock = nullptr)
       : RuntimeNodeBase(relay) {
+    time = clock;
     magicsock::RuntimeConfig cfg = config(rx_buffer);
     cfg.operator_ping_timeout = ping_timeout;
     magicsock::RuntimeHooks hooks;
@@ -37,8 +38,12 @@ struct Node : RuntimeNodeBase {
 constexpr std::uint32_t kIdOfB = 7;  // B as A's broker numbers it
 constexpr std::uint32_t kIdOfA = 3;
 
+// Two runtimes on one fake clock (see advance_until).
 struct Pair {
-  explicit Pair(Duration ping_timeout = 5s) : relay(io), a(io, relay, magicsock::kMaxDatagramBytes, ping_timeout), b(io, relay) {
+  explicit Pair(Duration ping_timeout = 5s)
+      : relay(io),
+        a(io, relay, magicsock::kMaxDatagramBytes, ping_timeout, &clock),
+        b(io, relay, magicsock::kMaxDatagramBytes, 5s, &clock) {
     const auto pa = a.as_peer(kIdOfA);
     const auto pb = b.as_peer(kIdOfB);
     a.rt->set_peers(std::span(&pb, 1));
@@ -56,7 +61,12 @@ struct Pair {
     b.rt->flush();
     return run_until(io, [&] { return direct(); }, 4000ms);
   }
+  // Moves the fake time on in `step`s, running both runtimes' periodic work.
+  bool advance_until(Duration step, Duration limit, const std::function<bool()>& pred) {
+    return netproc_test::advance_until(io, clock, {a.rt.get(), b.rt.get()}, step, limit, pred);
+  }
   boost::asio::io_context io;
+  FakeTimeSource clock;
   FakeRelay relay;
   Node a;
   Node b;
@@ -140,8 +150,11 @@ TEST(RuntimeLoopback, PingClaimingAnotherNodeKeyGetsNoPongWhileTheRightKeyDoes) 
   auto third = bind_loopback();
 
   send_to(third.get(), loopback(a.port), sealed_ping(b_disco, a.disco.public_key(), c_node));
-  EXPECT_FALSE(recv_within(third.get(), 500ms, io).has_value()) << "a wrong binding must get nothing back";
-  EXPECT_EQ(a.metrics.value("disco_ping_recv_rejected_total"), 1u);
+  // Refused when handled; a pong would have been sent in the same turn of the loop.
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.metrics.value("disco_ping_recv_rejected_total") == 1; }, 2000ms));
+  EXPECT_FALSE(recv_within(third.get(), 0ms, io).has_value())
+      << "a wrong binding must get nothing back";
 
   send_to(third.get(), loopback(a.port), sealed_ping(b_disco, a.disco.public_key(), b_node));
   auto pong = recv_within(third.get(), 1000ms, io);
@@ -154,15 +167,15 @@ TEST(RuntimeLoopback, BlackholedPathLosesTrustWithinTrustWindowAndTrafficTurnsTo
   ASSERT_TRUE(p.confirm_direct());
   // B stops answering: its socket is gone.
   p.b.rt->release_udp();
-  const auto t0 = std::chrono::steady_clock::now();
+  const TimePoint t0 = p.clock.now();
   std::uint8_t marker = 1;
   auto sender = [&] {
     p.a.rt->send_wireguard(kIdOfB, wg_data(marker++));
     p.a.rt->flush();
     return p.a.rt->path_of(kIdOfB) != PathKind::kDirect;
   };
-  ASSERT_TRUE(run_until(p.io, sender, 8000ms));
-  const auto lapse = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(p.advance_until(50ms, 8000ms, sender));
+  const Duration lapse = p.clock.now() - t0;
   EXPECT_LE(lapse, 7000ms) << "trust lasts 6.5 s after the last pong";
   EXPECT_GE(lapse, 2500ms) << "a fresh pong keeps trust for at least 3.5 s";
   EXPECT_EQ(p.a.rt->path_of(kIdOfB), PathKind::kDerp);
@@ -171,6 +184,30 @@ TEST(RuntimeLoopback, BlackholedPathLosesTrustWithinTrustWindowAndTrafficTurnsTo
   p.a.rt->send_wireguard(kIdOfB, wg_data(0xEE));
   ASSERT_TRUE(run_until(p.io, [&] { return !p.b.got.empty(); }, 1000ms));
   EXPECT_EQ(p.b.got.back().first, kIdOfA);
+}
+
+// tailwarden status during a failover: still "direct" (trusted), but the state says
+// failing_over and the route UDP+DERP, which is what packets really do.
+TEST(RuntimeLoopback, StatusShowsFailingOverWhileADeadPathIsStillTrusted) {
+  Pair p;
+  ASSERT_TRUE(p.confirm_direct());
+  p.b.rt->release_udp();
+  std::uint8_t marker = 1;
+  nlohmann::json peer;
+  auto failing_over = [&] {
+    const auto derp_before = p.a.relay_end.sent;
+    p.a.rt->send_wireguard(kIdOfB, wg_data(marker++));
+    p.a.rt->flush();
+    peer = nlohmann::json::parse(p.a.rt->status_json())["peers"][0];
+    if (peer["state"] != "failing_over") return false;
+    EXPECT_GT(p.a.relay_end.sent, derp_before) << "failing over sends over DERP too";
+    return true;
+  };
+  ASSERT_TRUE(p.advance_until(50ms, 7000ms, failing_over)) << peer.dump();
+  EXPECT_EQ(peer["path"], "direct");
+  EXPECT_EQ(peer["route"], "udp+derp");
+  EXPECT_EQ(peer["endpoint"], loopback(p.b.port).to_string());
+  EXPECT_GT(peer["trust_remaining_ms"].get<int>(), 0);
 }
 
 TEST(RuntimeLoopback, ReceiveErrorOnOneDatagramDoesNotStopTheLoop) {
@@ -233,7 +270,7 @@ TEST(RuntimeLoopback, OperatorPingToSilentPeerTimesOutAndLeavesNoWaiter) {
   std::optional<std::string> reply;
   p.a.rt->ping(kIdOfB, [&](std::string s) { reply = s; });
   EXPECT_EQ(p.a.rt->pending_operator_pings(), 1u);
-  ASSERT_TRUE(run_until(p.io, [&] { return reply.has_value(); }, 2000ms));
+  ASSERT_TRUE(p.advance_until(50ms, 2000ms, [&] { return reply.has_value(); }));
   EXPECT_EQ(nlohmann::json::parse(*reply)["timeout"], true);
   EXPECT_EQ(p.a.rt->pending_operator_pings(), 0u);
   // A waiter pending at shutdown is answered too.

@@ -1,5 +1,5 @@
 // A real STUN server (coturn in --stun-only mode) on loopback: the runtime's first
-// sweep goes out at once and the response yields our mapped address (issue 5).
+// sweep goes out at once and the response yields our mapped address.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,5 +1,5 @@
 // STUN codec: the request Tailscale's STUN servers require, and response parsing
-// with Go's rules (spec/wire-protocols.md §2, direct-underlay Part B §7.6).
+// with Go's rules.
 #include "netproc/stun/stun.h"
 
 #include <gtest/gtest.h>
@@ -154,7 +154,7 @@ TEST(StunParse, MismatchedTxIdIsDetectedByTheMatchHelper) {
   EXPECT_FALSE(txid_matches(Bytes(12, 0), other));
 }
 
-// Overrides Part B §7.6 ipv6_family_returns_none: the codec returns IPv6, the
+// Unlike the reference implementation: the codec returns IPv6, the
 // IPv4-only policy belongs to the caller.
 TEST(StunParse, Ipv6FamilyIsReturnedByTheCodecPolicyIsTheCallers) {
   const IpPort v6 = ep("[2001:db8::1]:443");
@@ -257,7 +257,7 @@ TEST(StunParse, UnknownFamilyIsRejected) {
   EXPECT_FALSE(parse_binding_response(response_with(kTx01to0c, a)).ok());
 }
 
-// Go (§2.3) and the reference (§7.6 "first in wire order") disagree; we follow Go.
+// Go and the reference implementation ("first in wire order") disagree; we follow Go.
 TEST(StunParse, BothXorMappedTypesLastInWireOrderWinsAsInGo) {
   auto r = parse_binding_response(
       response_with(kTx01to0c, cat(xor_attr(0x0020, kTx01to0c, ep("1.1.1.1:1")),

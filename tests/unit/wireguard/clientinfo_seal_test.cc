@@ -38,7 +38,7 @@ class ClientInfoSeal : public ::testing::Test {
 TEST_F(ClientInfoSeal, SealsTailscaledsClientInfoForTheServer) {
   auto sealed = seal_derp_client_info(client_priv, server, str(R"({"version":2,"CanAckPings":true})"));
   ASSERT_TRUE(sealed.ok()) << sealed.error();
-  // Our node public key leads, as in wire-protocols.md §4.4's vector.
+  // Our node public key leads, as in Go's DERP handshake vector.
   EXPECT_EQ(to_hex(ByteView(sealed->data(), 32)),
             "ff2ee45601ec1b67310c7790404585ae697331eee1c1f8cf2419731c1fff3e6b");
   EXPECT_EQ(open(*sealed), R"({"version":2,"CanAckPings":true})");
