@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time to a direct path through the easy NAT (issue 14): runs the demo topology N times
+# Time to a direct path through the easy NAT: runs the demo topology N times
 # (two nodes behind EIM NATs, relay and STUN server; tests/e2e/demo.sh --direct-only)
 # and prints each run and min / median / p95 / max of
 #   ready->direct  from both nodes ready (children sandboxed, netmap loaded) until both

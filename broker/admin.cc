@@ -173,7 +173,17 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
         }
         peers.push_back(std::move(out));
       }
-      r->send({{"ok", true}, {"self", self}, {"peers", peers}, {"netmap_generation", netmap_.generation()}});
+      json reply = {{"ok", true}, {"self", self}, {"peers", peers}, {"netmap_generation", netmap_.generation()}};
+      if (control_) {
+        const ControlStatus& cs = control_->status();
+        json c = {{"url", cs.url}, {"state", cs.state}, {"maps", cs.maps}, {"reconnects", cs.reconnects},
+                  {"bytes_in", cs.bytes_in}, {"bytes_out", cs.bytes_out}, {"pid", cs.pid}};
+        if (!cs.auth_url.empty()) c["auth_url"] = cs.auth_url;
+        if (!cs.error.empty()) c["error"] = cs.error;
+        if (!cs.user.empty()) c["user"] = cs.user;
+        reply["control"] = std::move(c);
+      }
+      r->send(reply);
       r->finish();
     });
   });
@@ -259,7 +269,7 @@ void Daemon::admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder>
         [id = loop->id](std::uint32_t rid) {
           return ipc::AnyMessage(ipc::OperatorPing{rid, id});
         },
-        [this, r, loop, step](std::optional<std::string> body) {
+        [this, r, loop, step](const std::optional<std::string>& body) {
           json j = parse_or_null(body);
           if (!j.is_object()) {
             r->send({{"ok", false}, {"error", "netproc is not running"}});
@@ -307,6 +317,7 @@ void Daemon::on_endpoints_update(std::vector<IpPort> endpoints) {
     if (next == endpoints_) return;  // netproc re-announces unchanged sets
     endpoints_ = std::move(next);
     publish_endpoints();
+    forward_endpoints_to_control();
   };
   const auto due = endpoints_published_ + std::chrono::seconds(1);
   if (std::chrono::steady_clock::now() >= due) return flush();

@@ -170,6 +170,8 @@ void Daemon::send_netmap_to_children() {
   auto* n = child(ipc::Role::kNetproc);
   auto* d = child(ipc::Role::kDataproc);
   if (n == nullptr || d == nullptr) return;
+  if (auto restarted = netmap_.take_restarted(); !restarted.empty())
+    reset_dataproc_sessions(restarted);
   auto np = ipc::split_netproc_netmap(netmap_.generation(), netmap_.netproc_peers(), netmap_.derp_map_json());
   auto dp = ipc::split_dataproc_netmap(netmap_.generation(), netmap_.dataproc_peers());
   if (!np || !dp) {
@@ -178,6 +180,29 @@ void Daemon::send_netmap_to_children() {
   }
   for (const auto& part : *np) (void)n->link->send(part);
   for (const auto& part : *dp) (void)d->link->send(part);
+}
+
+// A peer with a new disco key restarted, so its WireGuard session is gone on its side.
+// As Tailscale does, drop ours at once rather than wait ~15 s for the keepalive and
+// rekey timeouts: dataproc gets this generation without those peers (it removes them,
+// session keys and all), then the full netmap of the next generation re-adds them.
+void Daemon::reset_dataproc_sessions(const std::vector<NodePublic>& restarted) {
+  auto* d = child(ipc::Role::kDataproc);
+  if (d == nullptr) return;
+  std::vector<ipc::DataprocPeer> kept;
+  for (auto& p : netmap_.dataproc_peers()) {
+    if (std::find(restarted.begin(), restarted.end(), p.node_key) == restarted.end())
+      kept.push_back(std::move(p));
+  }
+  auto dp = ipc::split_dataproc_netmap(netmap_.generation(), std::move(kept));
+  if (!dp) {
+    spdlog::error("broker: netmap does not fit the control channel: {}", dp.error());
+    return;
+  }
+  for (const auto& part : *dp) (void)d->link->send(part);
+  netmap_.advance_generation();
+  spdlog::info("netmap: {} peer(s) restarted (new disco key): WireGuard sessions reset",
+               restarted.size());
 }
 
 void Daemon::send_udp_socket() {

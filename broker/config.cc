@@ -1,5 +1,8 @@
 #include "broker/config.h"
 
+#include "common/keys.h"
+#include "common/machine_key.h"
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -208,6 +211,53 @@ Status set_admin_group(const FieldRef& f, BrokerConfig& c) {
   return ok_status();
 }
 
+// Plain http to a fixed IPv4 address: the broker dials exactly that address (the
+// egress policy has no DNS for control), and ctlproc's Noise layer authenticates the
+// server by its key.
+Status set_control_url(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_text(f, "a URL like \"http://198.18.0.1:8080\"");
+  if (!v) return make_error(v.error());
+  std::string url = *v;
+  if (url.rfind("https://", 0) == 0) {
+    return f.error("https:// control URLs are not supported yet (TLS to control is not implemented); "
+                   "use http:// (the Noise layer authenticates the server)");
+  }
+  if (url.rfind("http://", 0) != 0) return f.error("expected an http:// URL, got " + quoted_excerpt(url));
+  std::string rest = url.substr(7);
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  auto ep = IpPort::parse(rest.find(':') == std::string::npos ? rest + ":80" : rest);
+  if (!ep || !ep->ip.is_v4() || ep->port == 0 || ep->ip.is_unspecified()) {
+    return f.error("expected http://<IPv4>[:port] (host names are not resolved), got " + quoted_excerpt(url));
+  }
+  c.control_url = url;
+  c.control_address = *ep;
+  c.control_authority = ep->to_string();
+  return ok_status();
+}
+
+Status set_control_key(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_text(f, "a key like \"mkey:<64 hex>\"");
+  if (!v) return make_error(v.error());
+  auto k = MachinePublic::parse(*v);
+  if (!k) return f.error(k.error());
+  if (k->is_zero()) return f.error("all-zero key");
+  c.control_key = *v;
+  return ok_status();
+}
+
+Status set_hostname(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_text(f, "a host name");
+  if (!v) return make_error(v.error());
+  if (v->size() > 63) return f.error("longer than 63 characters");
+  for (char ch : *v) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') {
+      return f.error("only letters, digits and '-' are allowed, got " + quoted_excerpt(*v));
+    }
+  }
+  c.hostname = *v;
+  return ok_status();
+}
+
 constexpr FieldSpec kTopFields[] = {
     {"state_dir",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
@@ -246,6 +296,11 @@ constexpr FieldSpec kTopFields[] = {
        return store(get_bool(f), c.derp_insecure_for_tests);
      },
      false},
+    {"control_url", set_control_url, false},
+    {"control_key", set_control_key, false},
+    {"auth_key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
+     false},
+    {"hostname", set_hostname, false},
 };
 
 Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,

@@ -21,6 +21,14 @@
 //   egress_allowlist = "nftables"  # or "unenforced": the kernel allowlist on the
 //                                  # underlay socket (docs/deploy.md); never implied
 //
+//   control_url  = "http://198.18.0.1:8080"  # optional: join a tailnet (ts2021 control;
+//                                  # plain http to a fixed IPv4 address for now)
+//   control_key  = "mkey:<64 hex>"  # optional: pin the control server's Noise key
+//                                  # (else fetched from <control_url>/key)
+//   auth_key_file = "/etc/tailwarden/authkey"  # optional: pre-auth key (else the
+//                                  # login URL shows in `tailwarden status`)
+//   hostname     = "vps1"          # optional: the name shown to the tailnet
+//
 //   [tun]
 //   enabled = true
 //   name    = "tailwarden0"
@@ -34,6 +42,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/ipaddr.h"
 #include "common/result.h"
 
 namespace tw::broker {
@@ -94,6 +103,13 @@ struct BrokerConfig {
   bool derp_insecure_for_tests = false;
   std::optional<ConfigPath> endpoints_file;
   EgressAllowlistMode egress_allowlist = EgressAllowlistMode::kNftables;
+  // Control plane (ctlproc). Empty control_url: netmap file only.
+  std::string control_url;
+  std::string control_authority;  // "ip:port", the HTTP Host
+  std::optional<IpPort> control_address;
+  std::string control_key;  // "mkey:..." or empty
+  std::string auth_key_file;
+  std::string hostname;
 };
 
 // Parses and validates config text without touching the system; `origin` names the

@@ -52,6 +52,7 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
 }
 
 Daemon::~Daemon() {
+  if (control_) control_->stop();
   kill_children();
   allowlist_.reset();                    // deletes the table
   sodium_munlock(&keys_, sizeof keys_);  // wipes, then unlocks
@@ -100,7 +101,7 @@ Status Daemon::start() {
   start_link_monitor();
   start_netmap_watch();
   spawn_children();
-  return ok_status();
+  return start_control();
 }
 
 void Daemon::wait_signal() {
@@ -115,6 +116,7 @@ void Daemon::wait_signal() {
     } else {
       spdlog::info("broker: signal {}, stopping", sig);
       stopping_ = true;
+      if (control_) control_->stop();
       kill_children();
       io_.stop();
       return;

@@ -19,6 +19,7 @@
 #include "broker/admin_server.h"
 #include "broker/audit.h"
 #include "broker/config.h"
+#include "broker/control_client.h"
 #include "broker/egress_allowlist.h"
 #include "broker/egress_policy.h"
 #include "broker/netmap_state.h"
@@ -62,6 +63,8 @@ class Daemon {
   void kill_children();
   void send_setup();
   void send_netmap_to_children();
+  // Drops dataproc's WireGuard sessions with `restarted` peers (new disco key).
+  void reset_dataproc_sessions(const std::vector<NodePublic>& restarted);
   void send_udp_socket();
   void maybe_ready();
   ChildHandle* child(ipc::Role role);
@@ -75,6 +78,7 @@ class Daemon {
   void wait_link_event();
   void wait_netmap_event();
   void apply_netmap_file(const std::string& path, std::function<void(Status)> done);
+  void apply_netmap_text(const std::string& text, const std::string& origin, std::function<void(Status)> done);
   void start_netmap_watch();
 
   // the kernel egress allowlist of the underlay socket (egress.cc)
@@ -85,6 +89,9 @@ class Daemon {
   void update_kernel_drop_counter();
   // The netmap's routed prefixes the TUN may carry (plan_tun_routes).
   std::vector<IpPrefix> planned_tun_routes();
+  // control.cc: the control plane client (ctlproc), when control_url is set
+  Status start_control();
+  void forward_endpoints_to_control();
 
   // admin.cc
   void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
@@ -124,6 +131,7 @@ class Daemon {
   std::optional<TunDevice> tun_;
   std::vector<IpPrefix> tun_routes_;
   std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<ControlClient> control_;
   std::map<ipc::Role, ChildHandle> children_;
   std::uint32_t next_request_id_ = 1;
   struct PendingRequest {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/netmap_diff.h"
+
 namespace tw::broker {
 
 Status NetmapState::apply(const std::string& text, const std::string& origin) {
@@ -10,6 +12,7 @@ Status NetmapState::apply(const std::string& text, const std::string& origin) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   std::string derp_json = j.contains("derp_map") ? j["derp_map"].dump() : std::string("{}");
   if (derp_json.size() > ipc::kMaxDerpMapBytes) return make_error(origin + ": derp_map: larger than 64 KiB");
+  restarted_ = peers_with_new_disco_key(netmap_, *parsed);
   netmap_ = std::move(*parsed);
   derp_map_json_ = std::move(derp_json);
   for (const auto& p : netmap_.peers) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/netmap.h"
@@ -21,6 +22,10 @@ class NetmapState {
 
   bool loaded() const { return generation_ != 0; }
   std::uint64_t generation() const { return generation_; }
+  // Uses up a generation (one the children saw a partial netmap under).
+  void advance_generation() { ++generation_; }
+  // The peers whose disco key the last apply() changed (restarted peers), once.
+  std::vector<NodePublic> take_restarted() { return std::exchange(restarted_, {}); }
   const Netmap& netmap() const { return netmap_; }
   const std::string& derp_map_json() const { return derp_map_json_; }
 
@@ -38,6 +43,7 @@ class NetmapState {
   std::uint64_t generation_ = 0;
   Netmap netmap_;
   std::string derp_map_json_;
+  std::vector<NodePublic> restarted_;
   std::map<NodePublic, std::uint32_t> ids_;
   std::uint32_t next_id_ = 1;
 };

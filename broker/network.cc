@@ -17,7 +17,7 @@ namespace tw::broker {
 
 namespace asio = boost::asio;
 
-constexpr std::size_t kMaxNetmapFileBytes = 16 * 1024 * 1024;
+constexpr std::size_t kMaxNetmapFileBytes = std::size_t{16} * 1024 * 1024;
 
 void Daemon::rebind(std::function<void(Status)> done) {
   rebinds_.inc();
@@ -48,7 +48,7 @@ void Daemon::rebind(std::function<void(Status)> done) {
   // closes its copy, so the port is free to bind again (docs/direct-underlay.md#the-socket).
   child_call(
       ipc::Role::kNetproc, [](std::uint32_t id) { return ipc::AnyMessage(ipc::ReleaseUdp{id}); },
-      [this, bind_and_hand_over](std::optional<std::string> r) {
+      [this, bind_and_hand_over](const std::optional<std::string>& r) {
         if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
         udp_.reset();
         bind_and_hand_over(true);
@@ -207,8 +207,13 @@ void Daemon::apply_netmap_file(const std::string& path, std::function<void(Statu
     netmap_rejected_.inc();
     return done(make_error(text.error()));
   }
+  apply_netmap_text(*text, path, std::move(done));
+}
+
+// Every netmap, from the file, `netmap apply` or the control server, goes through here.
+void Daemon::apply_netmap_text(const std::string& text, const std::string& path, std::function<void(Status)> done) {
   NetmapState next = netmap_;
-  if (auto st = next.apply(*text, path); !st) {
+  if (auto st = next.apply(text, path); !st) {
     netmap_rejected_.inc();
     spdlog::error("netmap: refused, previous netmap stays in force: {}", st.error());
     return done(st);

@@ -8,7 +8,7 @@
 namespace tw::cli {
 
 void add_keygen_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("keygen", "Generate node and disco keys");
+  auto* cmd = app.add_subcommand("keygen", "Generate node, disco and control machine keys");
   auto out = std::make_shared<std::string>();
   auto force = std::make_shared<bool>(false);
   cmd->add_option("--out,-o", *out, "Key file to write (mode 0600); without it, print the file");
@@ -25,7 +25,8 @@ void add_keygen_command(CLI::App& app) {
       }
     }
     std::cerr << "node_key = " << keys.node.public_key().to_string() << "\n"
-              << "disco_key = " << keys.disco.public_key().to_string() << "\n";
+              << "disco_key = " << keys.disco.public_key().to_string() << "\n"
+              << "machine_key = " << keys.machine->public_key().to_string() << "\n";
   });
 }
 

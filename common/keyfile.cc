@@ -18,12 +18,15 @@ std::string where(const std::string& origin, const toml::source_region& src) {
 
 }  // namespace
 
-NodeKeys generate_node_keys() { return NodeKeys{NodePrivate::generate(), DiscoPrivate::generate()}; }
+NodeKeys generate_node_keys() {
+  return NodeKeys{NodePrivate::generate(), DiscoPrivate::generate(), MachinePrivate::generate()};
+}
 
 std::string key_file_text(const NodeKeys& keys) {
   return "# tailwarden key file: keep it secret (mode 0600)\n"
          "node_private = \"" + keys.node.to_string() + "\"\n"
-         "disco_private = \"" + keys.disco.to_string() + "\"\n";
+         "disco_private = \"" + keys.disco.to_string() + "\"\n" +
+         (keys.machine ? "machine_private = \"" + keys.machine->to_string() + "\"\n" : std::string());
 }
 
 Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string& origin) {
@@ -40,7 +43,7 @@ Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string&
   for (const auto& [k, node] : tbl) {
     const std::string key(k.str());
     const auto* s = node.as_string();
-    if (key != "node_private" && key != "disco_private") {
+    if (key != "node_private" && key != "disco_private" && key != "machine_private") {
       return make_error(where(origin, node.source()) + ": unknown key \"" + key + "\"");
     }
     if (s == nullptr) {
@@ -51,6 +54,10 @@ Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string&
       if (!r) return make_error(where(origin, node.source()) + ": node_private: " + r.error());
       keys.node = *r;
       have_node = true;
+    } else if (key == "machine_private") {
+      auto r = MachinePrivate::parse(s->get());
+      if (!r) return make_error(where(origin, node.source()) + ": machine_private: " + r.error());
+      keys.machine = *r;
     } else {
       auto r = DiscoPrivate::parse(s->get());
       if (!r) return make_error(where(origin, node.source()) + ": disco_private: " + r.error());

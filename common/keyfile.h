@@ -3,13 +3,17 @@
 //   # tailwarden key file: keep it secret (mode 0600)
 //   node_private  = "privkey:<64 hex>"
 //   disco_private = "discoprivkey:<64 hex>"
+//   machine_private = "privkey:<64 hex>"   # control-plane machine key (optional;
+//                                          # needed with control_url)
 //
 // Loading refuses a file readable or writable by group or others, and unknown keys.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/keys.h"
+#include "common/machine_key.h"
 #include "common/result.h"
 
 namespace tw {
@@ -17,6 +21,7 @@ namespace tw {
 struct NodeKeys {
   NodePrivate node;
   DiscoPrivate disco;
+  std::optional<MachinePrivate> machine;  // only the control client (ctlproc) gets it
 };
 
 NodeKeys generate_node_keys();

@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/netmap_diff.h"
+
 namespace tw {
 namespace {
 
@@ -327,6 +329,19 @@ const DerpNode* DerpMap::node(std::int64_t region_id, const std::string& name) c
     if (n.name == name) return &n;
   }
   return nullptr;
+}
+
+std::vector<NodePublic> peers_with_new_disco_key(const Netmap& before, const Netmap& after) {
+  std::map<NodePublic, DiscoPublic> old;
+  for (const auto& p : before.peers) {
+    if (p.disco_key) old.emplace(p.node_key, *p.disco_key);
+  }
+  std::vector<NodePublic> out;
+  for (const auto& p : after.peers) {
+    auto it = old.find(p.node_key);
+    if (it != old.end() && p.disco_key && it->second != *p.disco_key) out.push_back(p.node_key);
+  }
+  return out;
 }
 
 const NetmapPeer* Netmap::peer_by_name(const std::string& name) const {

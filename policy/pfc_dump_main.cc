@@ -1,4 +1,4 @@
-// tw-policy-pfc ROLE: prints the compiled seccomp filter of ROLE (netproc|dataproc) in
+// tw-policy-pfc ROLE: prints the compiled seccomp filter of ROLE (netproc|dataproc|ctlproc) in
 // the golden form. policy/update-golden writes its output to policy/golden/.
 #include <cstdio>
 #include <string>
@@ -8,15 +8,17 @@
 int main(int argc, char** argv) {
   using tw::policy::ProcessRole;
   const std::string role = argc == 2 ? argv[1] : "";
-  if (role != "netproc" && role != "dataproc") {
-    std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc\n");
+  if (role != "netproc" && role != "dataproc" && role != "ctlproc") {
+    std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc|ctlproc\n");
     return 2;
   }
   if (tw::policy::sanitizer_allowance_compiled_in()) {
     std::fprintf(stderr, "tw-policy-pfc: this is a sanitizer build; golden files come from a plain build\n");
     return 1;
   }
-  const auto text = tw::policy::export_pfc(role == "netproc" ? ProcessRole::kNetproc : ProcessRole::kDataproc);
+  const auto text = tw::policy::export_pfc(role == "netproc"    ? ProcessRole::kNetproc
+                                             : role == "dataproc" ? ProcessRole::kDataproc
+                                                                  : ProcessRole::kCtlproc);
   if (text.empty()) {
     std::fprintf(stderr, "tw-policy-pfc: building the %s filter failed\n", role.c_str());
     return 1;

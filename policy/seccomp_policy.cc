@@ -46,7 +46,10 @@ struct TableRow {
 
 std::vector<TableRow> rows_of(ProcessRole role) {
   std::vector<TableRow> rows;
-  for (const auto& r : role == ProcessRole::kNetproc ? detail::netproc_table() : detail::dataproc_table()) {
+  const auto table = role == ProcessRole::kNetproc   ? detail::netproc_table()
+                     : role == ProcessRole::kDataproc ? detail::dataproc_table()
+                                                      : detail::ctlproc_table();
+  for (const auto& r : table) {
     rows.push_back({r, false});
   }
   if (sanitizer_allowance_compiled_in()) {
@@ -155,7 +158,12 @@ void warm_up_before_sandbox() {
 }  // namespace
 
 std::string_view role_name(ProcessRole role) {
-  return role == ProcessRole::kNetproc ? "netproc" : "dataproc";
+  switch (role) {
+    case ProcessRole::kNetproc: return "netproc";
+    case ProcessRole::kDataproc: return "dataproc";
+    case ProcessRole::kCtlproc: return "ctlproc";
+  }
+  return "?";
 }
 
 bool sanitizer_allowance_compiled_in() {

@@ -13,7 +13,7 @@
 
 namespace tw::policy {
 
-enum class ProcessRole { kNetproc, kDataproc };
+enum class ProcessRole { kNetproc, kDataproc, kCtlproc };
 
 std::string_view role_name(ProcessRole role);
 

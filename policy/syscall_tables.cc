@@ -196,6 +196,67 @@ constexpr SyscallRule kDataproc[] = {
     allow_if(SYS(getsockopt), kSolSocket),
 };
 
+// ctlproc: the control-plane client. Its only network fd is the one TCP connection
+// to the control server that the broker dialled and passed with SCM_RIGHTS; it reads
+// and writes it with read/write under poll. Same rows as dataproc plus shutdown.
+constexpr SyscallRule kCtlproc[] = {
+    allow(SYS(brk)),
+    allow_if(SYS(mmap), kProtNotExec),
+    allow_if(SYS(mprotect), kProtNotExec),
+    allow(SYS(munmap)),
+    allow(SYS(mremap)),
+    allow(SYS(madvise)),
+    allow(SYS(mlock)),  // libsodium keeps key pages out of swap
+    allow(SYS(munlock)),
+    allow_if(SYS(clone), kThreadCloneFlags),
+    fail_with(SYS(clone3), ENOSYS),
+    allow(SYS(futex)),
+    allow(SYS(set_robust_list)),
+    allow(SYS(rseq)),
+    allow(SYS(sched_yield)),
+    allow(SYS(exit)),
+    allow(SYS(exit_group)),
+    allow(SYS(rt_sigreturn)),
+    allow(SYS(rt_sigprocmask)),
+    allow(SYS(rt_sigaction)),
+    allow(SYS(restart_syscall)),
+    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
+    allow(SYS(getpid)),
+    allow(SYS(gettid)),
+    allow(SYS(clock_gettime)),
+    allow(SYS(clock_getres)),
+    allow(SYS(gettimeofday)),
+    allow(SYS(clock_nanosleep)),
+    allow(SYS(nanosleep)),
+    allow(SYS(getrandom)),  // Noise ephemerals
+    allow(SYS(epoll_wait)),
+    allow(SYS(epoll_pwait)),
+    allow(SYS(epoll_ctl)),
+    allow(SYS(poll)),
+    allow(SYS(ppoll)),
+    allow(SYS(timerfd_settime)),
+    allow(SYS(timerfd_gettime)),
+    allow(SYS(read)),  // the control TCP stream
+    allow(SYS(write)),
+    allow(SYS(readv)),
+    allow(SYS(writev)),
+    allow(SYS(close)),
+    allow(SYS(fstat)),
+    allow_if(SYS(newfstatat), kFstatOfFd),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
+    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
+    allow(SYS(recvmsg)),  // the broker link (SCM_RIGHTS: control TCP fds)
+    allow(SYS(sendmsg)),
+    allow_if(SYS(getsockopt), kSolSocket),
+    allow(SYS(shutdown)),  // ending a control connection cleanly
+};
+
 // What ASan/UBSan/LSan do at run time that our code does not: alternate signal stacks
 // and an affinity look-up (pthread_getattr_np) for each new thread, a pipe through
 // which the runtime probes whether memory is readable (pthread_create's interceptor),
@@ -259,6 +320,7 @@ constexpr SyscallDenial kDeniedInBoth[] = {
 
 std::span<const SyscallRule> netproc_table() { return kNetproc; }
 std::span<const SyscallRule> dataproc_table() { return kDataproc; }
+std::span<const SyscallRule> ctlproc_table() { return kCtlproc; }
 std::span<const SyscallRule> sanitizer_allowance() { return kSanitizerAllowance; }
 std::span<const SyscallDenial> denied_in_both() { return kDeniedInBoth; }
 

@@ -43,6 +43,7 @@ struct SyscallDenial {
 
 std::span<const SyscallRule> netproc_table();
 std::span<const SyscallRule> dataproc_table();
+std::span<const SyscallRule> ctlproc_table();
 // Extra rows for binaries instrumented by ASan/UBSan/LSan (TW_SANITIZER_BUILD only).
 std::span<const SyscallRule> sanitizer_allowance();
 std::span<const SyscallDenial> denied_in_both();

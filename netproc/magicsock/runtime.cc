@@ -24,22 +24,35 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
     : wg_rx(r.counter("wg_rx_udp_total", "WireGuard datagrams received over UDP")),
       wg_rx_unattributed(r.counter("wg_rx_unattributed_total",
                                    "WireGuard datagrams from an unknown source, left to dataproc")),
-      wg_rx_ring_full(r.counter("wg_rx_ring_full_total", "Received datagrams dropped: net->data ring full")),
+      wg_rx_ring_full(
+          r.counter("wg_rx_ring_full_total", "Received datagrams dropped: net->data ring full")),
       wg_rx_derp(r.counter("wg_rx_derp_total", "WireGuard datagrams received over DERP")),
-      wg_rx_derp_unknown(r.counter("wg_rx_derp_unknown_total", "DERP datagrams from an unknown node key")),
+      wg_rx_derp_unknown(
+          r.counter("wg_rx_derp_unknown_total", "DERP datagrams from an unknown node key")),
       wg_tx_udp(r.counter("wg_tx_udp_total", "WireGuard datagrams sent over UDP")),
       wg_tx_derp(r.counter("wg_tx_derp_total", "WireGuard datagrams sent over DERP")),
-      wg_tx_derp_failed(r.counter("wg_tx_derp_failed_total", "DERP sends with no region to carry them")),
-      wg_tx_unknown_peer(r.counter("wg_tx_unknown_peer_total", "Outbound datagrams for an unknown peer id")),
-      disco_rx_not_member(r.counter("disco_rx_not_member_total", "Disco from a key not in the netmap")),
-      disco_rx_open_failed(r.counter("disco_rx_open_failed_total", "Disco boxes that did not open")),
-      disco_rx_bad_message(r.counter("disco_rx_bad_message_total", "Disco messages that did not parse")),
-      disco_rx_cmm_over_udp(r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
+      wg_tx_derp_failed(
+          r.counter("wg_tx_derp_failed_total", "DERP sends with no region to carry them")),
+      wg_tx_unknown_peer(
+          r.counter("wg_tx_unknown_peer_total", "Outbound datagrams for an unknown peer id")),
+      disco_rx_not_member(
+          r.counter("disco_rx_not_member_total", "Disco from a key not in the netmap")),
+      disco_rx_open_failed(
+          r.counter("disco_rx_open_failed_total", "Disco boxes that did not open")),
+      disco_rx_bad_message(
+          r.counter("disco_rx_bad_message_total", "Disco messages that did not parse")),
+      disco_rx_unknown_type(r.counter("disco_rx_unknown_type_total",
+                                      "Disco messages of a type we do not implement (Tailscale's "
+                                      "peer-relay types 4-9 and others), dropped without a reply")),
+      disco_rx_cmm_over_udp(
+          r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
       disco_tx(r.counter("disco_tx_total", "Disco messages sent")),
       stun_rx_bad(r.counter("stun_rx_bad_total", "STUN responses that did not parse")),
-      rx_unknown_kind(r.counter("udp_rx_unknown_kind_total", "Datagrams neither STUN, disco nor WireGuard")),
+      rx_unknown_kind(
+          r.counter("udp_rx_unknown_kind_total", "Datagrams neither STUN, disco nor WireGuard")),
       operator_pings(r.counter("operator_pings_total", "Operator pings requested")),
-      operator_ping_timeouts(r.counter("operator_ping_timeouts_total", "Operator pings that timed out")) {}
+      operator_ping_timeouts(
+          r.counter("operator_ping_timeouts_total", "Operator pings that timed out")) {}
 
 Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry& metrics,
                  DerpRelay* derp, RuntimeHooks hooks, RandomSource& rng)

@@ -108,6 +108,7 @@ struct RuntimeCounters {
   Counter& disco_rx_not_member;
   Counter& disco_rx_open_failed;
   Counter& disco_rx_bad_message;
+  Counter& disco_rx_unknown_type;
   Counter& disco_rx_cmm_over_udp;
   Counter& disco_tx;
   Counter& stun_rx_bad;

@@ -77,7 +77,7 @@ void Runtime::on_udp_disco(const IpPort& src, MutableByteView data, TimePoint no
                    }
                  },
                  [&](const disco::CallMeMaybe&) { c_.disco_rx_cmm_over_udp.inc(); },
-                 [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
+                 [&](const disco::UnknownMessage&) { c_.disco_rx_unknown_type.inc(); },
              },
              *msg);
 }
@@ -135,7 +135,7 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                    if (table_.answer_call_me_maybe(*id, now, have_endpoints()))
                      send_call_me_maybe(*id);
                  },
-                 [&](const disco::UnknownMessage&) { c_.disco_rx_bad_message.inc(); },
+                 [&](const disco::UnknownMessage&) { c_.disco_rx_unknown_type.inc(); },
              },
              *msg);
 }

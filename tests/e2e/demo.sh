@@ -84,10 +84,20 @@ ip netns exec "$NS_A" ping -c 1 -W 3 "$TAILNET_B" >"$E2E_DIR/first.ping" 2>&1 &
 first_ping=$!
 
 say "waiting for a direct path (NAT traversal with disco + call-me-maybe)"
-direct_a=$(e2e_wait_path a b direct 30) || direct_a=timeout
-direct_b=$(e2e_wait_path b a direct 30) || direct_b=timeout
-t_direct=$(python3 -c "import time; print(f'{time.time()-$t0:.2f}')")
-ready_to_direct=$(python3 -c "import time; print(f'{time.time()-$t_ready:.2f}')")
+# Each wait prints how long it waited and the time since both nodes were ready; the
+# later of the two is when both sides had a direct path.
+# Both polls run at once, so neither figure carries the other poller's start-up.
+e2e_wait_path a b direct 30 "$t_ready" >"$E2E_DIR/wait_a" &
+wait_a=$!
+read -r direct_b since_b <<<"$(e2e_wait_path b a direct 30 "$t_ready" || echo timeout)"
+wait "$wait_a"
+read -r direct_a since_a <"$E2E_DIR/wait_a"
+ready_to_direct=$(python3 -c "
+try: print(f'{max(float(\"${since_a:-x}\"), float(\"${since_b:-x}\")):.2f}')
+except ValueError: print('timeout')")
+t_direct=$(python3 -c "
+try: print(f'{$t_ready - $t0 + float(\"$ready_to_direct\"):.2f}')
+except ValueError: print('timeout')")
 wait "$first_ping" && echo "   first ping answered: $(grep -o 'time=[0-9.]* ms' "$E2E_DIR/first.ping")"
 echo "   a sees b direct after ${direct_a}s of waiting; b sees a direct: ${direct_b}"
 status_line a

@@ -117,12 +117,14 @@ try:
 except Exception: print('?')"
 }
 
-# e2e_wait_path N PEER KIND TIMEOUT_S: prints the seconds it took, or fails. One
-# process polls status every 20 ms, so the figure is not the cost of the polling.
+# e2e_wait_path N PEER KIND TIMEOUT_S [SINCE]: prints the seconds it took, or fails.
+# One process polls status every 20 ms, so the figure is not the cost of the polling.
+# With SINCE (a `date +%s.%N` stamp) it also prints the seconds from SINCE until the
+# path was seen, so the start-up of the poller is not counted either.
 e2e_wait_path() {
-  python3 - "$BIN/tailwarden" "$E2E_DIR/$1/admin.sock" "$2" "$3" "$4" <<'PY'
+  python3 - "$BIN/tailwarden" "$E2E_DIR/$1/admin.sock" "$2" "$3" "$4" "${5:-}" <<'PY'
 import json, subprocess, sys, time
-cli, sock, peer, kind, timeout = sys.argv[1:6]
+cli, sock, peer, kind, timeout, since = sys.argv[1:7]
 start = time.time()
 while True:
     try:
@@ -132,7 +134,8 @@ while True:
     except Exception:
         path = None
     if path == kind:
-        print(f"{time.time() - start:.2f}")
+        now = time.time()
+        print(f"{now - start:.2f}" + (f" {now - float(since):.2f}" if since else ""))
         sys.exit(0)
     if time.time() - start > float(timeout):
         print("timeout")

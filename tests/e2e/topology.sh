@@ -3,13 +3,37 @@
 # tears them down. Source it, then:
 #   topo_up <lan|easy-nat|hard-nat|udp-blocked>   (uses $TOPO_ID to name namespaces)
 #   topo_down
-# Addresses (only inside these namespaces):
-#   "internet" segment 198.18.0.0/24: bridge in namespace $NS_INET (198.18.0.1 hosts the
-#   DERP relay and the STUN server); routers / lan nodes at 198.18.0.2 and .3.
-#   Site A LAN 198.18.1.0/24 (node A .2, router .1); site B LAN 198.18.2.0/24.
-# Node namespaces are $NS_A and $NS_B; routers $NS_RA and $NS_RB (NAT topologies only);
-# topo_add_stranger adds $NS_X, a host on the internet segment at $STRANGER_IP that is
-# in no netmap (the attacker of the hostile scenario).
+#
+# lan: both nodes on the "internet" segment, no NAT.
+#
+#   +-------------------- $NS_INET: br0 198.18.0.1 (DERP relay, STUN) --------------------+
+#   |                  198.18.0.0/24                                     [$NS_X .9]       |
+#   +----------+------------------------------------------+-----------------------------+
+#              | eth0 198.18.0.2                          | eth0 198.18.0.3
+#         +----+----+                                +----+----+
+#         |  $NS_A  |  node A                        |  $NS_B  |  node B
+#         +---------+                                +---------+
+#
+# easy-nat / hard-nat / udp-blocked: each node behind its own router (NAT).
+#
+#   +-------------------- $NS_INET: br0 198.18.0.1 (DERP relay, STUN) --------------------+
+#   |                  198.18.0.0/24                                     [$NS_X .9]       |
+#   +----------+------------------------------------------+-----------------------------+
+#              | wan0 198.18.0.2                          | wan0 198.18.0.3
+#         +----+----+  masquerade on wan0:           +----+----+
+#         | $NS_RA  |  easy = same port for every    | $NS_RB  |
+#         +----+----+  destination (EIM); hard =     +----+----+
+#              |       fully-random (a new port per       |
+#              |       destination); udp-blocked = easy   |
+#              |       plus site-to-site UDP dropped      |
+#              | lan0 198.18.1.1                          | lan0 198.18.2.1
+#              | eth0 198.18.1.2                          | eth0 198.18.2.2
+#         +----+----+                                +----+----+
+#         |  $NS_A  |  node A                        |  $NS_B  |  node B
+#         +---------+                                +---------+
+#
+# $NS_X (topo_add_stranger) is a host at $STRANGER_IP in no netmap: the attacker of the
+# hostile scenario. All addresses exist only inside these namespaces.
 set -u
 
 TOPO_ID=${TOPO_ID:-$$}

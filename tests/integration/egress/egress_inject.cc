@@ -26,13 +26,15 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace {
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "egress_inject: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
+  const std::string why = std::generic_category().message(errno);
+  (void)std::fprintf(stderr, "egress_inject: %s: %s\n", what.c_str(), why.c_str());
+  std::_Exit(1);
 }
 
 // The inode of the UDP socket bound to `port` in this network namespace.

@@ -239,6 +239,28 @@ TEST(BrokerConfig, EndpointsFileIsOptionalAndAnAbsoluteFilePath) {
             "test.toml:4: endpoints_file: expected an absolute path, got true");
 }
 
+TEST(BrokerConfig, ControlUrlIsPlainHttpToAFixedIpv4) {
+  EXPECT_TRUE(parse(kRequired)->control_url.empty());
+  auto r = parse(kRequired + "control_url = \"http://198.18.0.1:8080/\"\nhostname = \"vps-1\"\n"
+                             "auth_key_file = \"/etc/tailwarden/authkey\"\n"
+                             "control_key = \"mkey:9f512dea1cb0688378c1f4e7023a7073fcab79cde61f3db6fcfd1138bf98cc71\"\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->control_authority, "198.18.0.1:8080");
+  ASSERT_TRUE(r->control_address.has_value());
+  EXPECT_EQ(r->control_address->port, 8080);
+  EXPECT_EQ(r->hostname, "vps-1");
+  EXPECT_EQ(r->auth_key_file, "/etc/tailwarden/authkey");
+  EXPECT_EQ(parse(kRequired + "control_url = \"http://198.18.0.1\"\n")->control_authority, "198.18.0.1:80");
+  EXPECT_NE(refusal(kRequired + "control_url = \"https://198.18.0.1\"\n").find("test.toml:4: control_url: https://"),
+            std::string::npos);
+  EXPECT_NE(refusal(kRequired + "control_url = \"http://controlplane.example\"\n").find("host names are not resolved"),
+            std::string::npos);
+  EXPECT_NE(refusal(kRequired + "control_url = \"ftp://198.18.0.1\"\n").find("expected an http:// URL"),
+            std::string::npos);
+  EXPECT_NE(refusal(kRequired + "control_key = \"nodekey:00\"\n").find("test.toml:4: control_key"), std::string::npos);
+  EXPECT_NE(refusal(kRequired + "hostname = \"a b\"\n").find("test.toml:4: hostname"), std::string::npos);
+}
+
 TEST(BrokerConfigPaths, EndpointsFileDirectoryMustExistAtLoad) {
   char tmpl[] = "/tmp/tw-config-dir-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);

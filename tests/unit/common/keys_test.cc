@@ -112,6 +112,10 @@ TEST_F(KeyFileTest, WrittenFileIs0600AndLoadsBack) {
   ASSERT_TRUE(loaded.ok()) << loaded.error();
   EXPECT_EQ(loaded->node.public_key(), keys.node.public_key());
   EXPECT_EQ(loaded->disco.public_key(), keys.disco.public_key());
+  ASSERT_TRUE(keys.machine.has_value());
+  ASSERT_TRUE(loaded->machine.has_value()) << "keygen writes the control machine key";
+  EXPECT_EQ(loaded->machine->public_key(), keys.machine->public_key());
+  EXPECT_EQ(loaded->machine->public_key().to_string().rfind("mkey:", 0), 0u);
   EXPECT_FALSE(write_key_file(path_, keys, false).ok()) << "must not overwrite";
 }
 
@@ -139,13 +143,24 @@ TEST_F(KeyFileTest, KeyFileErrorsNameLineAndField) {
   std::string text = key_file_text(keys) + "colour = \"blue\"\n";
   auto r = parse_key_file_text(text, "k.toml");
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().find("k.toml:4: unknown key \"colour\""), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("k.toml:5: unknown key \"colour\""), std::string::npos) << r.error();
   r = parse_key_file_text("node_private = \"privkey:12\"\n", "k.toml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("k.toml:1: node_private"), std::string::npos) << r.error();
   r = parse_key_file_text("node_private = \"" + keys.node.to_string() + "\"\n", "k.toml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("missing disco_private"), std::string::npos);
+  // A key file from before the control client still loads, without a machine key.
+  r = parse_key_file_text("node_private = \"" + keys.node.to_string() + "\"\ndisco_private = \"" +
+                              keys.disco.to_string() + "\"\n",
+                          "k.toml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_FALSE(r->machine.has_value());
+  r = parse_key_file_text(key_file_text(keys) + "", "k.toml");
+  ASSERT_TRUE(r.ok());
+  r = parse_key_file_text("machine_private = \"mkey:00\"\n", "k.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("k.toml:1: machine_private"), std::string::npos) << r.error();
   r = parse_key_file_text("node_private = [", "k.toml");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().find("k.toml:1"), std::string::npos) << r.error();

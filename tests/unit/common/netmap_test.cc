@@ -1,8 +1,10 @@
+#include "common/netmap.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "common/netmap.h"
+#include "common/netmap_diff.h"
 
 namespace tw {
 namespace {
@@ -152,6 +154,30 @@ TEST_F(NetmapTest, AllowedIpsMustCoverAddresses) {
 TEST_F(NetmapTest, WrongTypesAreRefusedPrecisely) {
   doc_["peers"][0]["home_derp"] = "900";
   expect_error("home_derp: expected an integer");
+}
+
+TEST_F(NetmapTest, PeersWithANewDiscoKeyAreTheRestartedOnes) {
+  auto before = parse();
+  ASSERT_TRUE(before) << before.error();
+  EXPECT_TRUE(peers_with_new_disco_key(*before, *before).empty());
+  // b restarts (new disco key) and changes endpoints; wg (no disco key) stays.
+  doc_["peers"][0]["disco_key"] = DiscoPrivate::generate().public_key().to_string();
+  doc_["peers"][0]["endpoints"] = {"198.18.1.2:41642"};
+  auto after = parse();
+  ASSERT_TRUE(after) << after.error();
+  EXPECT_EQ(peers_with_new_disco_key(*before, *after), std::vector<NodePublic>{b_node_});
+  // An endpoint change alone, a new peer or a removed one is not a restart.
+  doc_["peers"][0]["endpoints"] = {"198.18.1.2:41643"};
+  const NodePublic d_node = NodePrivate::generate().public_key();
+  doc_["peers"].push_back({{"name", "d"},
+                           {"node_key", d_node.to_string()},
+                           {"disco_key", DiscoPrivate::generate().public_key().to_string()},
+                           {"addresses", {"100.64.0.4/32"}}});
+  auto later = parse();
+  ASSERT_TRUE(later) << later.error();
+  EXPECT_TRUE(peers_with_new_disco_key(*after, *later).empty());
+  EXPECT_TRUE(peers_with_new_disco_key(*later, *before).size() == 1u)
+      << "b's disco key differs again";
 }
 
 TEST_F(NetmapTest, NotJsonIsRefused) {

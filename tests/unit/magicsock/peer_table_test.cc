@@ -173,7 +173,7 @@ TEST(PeerTableTest, CallMeMaybeFromTheOwnerLearnsAndSweepsOnce) {
   EXPECT_TRUE(h.tick().empty());  // the sweep stamped them: the floor holds
 }
 
-// The race of issue 14: the caller's first WireGuard packet was lost at the relay, so
+// The time-to-direct race: the caller's first WireGuard packet was lost at the relay, so
 // we had no traffic towards it and would never have told it our endpoints.
 TEST(PeerTableTest, CallMeMaybeFromAnIdlePeerIsAnsweredWithOursAtMostEvery5s) {
   TableHarness h;

@@ -335,5 +335,30 @@ TEST(RuntimeRelayedDisco, CallMeMaybeOverUdpIsRefused) {
   EXPECT_EQ(p.a.metrics.value("disco_call_me_maybe_recv_total"), 0u);
 }
 
+// Tailscale v1.102 has disco types 4-9 (peer relay) that we do not implement: sealed by a
+// member, over UDP or DERP, each is dropped without a reply and counted apart from
+// malformed messages.
+TEST(RuntimeRelayedDisco, UnknownDiscoTypesAreDroppedAndCountedApartFromMalformedOnes) {
+  Pair p;
+  auto key = disco::DiscoSharedKey::derive(p.b.disco, p.a.disco.public_key());
+  ASSERT_TRUE(static_cast<bool>(key));
+  auto sealed = [&](std::uint8_t code) {
+    Bytes out(512);
+    out.resize(
+        disco::seal_message(*key, p.b.disco.public_key(), disco::UnknownMessage{code, 0}, out));
+    return out;
+  };
+  const int relayed_before = p.a.relay_end.sent;
+  auto third = bind_loopback();
+  for (std::uint8_t code = 4; code <= 9; ++code)
+    send_to(third.get(), loopback(p.a.port), sealed(code));
+  ASSERT_TRUE(run_until(
+      p.io, [&] { return p.a.rt->counters().disco_rx_unknown_type.value() == 6; }, 1000ms));
+  p.a.rt->on_derp_packet(p.b.node, 1, sealed(8));
+  EXPECT_EQ(p.a.rt->counters().disco_rx_unknown_type.value(), 7u);
+  EXPECT_EQ(p.a.rt->counters().disco_rx_bad_message.value(), 0u);
+  EXPECT_EQ(p.a.relay_end.sent, relayed_before);
+}
+
 }  // namespace
 }  // namespace tw::netproc_test

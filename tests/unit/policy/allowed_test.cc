@@ -202,7 +202,7 @@ TEST_P(AllowedInBoth, AbortStillRaisesSigabrt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, AllowedInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
                          testing::role_param_name);
 
 // netproc's underlay I/O: batched datagrams on a UDP socket bound before the sandbox.

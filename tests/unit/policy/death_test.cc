@@ -160,7 +160,7 @@ TEST_P(ForbiddenInBoth, EveryDeniedSyscallIsKilled) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, ForbiddenInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
                          testing::role_param_name);
 
 // dataproc has no network socket, so the batched and addressed socket calls that
@@ -178,6 +178,26 @@ TEST(DataprocSandbox, BatchedAndAddressedSocketIoIsKilled) {
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kDataproc, ::sendto(sv[0], &byte, 1, 0, nullptr, 0));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kDataproc, ::recvfrom(sv[1], &byte, 1, MSG_DONTWAIT, nullptr, nullptr));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kDataproc, ::shutdown(sv[0], SHUT_RDWR));
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+// ctlproc reads and writes its one broker-dialled TCP stream; it never dials (socket,
+// connect: the parameterised tests above) and has no datagram socket to batch on.
+TEST(CtlprocSandbox, DialsAndDatagramIoAreKilled) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+  char byte = 0;
+  mmsghdr msg{};
+  iovec iov{&byte, 1};
+  msg.msg_hdr.msg_iov = &iov;
+  msg.msg_hdr.msg_iovlen = 1;
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::socket(AF_INET, SOCK_STREAM, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::connect(sv[0], nullptr, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::sendmmsg(sv[0], &msg, 1, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::recvmmsg(sv[1], &msg, 1, MSG_DONTWAIT, nullptr));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::sendto(sv[0], &byte, 1, 0, nullptr, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::recvfrom(sv[1], &byte, 1, MSG_DONTWAIT, nullptr, nullptr));
   ::close(sv[0]);
   ::close(sv[1]);
 }

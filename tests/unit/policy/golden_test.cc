@@ -58,7 +58,7 @@ TEST_P(GoldenFilter, ExportIsTheSameInEveryProcess) {
   EXPECT_EQ(export_pfc(GetParam()), export_pfc(GetParam(), kGoldenSelfPid));
 }
 
-INSTANTIATE_TEST_SUITE_P(Roles, GoldenFilter, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc),
+INSTANTIATE_TEST_SUITE_P(Roles, GoldenFilter, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
                          testing::role_param_name);
 
 }  // namespace

@@ -76,7 +76,7 @@ TEST_P(Install, ThreadStartedBeforeInstallIsFilteredToo) {
       ::testing::KilledBySignal(SIGSYS), "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Roles, Install, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc),
+INSTANTIATE_TEST_SUITE_P(Roles, Install, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
                          testing::role_param_name);
 
 }  // namespace

@@ -57,7 +57,7 @@ TEST(ChildTables, EveryRowNamesASyscallOfThisArchitecture) {
 }
 
 TEST(ChildTables, ExportNamesEveryDeniedSyscallInItsHeader) {
-  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc}) {
+  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc}) {
     const std::string text = export_pfc(role);
     ASSERT_FALSE(text.empty());
     const std::string header = text.substr(0, text.find("# pseudo filter code start"));

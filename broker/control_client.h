@@ -1,0 +1,96 @@
+// The broker's side of the control plane (docs/control.md): spawns tailwarden-ctlproc
+// (fd 3 only, an empty network namespace, the child sandbox), hands it the machine key
+// and the public keys, dials the one configured control address when it asks (the
+// egress policy for control: that address and nothing else), passes the connected fd,
+// reassembles the netmaps it sends and hands their text to the daemon, which applies
+// them through the same parser as `netmap apply`. Restarts ctlproc with backoff when
+// its link closes. Never parses network input itself.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>  // before Asio
+#include <vector>
+
+#include "common/ipaddr.h"
+#include "common/keys.h"
+#include "common/metrics.h"
+#include "ctlproc/link.h"
+#include "ipc/unique_fd.h"
+
+namespace tw::broker {
+
+struct ControlClientConfig {
+  std::string binary;                   // tailwarden-ctlproc
+  std::vector<std::string> child_args;  // --uid ... --sandbox ... --log-level ...
+  std::vector<std::string> child_env;
+  bool new_netns = true;
+  IpPort address;         // the only destination ever dialled for control
+  std::string authority;  // HTTP Host
+  std::string url;        // for status
+  KeyBytes machine_private{};
+  KeyBytes control_key{};  // zero: ctlproc fetches it
+  NodePublic node_public;
+  DiscoPublic disco_public;
+  std::string auth_key;
+  std::string hostname;
+};
+
+struct ControlStatus {
+  std::string state = "starting";
+  std::string url;
+  std::string auth_url;
+  std::string error;
+  std::string user;
+  std::uint64_t maps = 0;
+  std::uint64_t reconnects = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  pid_t pid = -1;
+};
+
+class ControlClient {
+ public:
+  using NetmapHandler = std::function<void(const std::string& netmap_json)>;
+  ControlClient(boost::asio::io_context& io, ControlClientConfig config, MetricsRegistry& metrics,
+                NetmapHandler on_netmap);
+  ~ControlClient();
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+
+  void start();
+  void stop();
+  // New endpoints (with types), home region or disco key from netproc.
+  void update_endpoints(std::vector<ctl::Endpoint> endpoints, std::uint32_t home_derp);
+  const ControlStatus& status() const { return status_; }
+
+ private:
+  void spawn();
+  void wait_link();
+  void on_link_readable();
+  void on_link_closed(const std::string& why);
+  void dial(ctl::ConnPurpose purpose);
+  bool send(const ctl::ToCtlproc& m, int fd = -1);
+
+  boost::asio::io_context& io_;
+  ControlClientConfig config_;
+  NetmapHandler on_netmap_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> link_;
+  boost::asio::steady_timer restart_timer_;
+  std::chrono::milliseconds restart_backoff_{1000};
+  ctl::NetmapAssembler assembler_;
+  ControlStatus status_;
+  std::vector<ctl::Endpoint> endpoints_;
+  std::uint32_t home_derp_ = 0;
+  bool stopped_ = false;
+  Counter& map_updates_;
+  Counter& dials_;
+  Counter& dial_failures_;
+  Counter& restarts_;
+};
+
+}  // namespace tw::broker

@@ -1,0 +1,264 @@
+#include "ctlproc/link.h"
+
+#include <algorithm>
+
+#include "ipc/wire.h"
+
+namespace tw::ctl {
+namespace {
+
+using ipc::BodyReader;
+using ipc::BodyWriter;
+
+Bytes frame(std::uint16_t type, const Bytes& body) {
+  std::uint8_t head[kLinkHeaderBytes];
+  store_be32(&head[0], kLinkMagic);
+  store_be16(&head[4], kLinkVersion);
+  store_be16(&head[6], type);
+  store_be32(&head[8], static_cast<std::uint32_t>(body.size()));
+  Bytes out(kLinkHeaderBytes + body.size());
+  std::copy(head, head + kLinkHeaderBytes, out.begin());
+  std::copy(body.begin(), body.end(), out.begin() + kLinkHeaderBytes);
+  return out;
+}
+
+Result<std::pair<std::uint16_t, ByteView>> unframe(ByteView d) {
+  if (d.size() < kLinkHeaderBytes) return make_error("ctl link: datagram shorter than its header");
+  if (load_be32(&d[0]) != kLinkMagic) return make_error("ctl link: bad magic");
+  if (load_be16(&d[4]) != kLinkVersion) return make_error("ctl link: unsupported version");
+  const std::size_t len = load_be32(&d[8]);
+  if (len > kMaxLinkBody || len != d.size() - kLinkHeaderBytes) {
+    return make_error("ctl link: body length does not match the datagram");
+  }
+  return std::pair<std::uint16_t, ByteView>{load_be16(&d[6]), d.subspan(kLinkHeaderBytes)};
+}
+
+void put_endpoints(BodyWriter& w, const std::vector<Endpoint>& eps) {
+  w.u32(static_cast<std::uint32_t>(eps.size()));
+  for (const auto& e : eps) {
+    w.ip_port(e.addr);
+    w.u8(static_cast<std::uint8_t>(e.type));
+  }
+}
+
+std::vector<Endpoint> get_endpoints(BodyReader& r) {
+  std::vector<Endpoint> out;
+  const std::uint32_t n = r.count(static_cast<std::uint32_t>(kMaxEndpointsPerPeer), 1 + 16 + 2 + 1);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    Endpoint e;
+    e.addr = r.ip_port();
+    const std::uint8_t t = r.u8();
+    if (t < 1 || t > 5) r.fail("endpoint type out of range");
+    e.type = static_cast<EndpointType>(t);
+    out.push_back(e);
+  }
+  return out;
+}
+
+ConnPurpose get_purpose(BodyReader& r) {
+  const std::uint8_t p = r.u8();
+  if (p != 1 && p != 2) r.fail("unknown connection purpose");
+  return static_cast<ConnPurpose>(p);
+}
+
+template <typename T>
+Result<T> finish(BodyReader& r, T value, const char* name) {
+  if (!r.finish()) return make_error(std::string("ctl link: ") + name + ": " + r.error());
+  return value;
+}
+
+Status expect_fds(std::size_t got, std::size_t want, const char* name) {
+  if (got != want) {
+    return make_error(std::string("ctl link: ") + name + " with " + std::to_string(got) +
+                      " fds (want " + std::to_string(want) + ")");
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Bytes encode_link(const ToCtlproc& m) {
+  BodyWriter w;
+  std::uint16_t type = 0;
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        type = T::kType;
+        if constexpr (std::is_same_v<T, CtlSetup>) {
+          w.key(v.machine_private);
+          w.key(v.node_public.bytes());
+          w.key(v.disco_public.bytes());
+          w.key(v.control_key);
+          w.text(v.authority);
+          w.text(v.auth_key);
+          w.text(v.hostname);
+          w.u32(v.home_derp);
+          put_endpoints(w, v.endpoints);
+        } else if constexpr (std::is_same_v<T, CtlConn>) {
+          w.u8(static_cast<std::uint8_t>(v.purpose));
+        } else if constexpr (std::is_same_v<T, CtlDialFailed>) {
+          w.u8(static_cast<std::uint8_t>(v.purpose));
+          w.text(v.reason.substr(0, kMaxLinkText));
+        } else {
+          w.u32(v.home_derp);
+          w.key(v.disco_public.bytes());
+          put_endpoints(w, v.endpoints);
+        }
+      },
+      m);
+  return frame(type, w.take());
+}
+
+Bytes encode_link(const ToBroker& m) {
+  BodyWriter w;
+  std::uint16_t type = 0;
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        type = T::kType;
+        if constexpr (std::is_same_v<T, CtlDialRequest>) {
+          w.u8(static_cast<std::uint8_t>(v.purpose));
+        } else if constexpr (std::is_same_v<T, CtlNetmapPart>) {
+          w.u64(v.seq);
+          w.u16(v.part);
+          w.u16(v.parts);
+          w.blob(v.data);
+        } else {
+          for (const std::string* s : {&v.state, &v.auth_url, &v.error, &v.user})
+            w.text(s->substr(0, kMaxLinkText));
+          w.u64(v.maps);
+          w.u64(v.reconnects);
+          w.u64(v.bytes_in);
+          w.u64(v.bytes_out);
+        }
+      },
+      m);
+  return frame(type, w.take());
+}
+
+Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
+  auto f = unframe(datagram);
+  if (!f) return make_error(f.error());
+  BodyReader r(f->second);
+  switch (f->first) {
+    case CtlSetup::kType: {
+      if (auto st = expect_fds(fds, 0, "CtlSetup"); !st) return Error{st.error()};
+      CtlSetup s;
+      s.machine_private = r.key();
+      s.node_public = NodePublic(r.key());
+      s.disco_public = DiscoPublic(r.key());
+      s.control_key = r.key();
+      s.authority = r.text(255);
+      s.auth_key = r.text(kMaxLinkText);
+      s.hostname = r.text(255);
+      s.home_derp = r.u32();
+      s.endpoints = get_endpoints(r);
+      if (r.ok() && s.node_public.is_zero()) r.fail("zero node key");
+      if (r.ok() && s.authority.empty()) r.fail("empty control authority");
+      auto out = finish<ToCtlproc>(r, std::move(s), "CtlSetup");
+      return out;
+    }
+    case CtlConn::kType: {
+      if (auto st = expect_fds(fds, 1, "CtlConn"); !st) return Error{st.error()};
+      CtlConn c;
+      c.purpose = get_purpose(r);
+      return finish<ToCtlproc>(r, c, "CtlConn");
+    }
+    case CtlDialFailed::kType: {
+      if (auto st = expect_fds(fds, 0, "CtlDialFailed"); !st) return Error{st.error()};
+      CtlDialFailed d;
+      d.purpose = get_purpose(r);
+      d.reason = r.text(kMaxLinkText);
+      return finish<ToCtlproc>(r, std::move(d), "CtlDialFailed");
+    }
+    case CtlEndpoints::kType: {
+      if (auto st = expect_fds(fds, 0, "CtlEndpoints"); !st) return Error{st.error()};
+      CtlEndpoints e;
+      e.home_derp = r.u32();
+      e.disco_public = DiscoPublic(r.key());
+      e.endpoints = get_endpoints(r);
+      return finish<ToCtlproc>(r, std::move(e), "CtlEndpoints");
+    }
+    default:
+      return make_error("ctl link: message type " + std::to_string(f->first) +
+                        " is not for ctlproc");
+  }
+}
+
+Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
+  auto f = unframe(datagram);
+  if (!f) return make_error(f.error());
+  if (fds != 0) return make_error("ctl link: ctlproc sent " + std::to_string(fds) + " fds");
+  BodyReader r(f->second);
+  switch (f->first) {
+    case CtlDialRequest::kType: {
+      CtlDialRequest d;
+      d.purpose = get_purpose(r);
+      return finish<ToBroker>(r, d, "CtlDialRequest");
+    }
+    case CtlNetmapPart::kType: {
+      CtlNetmapPart p;
+      p.seq = r.u64();
+      p.part = r.u16();
+      p.parts = r.u16();
+      p.data = r.blob(kNetmapChunk);
+      const std::size_t max_parts = kMaxNetmapBytes / kNetmapChunk;
+      if (r.ok() && (p.parts == 0 || p.parts > max_parts || p.part >= p.parts))
+        r.fail("bad part numbering");
+      return finish<ToBroker>(r, std::move(p), "CtlNetmapPart");
+    }
+    case CtlStatus::kType: {
+      CtlStatus s;
+      for (std::string* t : {&s.state, &s.auth_url, &s.error, &s.user}) *t = r.text(kMaxLinkText);
+      s.maps = r.u64();
+      s.reconnects = r.u64();
+      s.bytes_in = r.u64();
+      s.bytes_out = r.u64();
+      return finish<ToBroker>(r, std::move(s), "CtlStatus");
+    }
+    default:
+      return make_error("ctl link: message type " + std::to_string(f->first) +
+                        " is not for the broker");
+  }
+}
+
+std::vector<CtlNetmapPart> split_netmap(std::uint64_t seq, const std::string& json) {
+  std::vector<CtlNetmapPart> out;
+  const std::size_t n = json.empty() ? 1 : (json.size() + kNetmapChunk - 1) / kNetmapChunk;
+  for (std::size_t i = 0; i < n; ++i) {
+    CtlNetmapPart p;
+    p.seq = seq;
+    p.part = static_cast<std::uint16_t>(i);
+    p.parts = static_cast<std::uint16_t>(n);
+    const std::size_t off = i * kNetmapChunk;
+    const std::size_t len = std::min(kNetmapChunk, json.size() - off);
+    p.data.assign(json.begin() + static_cast<std::ptrdiff_t>(off),
+                  json.begin() + static_cast<std::ptrdiff_t>(off + len));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> NetmapAssembler::add(const CtlNetmapPart& p) {
+  if (p.part == 0) {
+    if (p.seq <= last_done_ && last_done_ != 0)
+      return make_error("ctl link: netmap seq went backwards");
+    seq_ = p.seq;
+    parts_ = p.parts;
+    next_ = 0;
+    text_.clear();
+  } else if (p.seq != seq_ || p.parts != parts_ || p.part != next_) {
+    return make_error("ctl link: netmap part out of order");
+  }
+  if (p.part != next_) return make_error("ctl link: netmap part out of order");
+  text_.append(p.data.begin(), p.data.end());
+  ++next_;
+  if (text_.size() > kMaxNetmapBytes) return make_error("ctl link: netmap larger than 64 MiB");
+  if (next_ < parts_) return std::optional<std::string>{};
+  last_done_ = seq_;
+  std::string text;
+  text.swap(text_);
+  return std::optional<std::string>(std::move(text));
+}
+
+}  // namespace tw::ctl
