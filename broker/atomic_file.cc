@@ -67,7 +67,8 @@ Result<std::string> read_regular_file_bounded(const std::string& path, std::size
     ~Closer() { ::close(fd); }
   } closer{raw};
   struct stat sb {};
-  if (::fstat(raw, &sb) != 0) return make_error(path + ": cannot stat: " + std::generic_category().message(errno));
+  if (::fstat(raw, &sb) != 0)
+    return make_error(path + ": cannot stat: " + std::generic_category().message(errno));
   if (!S_ISREG(sb.st_mode)) return make_error(path + ": not a regular file");
   if (static_cast<std::uint64_t>(sb.st_size) > max_bytes) {
     return make_error(path + ": " + std::to_string(sb.st_size) + " bytes, more than the limit of " +

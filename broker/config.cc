@@ -298,7 +298,8 @@ constexpr FieldSpec kTopFields[] = {
      false},
     {"control_url", set_control_url, false},
     {"control_key", set_control_key, false},
-    {"auth_key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
+    {"auth_key_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
      false},
     {"hostname", set_hostname, false},
 };
