@@ -1,6 +1,7 @@
 // Admin requests: each is answered from the broker's own state, or by asking a
 // child over its control channel (StatusRequest topics) and merging the replies.
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -14,10 +15,34 @@ using nlohmann::json;
 
 namespace {
 
+// Children are untrusted (DESIGN.md §6): their JSON is parsed without exceptions and
+// read only through type-checked accessors; anything not an object is null.
 json parse_or_null(const std::optional<std::string>& body) {
   if (!body) return nullptr;
   auto j = json::parse(*body, nullptr, false);
-  return j.is_discarded() ? json(nullptr) : j;
+  return j.is_discarded() || !j.is_object() ? json(nullptr) : j;
+}
+
+// The peer objects of a child's status reply, by their "id" (a u32); malformed
+// entries are skipped.
+std::map<std::uint32_t, json> peers_by_id(const json& reply) {
+  std::map<std::uint32_t, json> out;
+  if (!reply.is_object()) return out;
+  auto peers = reply.find("peers");
+  if (peers == reply.end() || !peers->is_array()) return out;
+  for (const auto& p : *peers) {
+    if (!p.is_object()) continue;
+    auto id = p.find("id");
+    if (id == p.end() || !id->is_number_unsigned() || id->get<std::uint64_t>() > UINT32_MAX)
+      continue;
+    out[static_cast<std::uint32_t>(id->get<std::uint64_t>())] = p;
+  }
+  return out;
+}
+
+bool string_equals(const json& j, const char* key, const char* want) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() && it->get_ref<const std::string&>() == want;
 }
 
 // The reply to {"cmd":"endpoints"}, and the content of the endpoints file: one
@@ -38,21 +63,30 @@ std::string region_code(const DerpMap& m, std::int64_t id) {
 
 void Daemon::child_request(ipc::Role role, const std::string& topic,
                            std::function<void(std::optional<std::string>)> done) {
+  child_call(
+      role,
+      [&topic](std::uint32_t id) {
+        return ipc::AnyMessage(ipc::StatusRequest{id, topic});
+      },
+      std::move(done));
+}
+
+void Daemon::child_call(ipc::Role role, const std::function<ipc::AnyMessage(std::uint32_t)>& make,
+                        std::function<void(std::optional<std::string>)> done) {
   auto* c = child(role);
   if (c == nullptr || !c->ready || !c->link || !c->link->is_open()) return done(std::nullopt);
-  ipc::StatusRequest req;
-  req.request_id = next_request_id_++;
-  req.topic = topic;
-  if (!c->link->send(req)) return done(std::nullopt);
-  const std::uint32_t id = req.request_id;
-  pending_[id] = std::move(done);
+  const std::uint32_t id = next_request_id_++;
+  if (!c->link->send(make(id))) return done(std::nullopt);
+  pending_[id] = PendingRequest{role, std::move(done)};
   auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(7));
   timer->async_wait([this, id, timer](boost::system::error_code ec) {
     if (ec) return;
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
-    auto f = std::move(it->second);
+    auto f = std::move(it->second.done);
     pending_.erase(it);
+    expired_ids_.push_back(id);
+    if (expired_ids_.size() > 256) expired_ids_.pop_front();
     f(std::nullopt);
   });
 }
@@ -101,13 +135,7 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
     child_request(ipc::Role::kDataproc, "status", [this, r, nj = parse_or_null(nbody)](std::optional<std::string> dbody) {
       json dj = parse_or_null(dbody);
       const Netmap& nm = netmap_.netmap();
-      std::map<std::uint32_t, json> net_peers, data_peers;
-      if (nj.is_object()) {
-        for (const auto& p : nj.value("peers", json::array())) net_peers[p.value("id", 0u)] = p;
-      }
-      if (dj.is_object()) {
-        for (const auto& p : dj.value("peers", json::array())) data_peers[p.value("id", 0u)] = p;
-      }
+      const std::map<std::uint32_t, json> net_peers = peers_by_id(nj), data_peers = peers_by_id(dj);
       json self = {{"name", nm.self.name},
                    {"node_key", nm.self.node_key.to_string()},
                    {"address", nm.self.addresses.empty() ? "" : nm.self.addresses[0].addr.to_string()},
@@ -133,8 +161,9 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
           for (auto& [k, v] : it->second.items()) {
             if (k != "id") out[k] = v;
           }
-          if (it->second.contains("derp_region") && it->second["derp_region"].is_number_integer()) {
-            out["derp_region"] = region_code(nm.derp_map, it->second["derp_region"].get<std::int64_t>());
+          if (auto dr = it->second.find("derp_region");
+              dr != it->second.end() && dr->is_number_integer()) {
+            out["derp_region"] = region_code(nm.derp_map, dr->get<std::int64_t>());
           }
         }
         if (auto it = data_peers.find(id); it != data_peers.end()) {
@@ -166,6 +195,13 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
                   std::string(to_string(config_.sandbox_mode))});
   rows.push_back({"broker", "underlay socket bound (not inert)", udp_.has_value(),
                   udp_ ? "port " + std::to_string(udp_->port) : "inert: DERP only"});
+  rows.push_back({"broker", "not dumpable (no core file with the keys)",
+                  ::prctl(PR_GET_DUMPABLE) == 0,
+                  ::prctl(PR_GET_DUMPABLE) == 0 ? "PR_SET_DUMPABLE 0" : "dumpable"});
+  rows.push_back({"broker", "underlay egress allowlist enforced by the kernel",
+                  allowlist_ != nullptr,
+                  allowlist_ ? "nftables table inet " + allowlist_->table()
+                             : std::string("unenforced (egress_allowlist = \"unenforced\")")});
   for (auto role : {ipc::Role::kNetproc, ipc::Role::kDataproc}) {
     const ChildHandle* c = child(role);
     const std::string name(ipc::role_name(role));
@@ -201,9 +237,16 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
 void Daemon::admin_metrics(std::shared_ptr<AdminResponder> r) {
   child_request(ipc::Role::kNetproc, "metrics", [this, r](std::optional<std::string> n) {
     child_request(ipc::Role::kDataproc, "metrics", [this, r, n](std::optional<std::string> d) {
+      update_kernel_drop_counter();
       std::string text = "# broker\n" + metrics_.prometheus_text();
-      text += "# netproc\n" + n.value_or("# (not running)\n");
-      text += "# dataproc\n" + d.value_or("# (not running)\n");
+      // Each child's text is its own: a missing final newline must not glue the
+      // next section's header onto it.
+      auto section = [&text](const char* name, const std::optional<std::string>& body) {
+        text += std::string("# ") + name + "\n" + body.value_or("# (not running)\n");
+        if (text.back() != '\n') text += '\n';
+      };
+      section("netproc", n);
+      section("dataproc", d);
       r->send({{"ok", true}, {"text", text}});
       r->finish();
     });
@@ -233,28 +276,33 @@ void Daemon::admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder>
   *step = [this, r, loop, step]() {
     if (r->closed()) return;
     ++loop->sent;
-    child_request(ipc::Role::kNetproc, "ping:" + std::to_string(loop->id),
-                  [this, r, loop, step](std::optional<std::string> body) {
-                    json j = parse_or_null(body);
-                    if (!j.is_object()) {
-                      r->send({{"ok", false}, {"error", "netproc is not running"}});
-                      return r->finish();
-                    }
-                    j["ok"] = true;
-                    j["peer"] = loop->name;
-                    j["address"] = loop->address;
-                    if (j.contains("derp_region") && j["derp_region"].is_number_integer()) {
-                      j["derp_region"] = region_code(netmap_.netmap().derp_map, j["derp_region"].get<std::int64_t>());
-                    }
-                    r->send(j);
-                    const bool direct = j.value("via", std::string()) == "direct";
-                    const bool more = loop->count == 0 ? (!direct && loop->sent < 10) : loop->sent < loop->count;
-                    if (!more) return r->finish();
-                    auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
-                    t->async_wait([t, step](boost::system::error_code ec) {
-                      if (!ec) (*step)();
-                    });
-                  });
+    child_call(
+        ipc::Role::kNetproc,
+        [id = loop->id](std::uint32_t rid) {
+          return ipc::AnyMessage(ipc::OperatorPing{rid, id});
+        },
+        [this, r, loop, step](const std::optional<std::string>& body) {
+          json j = parse_or_null(body);
+          if (!j.is_object()) {
+            r->send({{"ok", false}, {"error", "netproc is not running"}});
+            return r->finish();
+          }
+          j["ok"] = true;
+          j["peer"] = loop->name;
+          j["address"] = loop->address;
+          if (auto dr = j.find("derp_region"); dr != j.end() && dr->is_number_integer()) {
+            j["derp_region"] = region_code(netmap_.netmap().derp_map, dr->get<std::int64_t>());
+          }
+          r->send(j);
+          const bool direct = string_equals(j, "via", "direct");
+          const bool more =
+              loop->count == 0 ? (!direct && loop->sent < 10) : loop->sent < loop->count;
+          if (!more) return r->finish();
+          auto t = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
+          t->async_wait([t, step](boost::system::error_code ec) {
+            if (!ec) (*step)();
+          });
+        });
   };
   (*step)();
 }
@@ -266,6 +314,30 @@ void Daemon::admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminRespo
   } else {
     r->finish();
   }
+}
+
+void Daemon::on_endpoints_update(std::vector<IpPort> endpoints) {
+  if (endpoints_pending_) endpoints_coalesced_.inc();
+  endpoints_pending_ = std::move(endpoints);
+  if (endpoints_timer_armed_) return;
+  auto flush = [this] {
+    endpoints_timer_armed_ = false;
+    if (!endpoints_pending_) return;
+    auto next = std::move(*endpoints_pending_);
+    endpoints_pending_.reset();
+    endpoints_published_ = std::chrono::steady_clock::now();
+    if (next == endpoints_) return;  // netproc re-announces unchanged sets
+    endpoints_ = std::move(next);
+    publish_endpoints();
+    forward_endpoints_to_control();
+  };
+  const auto due = endpoints_published_ + std::chrono::seconds(1);
+  if (std::chrono::steady_clock::now() >= due) return flush();
+  endpoints_timer_armed_ = true;
+  endpoints_timer_.expires_at(due);
+  endpoints_timer_.async_wait([flush](boost::system::error_code ec) {
+    if (!ec) flush();
+  });
 }
 
 void Daemon::publish_endpoints() {
@@ -286,14 +358,21 @@ void Daemon::write_endpoints_file() {
   if (!config_.endpoints_file) return;
   // Exactly the line `tailwarden endpoints --json` prints.
   std::string content = endpoints_reply(endpoints_).dump() + "\n";
-  if (content == endpoints_file_content_) return;  // netproc re-announces unchanged sets
-  const std::string& path = config_.endpoints_file->path;
-  if (auto st = replace_file_atomically(path, content, 0644); !st) {
-    endpoints_file_failures_.inc();
-    spdlog::error("endpoints file: {}", st.error());
-    return;  // the next change retries
-  }
-  endpoints_file_content_ = std::move(content);
+  if (content == endpoints_file_content_) return;
+  endpoints_file_content_ = content;
+  // The rewrite (write, fsync, rename) runs on its own thread: a slow disk never
+  // stalls the event loop. One thread: rewrites land in order.
+  boost::asio::post(file_pool_,
+                    [this, path = config_.endpoints_file->path, content = std::move(content)] {
+                      auto st = replace_file_atomically(path, content, 0644);
+                      if (st) return;
+                      boost::asio::post(io_, [this, error = st.error(), content] {
+                        endpoints_file_failures_.inc();
+                        spdlog::error("endpoints file: {}", error);
+                        if (endpoints_file_content_ == content)
+                          endpoints_file_content_.reset();  // the next change retries
+                      });
+                    });
 }
 
 }  // namespace tw::broker

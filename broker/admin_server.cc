@@ -23,7 +23,9 @@ class Session : public AdminResponder, public std::enable_shared_from_this<Sessi
 
   void send(const nlohmann::json& line) override {
     if (closed_) return;
-    auto text = std::make_shared<std::string>(line.dump() + "\n");
+    // Child-supplied strings may hold invalid UTF-8: replaced, never a throw.
+    auto text = std::make_shared<std::string>(
+        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     queue_.push_back(text);
     if (queue_.size() == 1) write_next();
   }
@@ -62,7 +64,13 @@ class Session : public AdminResponder, public std::enable_shared_from_this<Sessi
       finish();
       return;
     }
-    handler_(*req, shared_from_this());
+    try {
+      handler_(*req, shared_from_this());
+    } catch (const std::exception& e) {
+      spdlog::error("admin: {} failed: {}", line.substr(0, 64), e.what());
+      send({{"ok", false}, {"error", "internal error"}});
+      finish();
+    }
   }
 
   void write_next() {

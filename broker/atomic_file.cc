@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 namespace tw::broker {
@@ -56,6 +57,34 @@ Status replace_file_atomically(const std::string& path, std::string_view content
     ::close(dfd);
   }
   return ok_status();
+}
+
+Result<std::string> read_regular_file_bounded(const std::string& path, std::size_t max_bytes) {
+  const int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+  if (raw < 0) return make_error(path + ": cannot open: " + std::generic_category().message(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{raw};
+  struct stat sb {};
+  if (::fstat(raw, &sb) != 0)
+    return make_error(path + ": cannot stat: " + std::generic_category().message(errno));
+  if (!S_ISREG(sb.st_mode)) return make_error(path + ": not a regular file");
+  if (static_cast<std::uint64_t>(sb.st_size) > max_bytes) {
+    return make_error(path + ": " + std::to_string(sb.st_size) + " bytes, more than the limit of " +
+                      std::to_string(max_bytes));
+  }
+  std::string text(static_cast<std::size_t>(sb.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(raw, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(path + ": read: " + std::generic_category().message(errno));
+    if (n == 0) break;  // shrank meanwhile: what is there is all there is
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  return text;
 }
 
 }  // namespace tw::broker

@@ -15,4 +15,10 @@ namespace tw::broker {
 
 Status replace_file_atomically(const std::string& path, std::string_view content, mode_t mode);
 
+// Reads a file a privileged process was told to read (`netmap apply PATH`): opened
+// O_NONBLOCK|O_NOFOLLOW (a FIFO never blocks, a final symlink is refused), regular
+// files only (no /dev/zero), at most `max_bytes` (checked before reading, and the
+// read is bounded too).
+Result<std::string> read_regular_file_bounded(const std::string& path, std::size_t max_bytes);
+
 }  // namespace tw::broker

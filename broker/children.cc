@@ -145,7 +145,8 @@ void Daemon::send_setup() {
   ns.home_derp = static_cast<std::uint32_t>(netmap_.netmap().self.home_derp);
   ns.flags = (config_.enable_ipv6 ? ipc::NetprocSetup::kFlagIpv6 : 0) |
              (config_.allow_lan_endpoints ? ipc::NetprocSetup::kFlagAllowLanEndpoints : 0) |
-             (config_.advertise_lan_endpoints ? ipc::NetprocSetup::kFlagAdvertiseLanEndpoints : 0);
+             (config_.advertise_lan_endpoints ? ipc::NetprocSetup::kFlagAdvertiseLanEndpoints : 0) |
+             (allowlist_ ? ipc::NetprocSetup::kFlagEgressAllowlist : 0);
   ipc::DataprocSetup ds;
   ds.node_private = keys_.node;  // the node private key goes to dataproc only
   auto* n = child(ipc::Role::kNetproc);
@@ -218,36 +219,57 @@ void Daemon::send_udp_socket() {
 }
 
 void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
-  std::visit(Overloaded{
-                 [&](ipc::Ready&) {
-                   children_[role].ready = true;
-                   maybe_ready();
-                 },
-                 [&](ipc::StatusReply& m) {
-                   auto it = pending_.find(m.request_id);
-                   if (it != pending_.end()) {
-                     auto done = std::move(it->second);
+  // Nothing a child sends may take the broker down (DESIGN.md §6): every handler
+  // reads type-checked values; anything that still throws is a refused message.
+  try {
+    std::visit(Overloaded{
+                   [&](ipc::Ready&) {
+                     children_[role].ready = true;
+                     maybe_ready();
+                   },
+                   [&](ipc::StatusReply& m) {
+                     auto it = pending_.find(m.request_id);
+                     if (it == pending_.end() || it->second.role != role) {
+                       // A late answer to a request that timed out is harmless; an id
+                       // this child was never asked (another child's, or made up) is not.
+                       if (it == pending_.end() &&
+                           std::find(expired_ids_.begin(), expired_ids_.end(), m.request_id) !=
+                               expired_ids_.end()) {
+                         return;
+                       }
+                       return child_violation(role, "StatusReply for request id " +
+                                                        std::to_string(m.request_id) +
+                                                        " it was not asked");
+                     }
+                     auto done = std::move(it->second.done);
                      pending_.erase(it);
                      done(std::move(m.body));
-                   }
-                 },
-                 [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
-                 [&](ipc::EndpointsUpdate& m) {
-                   endpoints_ = m.endpoints;
-                   publish_endpoints();
-                   forward_endpoints_to_control();
-                 },
-                 // The catalogue lets none of these reach the broker; if one does, the link
-                 // is not what it claims: drop it (the children are restarted).
-                 on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
-                           ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
-                           ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
-                           ipc::SealClientInfoRequest, ipc::SealClientInfoReply>([&] {
-                   if (auto* c = child(role); c && c->link)
-                     c->link->close("message not for the broker");
-                 }),
-             },
-             msg.message);
+                   },
+                   [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
+                   [&](ipc::RegisterCandidates& m) { on_register_candidates(m); },
+                   [&](ipc::EndpointsUpdate& m) { on_endpoints_update(std::move(m.endpoints)); },
+                   // The catalogue lets none of these reach the broker; if one does, the
+                   // link is not what it claims: drop it (the children are restarted).
+                   on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                             ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
+                             ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
+                             ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
+                             ipc::CandidatesVerdict, ipc::OperatorPing, ipc::ReleaseUdp>([&] {
+                     if (auto* c = child(role); c && c->link)
+                       c->link->close("message not for the broker");
+                   }),
+               },
+               msg.message);
+  } catch (const std::exception& e) {
+    child_violation(role, std::string("message refused: ") + e.what());
+  }
+}
+
+void Daemon::child_violation(ipc::Role role, const std::string& what) {
+  child_violations_.inc();
+  spdlog::error("broker: protocol violation by {}: {}; restarting the children",
+                ipc::role_name(role), what);
+  schedule_restart(std::string(ipc::role_name(role)) + " protocol violation");
 }
 
 void Daemon::on_child_closed(ipc::Role role, const std::string& reason) {
@@ -286,7 +308,7 @@ void Daemon::kill_children() {
   // Requests in flight will never be answered now.
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, done] : pending) done(std::nullopt);
+  for (auto& [id, p] : pending) p.done(std::nullopt);
 }
 
 void Daemon::schedule_restart(const std::string& why) {

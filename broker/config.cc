@@ -175,6 +175,14 @@ Status set_sandbox_mode(const FieldRef& f, BrokerConfig& c) {
   return ok_status();
 }
 
+Status set_egress_allowlist(const FieldRef& f, BrokerConfig& c) {
+  auto v = get_choice(f, {"nftables", "unenforced"});
+  if (!v) return make_error(v.error());
+  c.egress_allowlist =
+      *v == "nftables" ? EgressAllowlistMode::kNftables : EgressAllowlistMode::kUnenforced;
+  return ok_status();
+}
+
 Status set_log_level(const FieldRef& f, BrokerConfig& c) {
   static const std::vector<std::string_view> kLevels = {"trace", "debug", "info", "warn", "error"};
   auto v = get_choice(f, kLevels);
@@ -251,28 +259,47 @@ Status set_hostname(const FieldRef& f, BrokerConfig& c) {
 }
 
 constexpr FieldSpec kTopFields[] = {
-    {"state_dir", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
-    {"key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
-    {"netmap_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); }, true},
+    {"state_dir",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
+    {"key_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
+    {"netmap_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); },
+     true},
     {"listen_port", set_listen_port, false},
-    {"enable_ipv6", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
+    {"enable_ipv6",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
     {"tun", set_tun, false},
     {"admin_socket",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f, kMaxSocketPath), c.admin_socket); },
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_abs_path(f, kMaxSocketPath), c.admin_socket);
+     },
      false},
     {"admin_group", set_admin_group, false},
     {"child_user", set_child_user, true},
     {"sandbox_mode", set_sandbox_mode, false},
     {"log_level", set_log_level, false},
     {"allow_lan_endpoints",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.allow_lan_endpoints); }, false},
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.allow_lan_endpoints); },
+     false},
     {"advertise_lan_endpoints",
-     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_lan_endpoints); }, false},
-    {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); }, false},
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_bool(f), c.advertise_lan_endpoints);
+     },
+     false},
+    {"derp_dns", [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.derp_dns); },
+     false},
     {"endpoints_file", set_endpoints_file, false},
+    {"egress_allowlist", set_egress_allowlist, false},
+    {"derp_insecure_for_tests",
+     [](const FieldRef& f, BrokerConfig& c) {
+       return store(get_bool(f), c.derp_insecure_for_tests);
+     },
+     false},
     {"control_url", set_control_url, false},
     {"control_key", set_control_key, false},
-    {"auth_key_file", [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
+    {"auth_key_file",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
      false},
     {"hostname", set_hostname, false},
 };
@@ -318,6 +345,10 @@ Result<std::optional<Entry>> lookup_entry(const std::string& name, Lookup lookup
 
 std::string_view to_string(SandboxMode mode) {
   return mode == SandboxMode::kStrict ? "strict" : "permissive-for-debugging";
+}
+
+std::string_view to_string(EgressAllowlistMode mode) {
+  return mode == EgressAllowlistMode::kNftables ? "nftables" : "unenforced";
 }
 
 std::string_view to_string(LogLevel level) {

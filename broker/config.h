@@ -17,6 +17,9 @@
 //   derp_dns     = false           # resolve DERP host names (off: fixed IPv4 only)
 //   endpoints_file = "/run/tailwarden/endpoints.json"  # optional; rewritten atomically
 //                                  # with each new endpoint set (`endpoints --json`)
+//   derp_insecure_for_tests = false  # dial InsecureForTests DERP nodes (tests only)
+//   egress_allowlist = "nftables"  # or "unenforced": the kernel allowlist on the
+//                                  # underlay socket (docs/deploy.md); never implied
 //
 //   control_url  = "http://198.18.0.1:8080"  # optional: join a tailnet (ts2021 control;
 //                                  # plain http to a fixed IPv4 address for now)
@@ -46,6 +49,11 @@ namespace tw::broker {
 
 enum class SandboxMode { kStrict, kPermissiveForDebugging };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+// How the underlay socket's destinations are enforced: by an nftables allowlist the
+// broker alone maintains (the default; the broker refuses to start without it), or
+// only by netproc's own code (a documented weaker mode, shown by `tailwarden audit`).
+enum class EgressAllowlistMode { kNftables, kUnenforced };
+std::string_view to_string(EgressAllowlistMode mode);
 
 std::string_view to_string(SandboxMode mode);
 std::string_view to_string(LogLevel level);
@@ -92,7 +100,9 @@ struct BrokerConfig {
   bool allow_lan_endpoints = true;
   bool advertise_lan_endpoints = false;
   bool derp_dns = false;
+  bool derp_insecure_for_tests = false;
   std::optional<ConfigPath> endpoints_file;
+  EgressAllowlistMode egress_allowlist = EgressAllowlistMode::kNftables;
   // Control plane (ctlproc). Empty control_url: netmap file only.
   std::string control_url;
   std::string control_authority;  // "ip:port", the HTTP Host

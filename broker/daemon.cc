@@ -1,5 +1,6 @@
 #include "broker/daemon.h"
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,19 +19,43 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
       keys_(std::move(keys)),
       signals_(io_, SIGTERM, SIGINT, SIGCHLD),
       restart_timer_(io_),
-      egress_(EgressOptions{config_.derp_dns}, metrics_),
+      egress_(EgressOptions{config_.derp_dns, config_.derp_insecure_for_tests}, metrics_),
       link_debounce_(io_),
+      endpoints_timer_(io_),
       child_restarts_(metrics_.counter("child_restarts_total", "Children restarted after exiting")),
       netmap_rejected_(metrics_.counter("netmap_rejected_total", "Netmaps refused by validation")),
       rebinds_(metrics_.counter("rebinds_total", "Underlay socket rebinds")),
-      endpoints_file_failures_(
-          metrics_.counter("endpoints_file_write_failures_total", "Failed rewrites of the endpoints file")) {
+      endpoints_file_failures_(metrics_.counter("endpoints_file_write_failures_total",
+                                                "Failed rewrites of the endpoints file")),
+      child_violations_(metrics_.counter(
+          "child_protocol_violations_total",
+          "Child messages refused as protocol violations (the children are restarted)")),
+      derp_dials_throttled_(
+          metrics_.counter("derp_dials_throttled_total",
+                           "DERP dial requests refused by the rate limit or already in flight")),
+      endpoints_coalesced_(
+          metrics_.counter("endpoints_updates_coalesced_total",
+                           "Endpoint updates from netproc folded into a later one (at most 1/s)")),
+      candidates_accepted_(metrics_.counter(
+          "egress_candidates_registered_total",
+          "Learned candidates netproc registered that the kernel allowlist admitted")),
+      candidates_refused_(metrics_.counter(
+          "egress_candidates_refused_total",
+          "Candidate registrations refused (not pingable, cap, rate, unknown peer)")),
+      kernel_dropped_(metrics_.counter(
+          "egress_kernel_dropped_total",
+          "Datagrams from the underlay socket the kernel dropped: destination not approved")) {
   signals_.add(SIGHUP);
+  // Both private keys live here for the broker's lifetime: never swapped out (and
+  // never in a core: the process is non-dumpable, see main.cc); wiped on exit.
+  if (sodium_mlock(&keys_, sizeof keys_) != 0) spdlog::warn("broker: cannot mlock the key memory");
 }
 
 Daemon::~Daemon() {
   if (control_) control_->stop();
   kill_children();
+  allowlist_.reset();                    // deletes the table
+  sodium_munlock(&keys_, sizeof keys_);  // wipes, then unlocks
 }
 
 Status Daemon::start() {
@@ -48,12 +73,14 @@ Status Daemon::start() {
   } else {
     spdlog::error("underlay: {}; running inert (DERP only)", sock.error());
   }
+  // Before any child exists, so netproc never holds the socket without it.
+  if (auto st = install_allowlist(); !st) return st;
 
   if (config_.tun.enabled) {
     auto tun = create_tun({config_.tun.name, config_.tun.mtu, netmap_.netmap().self.addresses});
     if (!tun) return make_error("tun: " + tun.error());
     tun_ = std::move(*tun);
-    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+    if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       return make_error("tun: " + st.error());
     }
     spdlog::info("tun: {} up, mtu {}", tun_->name, config_.tun.mtu);

@@ -5,26 +5,29 @@
 
 #include <sys/types.h>
 
-#include <utility>  // before Asio
-
 #include <boost/asio.hpp>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>  // before Asio
 #include <vector>
 
 #include "broker/admin_server.h"
 #include "broker/audit.h"
 #include "broker/config.h"
 #include "broker/control_client.h"
+#include "broker/egress_allowlist.h"
 #include "broker/egress_policy.h"
 #include "broker/netmap_state.h"
 #include "broker/tun.h"
 #include "broker/underlay_socket.h"
 #include "common/keyfile.h"
 #include "common/metrics.h"
+#include "common/throttle.h"
 #include "ipc/control_link.h"
 
 namespace tw::broker {
@@ -78,6 +81,14 @@ class Daemon {
   void apply_netmap_text(const std::string& text, const std::string& origin, std::function<void(Status)> done);
   void start_netmap_watch();
 
+  // the kernel egress allowlist of the underlay socket (egress.cc)
+  Status install_allowlist();
+  void rebuild_allowlist();
+  std::vector<AllowElement> allowlist_elements();
+  void on_register_candidates(const ipc::RegisterCandidates& req);
+  void update_kernel_drop_counter();
+  // The netmap's routed prefixes the TUN may carry (plan_tun_routes).
+  std::vector<IpPrefix> planned_tun_routes();
   // control.cc: the control plane client (ctlproc), when control_url is set
   Status start_control();
   void forward_endpoints_to_control();
@@ -86,11 +97,20 @@ class Daemon {
   void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
   void child_request(ipc::Role role, const std::string& topic,
                      std::function<void(std::optional<std::string>)> done);
+  // Sends the request `make(id)` builds (StatusRequest, OperatorPing, ReleaseUdp) and
+  // calls `done` with the StatusReply body carrying that id; nullopt when the child
+  // is gone or silent for 7 s.
+  void child_call(ipc::Role role, const std::function<ipc::AnyMessage(std::uint32_t)>& make,
+                  std::function<void(std::optional<std::string>)> done);
+  // A child broke the protocol (DESIGN.md §3, §6): refuse, log, count, restart both.
+  void child_violation(ipc::Role role, const std::string& what);
   void admin_status(std::shared_ptr<AdminResponder> r);
   void admin_audit(std::shared_ptr<AdminResponder> r);
   void admin_metrics(std::shared_ptr<AdminResponder> r);
   void admin_ping(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
   void admin_endpoints(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
+  // netproc's EndpointsUpdate: published at most once a second (the latest set wins).
+  void on_endpoints_update(std::vector<IpPort> endpoints);
   void publish_endpoints();
   // Rewrites config_.endpoints_file (if set) when the set differs from what it holds.
   void write_endpoints_file();
@@ -104,6 +124,9 @@ class Daemon {
   NetmapState netmap_;
   EgressPolicy egress_;
   std::optional<UnderlaySocket> udp_;  // nullopt: inert (DERP-only)
+  std::unique_ptr<NftAllowlist> allowlist_;  // null: egress_allowlist = "unenforced"
+  CandidateRegistry candidates_;
+  std::uint64_t kernel_dropped_seen_ = 0;
   std::uint64_t rebind_generation_ = 0;
   std::optional<TunDevice> tun_;
   std::vector<IpPrefix> tun_routes_;
@@ -111,10 +134,20 @@ class Daemon {
   std::unique_ptr<ControlClient> control_;
   std::map<ipc::Role, ChildHandle> children_;
   std::uint32_t next_request_id_ = 1;
-  std::map<std::uint32_t, std::function<void(std::optional<std::string>)>> pending_;
+  struct PendingRequest {
+    ipc::Role role;
+    std::function<void(std::optional<std::string>)> done;
+  };
+  std::map<std::uint32_t, PendingRequest> pending_;
+  std::deque<std::uint32_t> expired_ids_;  // timed out: a late reply is dropped, not a violation
+  std::set<std::uint32_t> derp_dials_in_flight_;  // regions
+  TokenBucket derp_dial_bucket_{2.0, 8.0};
   std::vector<IpPort> endpoints_;
   std::vector<std::shared_ptr<AdminResponder>> endpoint_watchers_;
-  std::optional<std::string> endpoints_file_content_;  // what the file holds now
+  std::optional<std::string> endpoints_file_content_;  // what the file holds (or is being written)
+  std::optional<std::vector<IpPort>> endpoints_pending_;
+  bool endpoints_timer_armed_ = false;
+  std::chrono::steady_clock::time_point endpoints_published_{};
   bool stopping_ = false;
   bool restarting_ = false;  // inside schedule_restart: ignore the closures it causes
   bool notified_ready_ = false;
@@ -125,6 +158,10 @@ class Daemon {
   std::unique_ptr<boost::asio::posix::stream_descriptor> netlink_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> inotify_;
   boost::asio::steady_timer link_debounce_;
+  boost::asio::steady_timer endpoints_timer_;
+  // Endpoints-file rewrites run here, off the event loop (declared after io_:
+  // destroyed, and joined, first).
+  boost::asio::thread_pool file_pool_{1};
   alignas(8) std::array<char, 8192> netlink_buf_{};
   alignas(8) std::array<char, 4096> inotify_buf_{};
 
@@ -132,6 +169,12 @@ class Daemon {
   Counter& netmap_rejected_;
   Counter& rebinds_;
   Counter& endpoints_file_failures_;
+  Counter& child_violations_;
+  Counter& derp_dials_throttled_;
+  Counter& endpoints_coalesced_;
+  Counter& candidates_accepted_;
+  Counter& candidates_refused_;
+  Counter& kernel_dropped_;
 };
 
 }  // namespace tw::broker

@@ -46,6 +46,11 @@ Result<DerpDialTarget> EgressPolicy::decide_derp_dial(std::int64_t region_id, co
   const std::string who = node_ref(region_id, node_name);
   if (node == nullptr) return refuse(who + " is not in the DERP map");
   if (node->stun_only) return refuse(who + " is STUN-only");
+  if (node->insecure_for_tests && !options_.insecure_for_tests) {
+    return refuse(
+        who +
+        " is marked InsecureForTests, and the config does not opt in (derp_insecure_for_tests)");
+  }
   if (node->derp_port < 1 || node->derp_port > 65535) {
     return refuse(who + " has no usable DERP port (" + std::to_string(node->derp_port) + ")");
   }
@@ -84,7 +89,9 @@ std::vector<IpPort> EgressPolicy::stun_servers() const {
     for (const auto& node : region.nodes) {
       auto server = node.stun_v4();
       if (!server || server->port == 0) continue;
-      if (!unusable_reason(server->ip, node.insecure_for_tests).empty()) continue;
+      if (!unusable_reason(server->ip, node.insecure_for_tests && options_.insecure_for_tests)
+               .empty())
+        continue;
       out.push_back(*server);
     }
   }

@@ -20,6 +20,10 @@ namespace tw::broker {
 
 struct EgressOptions {
   bool derp_dns = false;  // config derp_dns: allow resolving DERP host names
+  // config derp_insecure_for_tests: a map's InsecureForTests nodes (no TLS checks,
+  // loopback allowed) are dialled only when the operator opted in; a pasted map
+  // alone cannot turn TLS verification off.
+  bool insecure_for_tests = false;
 };
 
 // Where a DERP dial may go. Exactly one of `address` (fixed IPv4) and `hostname`

@@ -2,6 +2,7 @@
 // keys, and runs the daemon (broker/daemon.h).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -12,6 +13,9 @@
 #include "common/log.h"
 
 int main(int argc, char** argv) {
+  // The broker holds both private keys: no core dump, and no ptrace attach or
+  // /proc/PID/mem read by anything but a CAP_SYS_PTRACE holder.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   tw::crypto_init();
   CLI::App app{"tailwardend: the tailwarden node (broker)"};
   std::string config_path;

@@ -2,22 +2,22 @@
 // socket (on request and on link change), dialling DERP for netproc under the
 // egress policy, and reloading the netmap when its file changes.
 #include <linux/netlink.h>
-#include <net/if.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
-
+#include "broker/atomic_file.h"
 #include "broker/daemon.h"
 
 namespace tw::broker {
 
 namespace asio = boost::asio;
+
+constexpr std::size_t kMaxNetmapFileBytes = std::size_t{16} * 1024 * 1024;
 
 void Daemon::rebind(std::function<void(Status)> done) {
   rebinds_.inc();
@@ -32,28 +32,42 @@ void Daemon::rebind(std::function<void(Status)> done) {
       }
       spdlog::error("rebind: {}; running inert (DERP only)", sock.error());
       udp_.reset();
+      rebuild_allowlist();
       return done(Error{sock.error()});
     }
     for (const auto& w : sock->warnings) spdlog::warn("rebind: {}", w);
     udp_ = std::move(*sock);
     ++rebind_generation_;
     spdlog::info("rebind: underlay now {}:{}", udp_->v6 ? "[::]" : "0.0.0.0", udp_->port);
+    rebuild_allowlist();  // the new port, and sources for the routes now in force
     send_udp_socket();
     done(ok_status());
   };
   if (!pinned) return bind_and_hand_over(false);
   // Keeping a pinned port: netproc lets go of the socket first, then the broker
   // closes its copy, so the port is free to bind again (docs/direct-underlay.md#the-socket).
-  child_request(ipc::Role::kNetproc, "release-udp", [this, bind_and_hand_over](std::optional<std::string> r) {
-    if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
-    udp_.reset();
-    bind_and_hand_over(true);
-  });
+  child_call(
+      ipc::Role::kNetproc, [](std::uint32_t id) { return ipc::AnyMessage(ipc::ReleaseUdp{id}); },
+      [this, bind_and_hand_over](const std::optional<std::string>& r) {
+        if (!r) spdlog::warn("rebind: netproc did not confirm releasing the socket");
+        udp_.reset();
+        bind_and_hand_over(true);
+      });
 }
 
 void Daemon::on_derp_dial_request(const ipc::DerpDialRequest& req) {
-  auto target = egress_.decide_derp_dial(req.region_id, req.node_name);
+  // A child may not make the broker dial faster than a token bucket allows, nor
+  // twice at once to one region (the repeat is dropped: the dial in flight answers).
+  if (derp_dials_in_flight_.count(req.region_id) != 0) {
+    derp_dials_throttled_.inc();
+    return;
+  }
+  const bool allowed = derp_dial_bucket_.take(TokenBucket::Clock::now());
+  auto target = allowed ? egress_.decide_derp_dial(req.region_id, req.node_name)
+                        : Result<DerpDialTarget>(make_error("DERP dials rate-limited"));
+  if (!allowed) derp_dials_throttled_.inc();
   auto reply_failed = [this, req](const std::string& reason) {
+    derp_dials_in_flight_.erase(req.region_id);
     if (auto* n = child(ipc::Role::kNetproc)) {
       ipc::DerpDialFailed f;
       f.region_id = req.region_id;
@@ -63,6 +77,7 @@ void Daemon::on_derp_dial_request(const ipc::DerpDialRequest& req) {
     }
   };
   if (!target) return reply_failed(target.error());
+  derp_dials_in_flight_.insert(req.region_id);
   if (!target->address) {
     // derp_dns is on and the node has no fixed IPv4: resolve, then re-check.
     auto resolver = std::make_shared<asio::ip::tcp::resolver>(io_);
@@ -93,6 +108,7 @@ void Daemon::on_derp_dial_request_resolved(const DerpDialTarget& target, const i
   });
   sock->async_connect(ep, [this, sock, timer, req, target](boost::system::error_code ec) {
     timer->cancel();
+    derp_dials_in_flight_.erase(req.region_id);
     auto* n = child(ipc::Role::kNetproc);
     if (n == nullptr) return;
     if (ec) {
@@ -185,14 +201,13 @@ void Daemon::wait_link_event() {
 }
 
 void Daemon::apply_netmap_file(const std::string& path, std::function<void(Status)> done) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Root opens a path an admin named: bounded, regular files only (atomic_file.h).
+  auto text = read_regular_file_bounded(path, kMaxNetmapFileBytes);
+  if (!text) {
     netmap_rejected_.inc();
-    return done(make_error(path + ": cannot read"));
+    return done(make_error(text.error()));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  apply_netmap_text(ss.str(), path, std::move(done));
+  apply_netmap_text(*text, path, std::move(done));
 }
 
 // Every netmap, from the file, `netmap apply` or the control server, goes through here.
@@ -209,8 +224,9 @@ void Daemon::apply_netmap_text(const std::string& text, const std::string& path,
   }
   netmap_ = std::move(next);
   egress_.set_derp_map(netmap_.netmap().derp_map);
+  rebuild_allowlist();  // before the children hear of the new peers
   if (tun_) {
-    if (auto st = sync_tun_routes(tun_->name, netmap_.routed_prefixes(), &tun_routes_); !st) {
+    if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       spdlog::warn("netmap: routes: {}", st.error());
     }
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 namespace tw::broker {
 namespace {
@@ -80,14 +81,13 @@ Status sync_tun_routes(const std::string& ifname, const std::vector<IpPrefix>& p
                        std::vector<IpPrefix>* installed) {
   ipc::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) return sys_error("socket for routes");
+  const std::set<IpPrefix> want_set(prefixes.begin(), prefixes.end());
   std::vector<IpPrefix> want;
-  for (const auto& p : prefixes) {
-    if (p.addr.is_v4() && p.bits > 0 && std::find(want.begin(), want.end(), p) == want.end()) {
-      want.push_back(p);
-    }
+  for (const auto& p : want_set) {
+    if (p.addr.is_v4() && p.bits > 0) want.push_back(p);
   }
   for (const auto& p : *installed) {
-    if (std::find(want.begin(), want.end(), p) == want.end()) {
+    if (want_set.count(p) == 0) {
       (void)route_op(sock.get(), SIOCDELRT, ifname, p);  // already gone is fine
     }
   }

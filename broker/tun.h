@@ -26,10 +26,10 @@ struct TunDevice {
 // sets the MTU and brings the link up.
 Result<TunDevice> create_tun(const TunSettings& settings);
 
-// Makes the kernel route exactly `prefixes` (IPv4) through the device: adds the
-// missing routes and removes the ones we added earlier that are gone. A /0 route is
-// never installed (an exit node is opt-in, and a default route through the tunnel
-// would capture the underlay's own traffic).
+// Makes the kernel route exactly `prefixes` (IPv4, already planned by
+// plan_tun_routes: de-duplicated, no /0, none covering an underlay destination)
+// through the device: adds the missing routes and removes the ones we added earlier
+// that are gone.
 Status sync_tun_routes(const std::string& ifname, const std::vector<IpPrefix>& prefixes,
                        std::vector<IpPrefix>* installed);
 

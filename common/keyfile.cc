@@ -85,6 +85,13 @@ Result<NodeKeys> load_key_file(const std::string& path) {
     return make_error(path + ": mode " + mode +
                       " lets group or others access private keys; chmod 600 it");
   }
+  // Someone else's file, even mode 0600, is someone else's keys: a file another user
+  // could write (or replace) must not become this node's identity.
+  if (st.st_uid != ::geteuid()) {
+    ::close(fd);
+    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) +
+                      ", not by the user loading it (uid " + std::to_string(::geteuid()) + ")");
+  }
   if (st.st_size > 64 * 1024) {
     ::close(fd);
     return make_error(path + ": too large for a key file");

@@ -27,7 +27,8 @@ struct NodeKeys {
 NodeKeys generate_node_keys();
 // Parses key-file text; `origin` names the file in errors.
 Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string& origin);
-// Checks ownership mode, then parses.
+// Checks the file: regular, not a symlink, mode 0600 or stricter, owned by the
+// effective uid loading it; then parses.
 Result<NodeKeys> load_key_file(const std::string& path);
 // Writes atomically (temp file + rename) with mode 0600; refuses to overwrite unless
 // `overwrite`.

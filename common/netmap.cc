@@ -178,6 +178,11 @@ Result<DerpMap> parse_derp_map_json(const Reader& r, const json& j, const std::s
   auto regions = j.find("Regions");
   if (regions == j.end()) return m;
   if (!regions->is_object()) return r.fail(path + ".Regions", "expected an object keyed by region ID");
+  // Tailscale's map has about 30 regions; every region costs a STUN probe and a
+  // possible DERP dial, so a pasted map may not multiply them without bound.
+  if (regions->size() > kMaxDerpRegions) {
+    return r.fail(path + ".Regions", "more than " + std::to_string(kMaxDerpRegions) + " regions");
+  }
   for (const auto& [id_text, rj] : regions->items()) {
     const std::string rpath = path + ".Regions[\"" + id_text + "\"]";
     std::int64_t id = 0;

@@ -44,6 +44,9 @@ struct DerpRegion {
   std::vector<DerpNode> nodes;
 };
 
+// Most regions a DERP map may hold (the parser refuses more).
+constexpr std::size_t kMaxDerpRegions = 256;
+
 struct DerpMap {
   std::map<std::int64_t, DerpRegion> regions;
   bool omit_default_regions = false;

@@ -69,8 +69,9 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           // carries one is not what it claims, so it is closed (and we exit).
           on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
                     ipc::DerpDialFailed, ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest,
-                    ipc::EndpointsUpdate, ipc::SealClientInfoRequest, ipc::SealClientInfoReply>(
-              [&] { broker_.close("message not for dataproc"); }),
+                    ipc::EndpointsUpdate, ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
+                    ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
+                    ipc::ReleaseUdp>([&] { broker_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -102,8 +103,9 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
           on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
                     ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
-                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply>(
-              [&] { peer_.close("message not for dataproc"); }),
+                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
+                    ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
+                    ipc::ReleaseUdp>([&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -111,8 +113,10 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
 void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
   ipc::SealClientInfoReply reply;
   reply.request_id = req.request_id;
-  auto sealed = have_key_ ? device_.seal_derp_client_info(req.server_key, req.client_info_json)
-                          : Result<Bytes>(make_error("no key yet"));
+  auto sealed = !have_key_ ? Result<Bytes>(make_error("no key yet"))
+                : !seal_bucket_.take(TokenBucket::Clock::now())
+                    ? Result<Bytes>(make_error("rate-limited"))
+                    : device_.seal_derp_client_info(req.server_key, req.client_info_json);
   if (sealed) {
     reply.sealed = std::move(*sealed);
   } else {

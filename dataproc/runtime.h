@@ -22,13 +22,13 @@
 // TUN fd; netproc may ask for one thing only, a sealed DERP ClientInfo.
 #pragma once
 
-#include <utility>  // before Asio
-
 #include <boost/asio.hpp>
 #include <memory>
 #include <optional>
+#include <utility>  // before Asio
 
 #include "common/metrics.h"
+#include "common/throttle.h"
 #include "dataproc/tun_io.h"
 #include "dataproc/wireguard/device.h"
 #include "ipc/control_link.h"
@@ -88,6 +88,8 @@ class Runtime {
   std::function<void(int)> on_exit_;
   Counter& ring_full_drops_;
   Counter& seal_refused_;
+  // netproc may ask for a ClientInfo seal per DERP connection, not in a loop.
+  TokenBucket seal_bucket_{2.0, 16.0};
 };
 
 }  // namespace tw::dataproc

@@ -9,25 +9,29 @@ constexpr std::uint8_t kBrokerToChild = kBrokerToNetproc | kBrokerToDataproc;
 constexpr std::uint8_t kChildToBroker = kNetprocToBroker | kDataprocToBroker;
 
 using T = MessageType;
-constexpr std::array<CatalogueEntry, 17> kCatalogue{{
-    // type                     name                     routes              fds phases       ends_setup
-    {T::kNetprocSetup,          "NetprocSetup",          kBrokerToNetproc,    0, kInSetup,    true},
-    {T::kNetprocNetmap,         "NetprocNetmap",         kBrokerToNetproc,    0, kInRunning,  false},
-    {T::kUdpSocket,             "UdpSocket",             kBrokerToNetproc,    1, kInRunning,  false},
-    {T::kDerpConn,              "DerpConn",              kBrokerToNetproc,    1, kInRunning,  false},
-    {T::kDerpDialFailed,        "DerpDialFailed",        kBrokerToNetproc,    0, kInRunning,  false},
-    {T::kShutdown,              "Shutdown",              kBrokerToChild,      0, kInAnyPhase, false},
-    {T::kRingReset,             "RingReset",             kBrokerToChild,      0, kInRunning,  false},
-    {T::kStatusRequest,         "StatusRequest",         kBrokerToChild,      0, kInRunning,  false},
-    {T::kStatusReply,           "StatusReply",           kChildToBroker,      0, kInRunning,  false},
-    {T::kReady,                 "Ready",                 kChildToBroker,      0, kInSetup,    true},
-    {T::kDerpDialRequest,       "DerpDialRequest",       kNetprocToBroker,    0, kInRunning,  false},
-    {T::kEndpointsUpdate,       "EndpointsUpdate",       kNetprocToBroker,    0, kInRunning,  false},
-    {T::kDataprocSetup,         "DataprocSetup",         kBrokerToDataproc,   0, kInSetup,    true},
-    {T::kDataprocNetmap,        "DataprocNetmap",        kBrokerToDataproc,   0, kInRunning,  false},
-    {T::kTunFd,                 "TunFd",                 kBrokerToDataproc,   1, kInRunning,  false},
-    {T::kSealClientInfoRequest, "SealClientInfoRequest", kNetprocToDataproc,  0, kInRunning,  false},
-    {T::kSealClientInfoReply,   "SealClientInfoReply",   kDataprocToNetproc,  0, kInRunning,  false},
+constexpr std::array<CatalogueEntry, 21> kCatalogue{{
+    // type                     name                     routes              fds phases ends_setup
+    {T::kNetprocSetup, "NetprocSetup", kBrokerToNetproc, 0, kInSetup, true},
+    {T::kNetprocNetmap, "NetprocNetmap", kBrokerToNetproc, 0, kInRunning, false},
+    {T::kUdpSocket, "UdpSocket", kBrokerToNetproc, 1, kInRunning, false},
+    {T::kDerpConn, "DerpConn", kBrokerToNetproc, 1, kInRunning, false},
+    {T::kDerpDialFailed, "DerpDialFailed", kBrokerToNetproc, 0, kInRunning, false},
+    {T::kShutdown, "Shutdown", kBrokerToChild, 0, kInAnyPhase, false},
+    {T::kRingReset, "RingReset", kBrokerToChild, 0, kInRunning, false},
+    {T::kStatusRequest, "StatusRequest", kBrokerToChild, 0, kInRunning, false},
+    {T::kStatusReply, "StatusReply", kChildToBroker, 0, kInRunning, false},
+    {T::kReady, "Ready", kChildToBroker, 0, kInSetup, true},
+    {T::kDerpDialRequest, "DerpDialRequest", kNetprocToBroker, 0, kInRunning, false},
+    {T::kEndpointsUpdate, "EndpointsUpdate", kNetprocToBroker, 0, kInRunning, false},
+    {T::kDataprocSetup, "DataprocSetup", kBrokerToDataproc, 0, kInSetup, true},
+    {T::kDataprocNetmap, "DataprocNetmap", kBrokerToDataproc, 0, kInRunning, false},
+    {T::kTunFd, "TunFd", kBrokerToDataproc, 1, kInRunning, false},
+    {T::kSealClientInfoRequest, "SealClientInfoRequest", kNetprocToDataproc, 0, kInRunning, false},
+    {T::kSealClientInfoReply, "SealClientInfoReply", kDataprocToNetproc, 0, kInRunning, false},
+    {T::kRegisterCandidates, "RegisterCandidates", kNetprocToBroker, 0, kInRunning, false},
+    {T::kCandidatesVerdict, "CandidatesVerdict", kBrokerToNetproc, 0, kInRunning, false},
+    {T::kOperatorPing, "OperatorPing", kBrokerToNetproc, 0, kInRunning, false},
+    {T::kReleaseUdp, "ReleaseUdp", kBrokerToNetproc, 0, kInRunning, false},
 }};
 
 constexpr bool catalogue_is_dense() {

@@ -20,23 +20,27 @@ enum class LinkKind : std::uint8_t { kBrokerNetproc, kBrokerDataproc, kNetprocDa
 enum class Phase : std::uint8_t { kSetup = 1, kRunning = 2 };
 
 enum class MessageType : std::uint16_t {
-  kNetprocSetup = 1,           // broker -> netproc, Setup
-  kNetprocNetmap = 2,          // broker -> netproc
-  kUdpSocket = 3,              // broker -> netproc, 1 fd
-  kDerpConn = 4,               // broker -> netproc, 1 fd
-  kDerpDialFailed = 5,         // broker -> netproc
-  kShutdown = 6,               // broker -> child
-  kRingReset = 7,              // broker -> child
-  kStatusRequest = 8,          // broker -> child
-  kStatusReply = 9,            // child -> broker
-  kReady = 10,                 // child -> broker, Setup
-  kDerpDialRequest = 11,       // netproc -> broker
-  kEndpointsUpdate = 12,       // netproc -> broker
-  kDataprocSetup = 13,         // broker -> dataproc, Setup
-  kDataprocNetmap = 14,        // broker -> dataproc
-  kTunFd = 15,                 // broker -> dataproc, 1 fd
-  kSealClientInfoRequest = 16, // netproc -> dataproc
-  kSealClientInfoReply = 17,   // dataproc -> netproc
+  kNetprocSetup = 1,            // broker -> netproc, Setup
+  kNetprocNetmap = 2,           // broker -> netproc
+  kUdpSocket = 3,               // broker -> netproc, 1 fd
+  kDerpConn = 4,                // broker -> netproc, 1 fd
+  kDerpDialFailed = 5,          // broker -> netproc
+  kShutdown = 6,                // broker -> child
+  kRingReset = 7,               // broker -> child
+  kStatusRequest = 8,           // broker -> child
+  kStatusReply = 9,             // child -> broker
+  kReady = 10,                  // child -> broker, Setup
+  kDerpDialRequest = 11,        // netproc -> broker
+  kEndpointsUpdate = 12,        // netproc -> broker
+  kDataprocSetup = 13,          // broker -> dataproc, Setup
+  kDataprocNetmap = 14,         // broker -> dataproc
+  kTunFd = 15,                  // broker -> dataproc, 1 fd
+  kSealClientInfoRequest = 16,  // netproc -> dataproc
+  kSealClientInfoReply = 17,    // dataproc -> netproc
+  kRegisterCandidates = 18,     // netproc -> broker
+  kCandidatesVerdict = 19,      // broker -> netproc
+  kOperatorPing = 20,           // broker -> netproc (answered with a StatusReply)
+  kReleaseUdp = 21,             // broker -> netproc (answered with a StatusReply)
 };
 
 // Bit set of (sender, receiver) pairs.

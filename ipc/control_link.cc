@@ -64,6 +64,12 @@ void ControlLink::arm_read() {
                    });
 }
 
+namespace {
+bool carries_secret(MessageType t) {
+  return t == MessageType::kNetprocSetup || t == MessageType::kDataprocSetup;
+}
+}  // namespace
+
 void ControlLink::on_readable() {
   for (int i = 0; i < kMaxPerWakeup && open_; ++i) {
     auto r = receive_datagram(sock_.native_handle(), kMaxDatagramBytes, rx_);
@@ -96,6 +102,9 @@ bool ControlLink::handle_datagram(ReceivedDatagram& d) {
     violation(message.error());
     return false;
   }
+  // The setup messages carry private keys: the raw bytes do not outlive the decode.
+  if (carries_secret(static_cast<MessageType>(header->type)))
+    secure_wipe(d.bytes.data(), d.bytes.size());
   if (find_entry(header->type)->ends_setup) phase_ = Phase::kRunning;
   messages_->inc();
   ReceivedMessage received{std::move(*message), std::move(d.fds)};
@@ -126,7 +135,7 @@ Status ControlLink::send(const AnyMessage& message, std::span<const int> fds) {
   }
   auto bytes = encode_message(message);
   if (!bytes) return make_error(bytes.error());
-  Outgoing out{std::move(*bytes), {}};
+  Outgoing out{std::move(*bytes), {}, carries_secret(type)};
   for (int fd : fds) {
     int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0) return make_error("cannot duplicate fd for sending");
@@ -155,6 +164,7 @@ void ControlLink::flush() {
       arm_write();
       return;
     }
+    if (out.secret) secure_wipe(out.datagram.data(), out.datagram.size());
     queue_.pop_front();
   }
 }
@@ -177,6 +187,9 @@ void ControlLink::arm_write() {
 void ControlLink::close(const std::string& reason) {
   if (!open_) return;
   open_ = false;
+  for (auto& out : queue_) {
+    if (out.secret) secure_wipe(out.datagram.data(), out.datagram.size());
+  }
   queue_.clear();
   boost::system::error_code ignored;
   sock_.close(ignored);

@@ -57,6 +57,7 @@ class ControlLink {
   struct Outgoing {
     Bytes datagram;
     std::vector<UniqueFd> fds;
+    bool secret = false;  // carries a private key: wiped once sent or dropped
   };
 
   void arm_read();

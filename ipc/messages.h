@@ -40,6 +40,7 @@ constexpr std::size_t kMaxDerpMapBytes = 64 * 1024;
 constexpr std::size_t kMaxStatusBytes = 128 * 1024;
 constexpr std::size_t kMaxClientInfoBytes = 4096;
 constexpr std::size_t kMaxSealedBytes = kMaxClientInfoBytes + 24 + 16;  // nonce + MAC
+constexpr std::size_t kMaxRegisterCandidates = 32;  // the learned-candidate cap per peer
 
 // ---- broker -> netproc ----
 struct NetprocSetup {
@@ -47,7 +48,10 @@ struct NetprocSetup {
   static constexpr std::uint32_t kFlagIpv6 = 1;
   static constexpr std::uint32_t kFlagAllowLanEndpoints = 2;      // config allow_lan_endpoints
   static constexpr std::uint32_t kFlagAdvertiseLanEndpoints = 4;  // config advertise_lan_endpoints
-  static constexpr std::uint32_t kKnownFlags = 7;
+  // The kernel allows the underlay socket only approved destinations: register
+  // learned candidates (RegisterCandidates) before sending to them.
+  static constexpr std::uint32_t kFlagEgressAllowlist = 8;
+  static constexpr std::uint32_t kKnownFlags = 15;
   std::uint64_t generation = 0;
   DiscoPrivate disco_private;
   NodePublic node_public;
@@ -152,6 +156,45 @@ struct EndpointsUpdate {
   friend bool operator==(const EndpointsUpdate&, const EndpointsUpdate&) = default;
 };
 
+// Learned candidates of one peer that netproc wants to send to: the broker admits
+// each (pingable, capped, rate-limited) into the kernel allowlist and answers with
+// a CandidatesVerdict carrying the same request id.
+struct RegisterCandidates {
+  static constexpr MessageType kType = MessageType::kRegisterCandidates;
+  std::uint32_t request_id = 0;
+  std::uint32_t peer_id = 0;
+  std::vector<IpPort> candidates;  // at most kMaxRegisterCandidates
+  friend bool operator==(const RegisterCandidates&, const RegisterCandidates&) = default;
+};
+
+// ---- broker -> netproc ----
+struct CandidatesVerdict {
+  static constexpr MessageType kType = MessageType::kCandidatesVerdict;
+  std::uint32_t request_id = 0;
+  std::uint32_t peer_id = 0;
+  std::uint32_t lifetime_seconds = 0;  // how long the approved ones stay allowed
+  std::vector<IpPort> approved;
+  std::vector<IpPort> refused;
+  friend bool operator==(const CandidatesVerdict&, const CandidatesVerdict&) = default;
+};
+
+// `tailwarden ping`: one disco ping to the peer; netproc answers with a StatusReply
+// (JSON: via, endpoint or derp_region, latency_ms; or timeout).
+struct OperatorPing {
+  static constexpr MessageType kType = MessageType::kOperatorPing;
+  std::uint32_t request_id = 0;
+  std::uint32_t peer_id = 0;
+  friend bool operator==(const OperatorPing&, const OperatorPing&) = default;
+};
+
+// Rebinding a pinned port: netproc closes its copy of the socket and answers with a
+// StatusReply, so the broker can bind the port again.
+struct ReleaseUdp {
+  static constexpr MessageType kType = MessageType::kReleaseUdp;
+  std::uint32_t request_id = 0;
+  friend bool operator==(const ReleaseUdp&, const ReleaseUdp&) = default;
+};
+
 // ---- broker -> dataproc ----
 struct DataprocSetup {
   static constexpr MessageType kType = MessageType::kDataprocSetup;
@@ -202,7 +245,8 @@ struct SealClientInfoReply {
 using AnyMessage =
     std::variant<NetprocSetup, NetprocNetmap, UdpSocket, DerpConn, DerpDialFailed, Shutdown,
                  RingReset, StatusRequest, StatusReply, Ready, DerpDialRequest, EndpointsUpdate,
-                 DataprocSetup, DataprocNetmap, TunFd, SealClientInfoRequest, SealClientInfoReply>;
+                 DataprocSetup, DataprocNetmap, TunFd, SealClientInfoRequest, SealClientInfoReply,
+                 RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp>;
 
 MessageType type_of(const AnyMessage& m);
 

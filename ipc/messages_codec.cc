@@ -225,6 +225,56 @@ SealClientInfoReply get_seal_reply(BodyReader& r) {
   return m;
 }
 
+std::vector<IpPort> get_ip_ports(BodyReader& r, std::size_t max) {
+  std::vector<IpPort> eps(r.count(max, kIpPortBytes));
+  for (auto& e : eps) e = r.ip_port();
+  return eps;
+}
+
+void put(BodyWriter& w, const RegisterCandidates& m) {
+  w.u32(m.request_id);
+  w.u32(m.peer_id);
+  put_endpoints(w, m.candidates);
+}
+RegisterCandidates get_register_candidates(BodyReader& r) {
+  RegisterCandidates m;
+  m.request_id = r.u32();
+  m.peer_id = r.u32();
+  m.candidates = get_ip_ports(r, kMaxRegisterCandidates);
+  return m;
+}
+
+void put(BodyWriter& w, const CandidatesVerdict& m) {
+  w.u32(m.request_id);
+  w.u32(m.peer_id);
+  w.u32(m.lifetime_seconds);
+  put_endpoints(w, m.approved);
+  put_endpoints(w, m.refused);
+}
+CandidatesVerdict get_candidates_verdict(BodyReader& r) {
+  CandidatesVerdict m;
+  m.request_id = r.u32();
+  m.peer_id = r.u32();
+  m.lifetime_seconds = r.u32();
+  m.approved = get_ip_ports(r, kMaxRegisterCandidates);
+  m.refused = get_ip_ports(r, kMaxRegisterCandidates);
+  return m;
+}
+
+void put(BodyWriter& w, const OperatorPing& m) {
+  w.u32(m.request_id);
+  w.u32(m.peer_id);
+}
+OperatorPing get_operator_ping(BodyReader& r) {
+  OperatorPing m;
+  m.request_id = r.u32();
+  m.peer_id = r.u32();
+  return m;
+}
+
+void put(BodyWriter& w, const ReleaseUdp& m) { w.u32(m.request_id); }
+ReleaseUdp get_release_udp(BodyReader& r) { return ReleaseUdp{r.u32()}; }
+
 AnyMessage get_any(MessageType t, BodyReader& r) {
   switch (t) {
     case MessageType::kNetprocSetup: return get_netproc_setup(r);
@@ -244,6 +294,14 @@ AnyMessage get_any(MessageType t, BodyReader& r) {
     case MessageType::kTunFd: return get_tun_fd(r);
     case MessageType::kSealClientInfoRequest: return get_seal_request(r);
     case MessageType::kSealClientInfoReply: return get_seal_reply(r);
+    case MessageType::kRegisterCandidates:
+      return get_register_candidates(r);
+    case MessageType::kCandidatesVerdict:
+      return get_candidates_verdict(r);
+    case MessageType::kOperatorPing:
+      return get_operator_ping(r);
+    case MessageType::kReleaseUdp:
+      return get_release_udp(r);
   }
   r.fail("unknown message type");
   return Ready{};

@@ -54,6 +54,19 @@ void App::on_setup(const ipc::NetprocSetup& s) {
     u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));
     if (auto st = broker_.send(u); !st) spdlog::warn("endpoints update: {}", st.error());
   };
+  if ((s.flags & ipc::NetprocSetup::kFlagEgressAllowlist) != 0) {
+    hooks.register_candidates = [this](std::uint32_t peer_id,
+                                       const std::vector<IpPort>& candidates) {
+      ipc::RegisterCandidates r;
+      r.request_id = next_register_id_++;
+      r.peer_id = peer_id;
+      r.candidates.assign(
+          candidates.begin(),
+          candidates.begin() + static_cast<std::ptrdiff_t>(
+                                   std::min(candidates.size(), ipc::kMaxRegisterCandidates)));
+      if (auto st = broker_.send(r); !st) spdlog::warn("candidate registration: {}", st.error());
+    };
+  }
   home_derp_ = s.home_derp;
   derp_ = std::make_unique<DerpLink>(io_, s.node_public, broker_, peer_, std::move(derp_contexts_), metrics_);
   runtime_ = std::make_unique<magicsock::Runtime>(io_, std::move(cfg), metrics_, derp_.get(), std::move(hooks), rng_);
@@ -92,55 +105,73 @@ void App::on_netmap(ipc::NetprocNetmap part) {
 }
 
 void App::on_broker_message(ipc::ReceivedMessage m) {
-  std::visit(Overloaded{
-                 [&](ipc::NetprocSetup& msg) { on_setup(msg); },
-                 [&](ipc::NetprocNetmap& msg) {
-                   if (runtime_) on_netmap(std::move(msg));
-                 },
-                 [&](ipc::UdpSocket& msg) {
-                   if (runtime_ && !m.fds.empty()) {
-                     runtime_->adopt_udp(std::move(m.fds[0]));
-                     if (msg.rebind_generation > 0 && derp_) derp_->reconnect_all();
-                   }
-                 },
-                 [&](ipc::DerpConn& msg) {
-                   if (derp_ && !m.fds.empty()) derp_->on_derp_conn(msg, std::move(m.fds[0]));
-                 },
-                 [&](ipc::DerpDialFailed& msg) {
-                   if (derp_) derp_->on_dial_failed(msg);
-                 },
-                 [&](ipc::StatusRequest& msg) { on_status_request(msg); },
-                 [&](ipc::Shutdown& msg) {
-                   spdlog::info("shutdown: {}", msg.reason);
-                   if (runtime_) runtime_->stop();
-                   on_exit_(0);
-                 },
-                 [&](ipc::RingReset&) {
-                   to_data_.resync();
-                   from_data_.resync();
-                 },
-                 // The catalogue lets none of these through from the broker: a link that
-                 // carries one is not what it claims, so it is closed (and we exit).
-                 on_any_of<ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
-                           ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
-                           ipc::SealClientInfoRequest, ipc::SealClientInfoReply>([&] {
-                   spdlog::error("unexpected message from the broker");
-                   broker_.close("message not for netproc");
-                 }),
-             },
-             m.message);
+  std::visit(
+      Overloaded{
+          [&](ipc::NetprocSetup& msg) { on_setup(msg); },
+          [&](ipc::NetprocNetmap& msg) {
+            if (runtime_) on_netmap(std::move(msg));
+          },
+          [&](ipc::UdpSocket& msg) {
+            if (runtime_ && !m.fds.empty()) {
+              runtime_->adopt_udp(std::move(m.fds[0]));
+              if (msg.rebind_generation > 0 && derp_) derp_->reconnect_all();
+            }
+          },
+          [&](ipc::DerpConn& msg) {
+            if (derp_ && !m.fds.empty()) derp_->on_derp_conn(msg, std::move(m.fds[0]));
+          },
+          [&](ipc::DerpDialFailed& msg) {
+            if (derp_) derp_->on_dial_failed(msg);
+          },
+          [&](ipc::StatusRequest& msg) { on_status_request(msg); },
+          [&](ipc::OperatorPing& msg) {
+            if (!runtime_) return;
+            const std::uint32_t id = msg.request_id;
+            runtime_->ping(msg.peer_id,
+                           [this, id](std::string body) { reply_status(id, std::move(body)); });
+          },
+          [&](ipc::ReleaseUdp& msg) {
+            if (!runtime_) return;
+            runtime_->release_udp();
+            reply_status(msg.request_id, "{}");
+          },
+          [&](ipc::CandidatesVerdict& msg) {
+            if (runtime_) runtime_->on_candidates_verdict(msg);
+          },
+          [&](ipc::Shutdown& msg) {
+            spdlog::info("shutdown: {}", msg.reason);
+            if (runtime_) runtime_->stop();
+            on_exit_(0);
+          },
+          [&](ipc::RingReset&) {
+            to_data_.resync();
+            from_data_.resync();
+          },
+          // The catalogue lets none of these through from the broker: a link that
+          // carries one is not what it claims, so it is closed (and we exit).
+          on_any_of<ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
+                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
+                    ipc::SealClientInfoReply, ipc::RegisterCandidates>([&] {
+            spdlog::error("unexpected message from the broker");
+            broker_.close("message not for netproc");
+          }),
+      },
+      m.message);
 }
 
 void App::on_status_request(const ipc::StatusRequest& msg) {
   if (!runtime_) return;
   const std::uint32_t id = msg.request_id;
-  runtime_->status_request(msg.topic, [this, id](std::string body) {
-    ipc::StatusReply r;
-    r.request_id = id;
-    r.body =
-        body.size() > ipc::kMaxStatusBytes ? body.substr(0, ipc::kMaxStatusBytes) : std::move(body);
-    if (auto st = broker_.send(r); !st) spdlog::warn("status reply: {}", st.error());
-  });
+  runtime_->status_request(msg.topic,
+                           [this, id](std::string body) { reply_status(id, std::move(body)); });
+}
+
+void App::reply_status(std::uint32_t request_id, std::string body) {
+  ipc::StatusReply r;
+  r.request_id = request_id;
+  r.body =
+      body.size() > ipc::kMaxStatusBytes ? body.substr(0, ipc::kMaxStatusBytes) : std::move(body);
+  if (auto st = broker_.send(r); !st) spdlog::warn("status reply: {}", st.error());
 }
 
 // dataproc answers one thing only: the ClientInfo we asked it to seal.
@@ -153,8 +184,9 @@ void App::on_peer_message(ipc::ReceivedMessage m) {
           on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
                     ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
-                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
-                    ipc::SealClientInfoRequest>([&] { peer_.close("message not for netproc"); }),
+                    ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
+                    ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
+                    ipc::ReleaseUdp>([&] { peer_.close("message not for netproc"); }),
       },
       m.message);
 }

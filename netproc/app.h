@@ -42,6 +42,7 @@ class App {
  private:
   void on_broker_message(ipc::ReceivedMessage m);
   void on_peer_message(ipc::ReceivedMessage m);
+  void reply_status(std::uint32_t request_id, std::string body);
   void on_status_request(const ipc::StatusRequest& msg);
   void on_setup(const ipc::NetprocSetup& s);
   void on_netmap(ipc::NetprocNetmap part);
@@ -61,6 +62,7 @@ class App {
   DerpLinkContexts derp_contexts_;  // made before the sandbox
   std::unique_ptr<DerpLink> derp_;
   std::uint32_t home_derp_ = 0;
+  std::uint32_t next_register_id_ = 1;
   std::unique_ptr<magicsock::Runtime> runtime_;
   ipc::NetmapAssembler<ipc::NetprocNetmap> assembler_;
   std::function<void(int)> on_exit_;

@@ -33,9 +33,9 @@ struct SyscallRule {
 };
 
 // A syscall killed on purpose. libseccomp refuses a rule whose action equals the
-// default (-EACCES), so a denial is not a BPF rule of its own; it is made explicit
-// instead by: building a filter fails if an allow row names it, the golden dumps
-// list it in their header, and a death test calls each one.
+// filter's default action (kill the process), so a denial is not a BPF rule of its own; it is made
+// explicit instead by: building a filter fails if an allow row names it, the golden dumps list it
+// in their header, and a death test calls each one.
 struct SyscallDenial {
   int nr;
   const char* name;

@@ -71,9 +71,11 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry
       reflexive_(m_, cfg_.enable_ipv6),
       stun_(m_, rng),
       advertiser_(m_),
+      gate_(metrics),
       timer_(io),
       alive_(std::make_shared<bool>(true)) {
   rx_wg_.reserve(kUdpBurst);
+  gate_.enable(static_cast<bool>(hooks_.register_candidates));
   advertiser_.subscribe([this](const std::vector<SelfEndpoint>& set) {
     if (!hooks_.endpoints_changed) return;
     std::vector<IpPort> eps;
@@ -333,6 +335,10 @@ void Runtime::set_peers(std::span<const RuntimePeer> peers) {
     nm.push_back(std::move(n));
   }
   table_.apply_netmap(nm, now);
+  std::vector<IpPort> netmap_eps;
+  for (const auto& p : peers)
+    netmap_eps.insert(netmap_eps.end(), p.endpoints.begin(), p.endpoints.end());
+  gate_.set_netmap_endpoints(netmap_eps);
   table_of_.clear();
   for (const auto& p : peers) {
     if (p.disco.is_zero()) continue;
@@ -360,6 +366,7 @@ void Runtime::set_peers(std::span<const RuntimePeer> peers) {
 
 void Runtime::set_stun_servers(std::span<const IpPort> servers) {
   stun_.set_servers(servers, clock_now());
+  gate_.set_stun_servers(servers);
   stun_results_.clear();
   if (running_) tick(clock_now());
 }
@@ -419,7 +426,7 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
         plan.send_call_me_maybe ? ", call-me-maybe" : (have_eps ? "" : ", no endpoints yet"));
   }
   if (plan.send_call_me_maybe) send_call_me_maybe(*t);
-  if (plan.route.has_udp() && udp_) {
+  if (plan.route.has_udp() && udp_ && egress_clear(peer_id, plan.route.udp, datagram, false, now)) {
     udp_->queue(plan.route.udp, datagram);
     c_.wg_tx_udp.inc();
   }
@@ -430,6 +437,25 @@ void Runtime::send_wireguard(std::uint32_t peer_id, ByteView datagram) {
       c_.wg_tx_derp_failed.inc();
     }
   }
+}
+
+bool Runtime::egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram,
+                           bool holdable, TimePoint now) {
+  gate_requests_.clear();
+  const auto d = gate_.check(peer_id, to, now, gate_requests_);
+  for (const auto& [peer, addr] : gate_requests_) {
+    if (hooks_.register_candidates) hooks_.register_candidates(peer, {addr});
+  }
+  if (d == EgressGate::Decision::kHold && holdable) gate_.hold(to, datagram, now);
+  return d == EgressGate::Decision::kSend;
+}
+
+void Runtime::on_candidates_verdict(const ipc::CandidatesVerdict& v) {
+  const TimePoint now = clock_now();
+  auto go = gate_.on_verdict(v.approved, v.refused, std::chrono::seconds(v.lifetime_seconds), now);
+  if (!udp_) return;
+  for (const auto& [to, bytes] : go) udp_->queue(to, ByteView(bytes.data(), bytes.size()));
+  flush();
 }
 
 void Runtime::flush() {
@@ -457,6 +483,7 @@ void Runtime::prompt_pinger(TimePoint now) {
 
 void Runtime::tick(TimePoint now) {
   expire_operator_pings(now);
+  gate_.expire(now);
   if (now >= next_pinger_) {
     ping_scratch_.clear();
     table_.pinger_tick(now, ping_scratch_);

@@ -51,6 +51,7 @@
 #include "netproc/magicsock/advertiser.h"
 #include "netproc/magicsock/derp_latency.h"
 #include "netproc/magicsock/derp_seam.h"
+#include "netproc/magicsock/egress_gate.h"
 #include "netproc/magicsock/peer_table.h"
 #include "netproc/magicsock/reflexive.h"
 #include "netproc/magicsock/stun_prober.h"
@@ -88,6 +89,9 @@ struct RuntimeHooks {
   ipc::RingProducer* rx_ring = nullptr;
   // Our advertised endpoints changed (and once at subscription with the last set).
   std::function<void(const std::vector<IpPort>&)> endpoints_changed;
+  // Set when the broker enforces a kernel allowlist on the socket: asks it to admit
+  // learned candidates of one peer (answered with on_candidates_verdict).
+  std::function<void(std::uint32_t peer_id, const std::vector<IpPort>&)> register_candidates;
 };
 
 struct RuntimeCounters {
@@ -138,6 +142,10 @@ class Runtime {
   std::uint16_t local_port() const { return udp_ ? udp_->local_port() : 0; }
 
   void set_peers(std::span<const RuntimePeer> peers);
+  // The broker's answer to register_candidates: held datagrams to approved
+  // candidates go now; refused ones are dropped.
+  void on_candidates_verdict(const ipc::CandidatesVerdict& v);
+  const EgressGate& egress_gate() const { return gate_; }
   void set_stun_servers(std::span<const IpPort> servers);
   // A whole (assembled) netmap from the broker: peers, STUN servers and region codes
   // from the DERP map in part 0. A DERP map that does not parse is refused.
@@ -153,7 +161,8 @@ class Runtime {
   // The relay says `peer` is not connected to it: what we sent it there was lost.
   void on_derp_peer_not_here(const NodePublic& peer);
 
-  // StatusRequest topics: status, metrics, netcheck, ping:<id>, release-udp.
+  // StatusRequest topics: status, metrics, netcheck (operator pings and socket
+  // release have their own typed messages: ping(), release_udp()).
   void status_request(const std::string& topic, Reply reply);
   std::string status_json();
   std::string netcheck_json();
@@ -248,6 +257,10 @@ class Runtime {
   }
   TimePoint clock_now() const { return time_.now(); }
   bool derp_send(PeerId id, ByteView packet);
+  // Whether a datagram to `to` may go now (the kernel allowlist); holds it for a
+  // verdict when `holdable`. `peer_id` is the broker's (0: none).
+  bool egress_clear(std::uint32_t peer_id, const IpPort& to, ByteView datagram, bool holdable,
+                    TimePoint now);
 
   boost::asio::io_context& io_;
   RuntimeConfig cfg_;
@@ -264,6 +277,8 @@ class Runtime {
   ReflexiveSet reflexive_;
   StunProber stun_;
   EndpointAdvertiser advertiser_;
+  EgressGate gate_;
+  std::vector<EgressGate::Request> gate_requests_;
 
   std::unique_ptr<UdpIo> udp_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> udp_wait_;

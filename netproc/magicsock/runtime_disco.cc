@@ -147,6 +147,8 @@ void Runtime::send_disco_udp(PeerId id, const IpPort& to, const disco::Message& 
   std::uint8_t buf[kDiscoBuf];
   const std::size_t n = disco::seal_message(*key, self_disco_, m, MutableByteView(buf, sizeof buf));
   if (n == 0) return;
+  const std::uint32_t peer = id < broker_of_.size() ? broker_of_[id] : 0;
+  if (!egress_clear(peer, to, ByteView(buf, n), true, clock_now())) return;
   udp_->queue(to, ByteView(buf, n));
   c_.disco_tx.inc();
 }

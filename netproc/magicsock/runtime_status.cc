@@ -1,7 +1,6 @@
 // STUN, our endpoints and the StatusRequest topics of the runtime.
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "netproc/magicsock/constants.h"
@@ -140,18 +139,6 @@ void Runtime::status_request(const std::string& topic, Reply reply) {
   if (topic == "status") return reply(status_json());
   if (topic == "metrics") return reply(metrics_text());
   if (topic == "netcheck") return reply(netcheck_json());
-  if (topic == "release-udp") {
-    release_udp();
-    return reply("{}");
-  }
-  if (topic.rfind("ping:", 0) == 0) {
-    std::uint32_t id = 0;
-    const char* b = topic.data() + 5;
-    const char* e = topic.data() + topic.size();
-    auto [p, ec] = std::from_chars(b, e, id);
-    if (ec != std::errc() || p != e) return reply(R"({"error":"bad peer id"})");
-    return ping(id, std::move(reply));
-  }
   reply(nlohmann::json{{"error", "unknown topic " + topic.substr(0, 64)}}.dump());
 }
 

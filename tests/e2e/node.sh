@@ -91,6 +91,7 @@ listen_port = 41641
 admin_socket = "$E2E_DIR/$n/admin.sock"
 child_user = "nobody"
 log_level = "${E2E_LOG_LEVEL:-info}"
+derp_insecure_for_tests = true
 [tun]
 enabled = true
 name = "tw0"

@@ -325,6 +325,7 @@ listen_port = 41641
 admin_socket = %q
 child_user = "nobody"
 log_level = "%s"
+derp_insecure_for_tests = true
 [tun]
 enabled = true
 name = "tw0"

@@ -92,5 +92,33 @@ TEST_F(AtomicFileTest, ConcurrentReaderNeverSeesAPartialFile) {
   EXPECT_EQ(slurp(path_), version(300));
 }
 
+TEST_F(AtomicFileTest, BoundedReadRefusesFifosDevicesSymlinksAndOversizeFiles) {
+  // A FIFO with no writer: a plain open would block the broker's loop forever.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto r = read_regular_file_bounded(fifo, 1 << 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("not a regular file"), std::string::npos) << r.error();
+  // An endless device.
+  r = read_regular_file_bounded("/dev/zero", 1 << 20);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("not a regular file"), std::string::npos) << r.error();
+  // A symlink (to a root-only file, say) is not followed.
+  const std::string target = dir_ + "/target";
+  ASSERT_TRUE(replace_file_atomically(target, "{}", 0600).ok());
+  const std::string link = dir_ + "/link";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  EXPECT_FALSE(read_regular_file_bounded(link, 1 << 20).ok());
+  // Over the cap: refused before reading.
+  ASSERT_TRUE(replace_file_atomically(target, std::string(2000, 'x'), 0600).ok());
+  r = read_regular_file_bounded(target, 1000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("more than the limit"), std::string::npos) << r.error();
+  // Within it: the content.
+  r = read_regular_file_bounded(target, 2000);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->size(), 2000u);
+}
+
 }  // namespace
 }  // namespace tw::broker

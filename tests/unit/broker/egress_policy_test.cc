@@ -41,8 +41,8 @@ DerpMap test_map() {
 
 class EgressPolicyTest : public ::testing::Test {
  protected:
-  EgressPolicy make(bool derp_dns) {
-    EgressPolicy p(EgressOptions{derp_dns}, metrics);
+  EgressPolicy make(bool derp_dns, bool insecure_for_tests = true) {
+    EgressPolicy p(EgressOptions{derp_dns, insecure_for_tests}, metrics);
     p.set_derp_map(test_map());
     return p;
   }
@@ -133,6 +133,16 @@ TEST_F(EgressPolicyTest, LoopbackRelayOnlyWhenMarkedInsecureForTests) {
   auto refused = p.decide_derp_dial(2, "2t");
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().find("127.0.0.1 is loopback"), std::string::npos);
+}
+
+TEST_F(EgressPolicyTest, InsecureForTestsNodesNeedTheConfigOptIn) {
+  auto p = make(false, false);
+  auto refused = p.decide_derp_dial(2, "2t");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("InsecureForTests, and the config does not opt in"),
+            std::string::npos)
+      << refused.error();
+  EXPECT_TRUE(p.decide_derp_dial(1, "1a").ok());  // ordinary nodes are unaffected
 }
 
 TEST_F(EgressPolicyTest, NewDerpMapRevokesNodesItNoLongerLists) {

@@ -129,6 +129,15 @@ TEST_F(KeyFileTest, GroupOrWorldReadableFileIsRefused) {
   EXPECT_FALSE(load_key_file(path_).ok());
 }
 
+TEST_F(KeyFileTest, FileOwnedBySomeoneElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the file away";
+  ASSERT_TRUE(write_key_file(path_, generate_node_keys(), false).ok());
+  ASSERT_EQ(::chown(path_.c_str(), 65534, 65534), 0);
+  auto r = load_key_file(path_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("owned by uid 65534"), std::string::npos) << r.error();
+}
+
 TEST_F(KeyFileTest, KeyFileErrorsNameLineAndField) {
   auto keys = generate_node_keys();
   std::string text = key_file_text(keys) + "colour = \"blue\"\n";

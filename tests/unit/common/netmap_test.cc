@@ -126,6 +126,16 @@ TEST_F(NetmapTest, BadDerpAddressesAreRefused) {
   expect_error("derp_map.Regions[\"900\"].Nodes[0].IPv4: not an IPv4 address");
 }
 
+TEST_F(NetmapTest, RegionCountIsCapped) {
+  for (int id = 1; id <= static_cast<int>(kMaxDerpRegions); ++id) {
+    doc_["derp_map"]["Regions"][std::to_string(id)] = {{"RegionID", id}};
+  }
+  expect_error("derp_map.Regions: more than 256 regions");
+  doc_["derp_map"]["Regions"].erase("1");
+  auto r = parse();
+  EXPECT_TRUE(r.ok()) << r.error();
+}
+
 TEST_F(NetmapTest, RegionKeyMustMatchRegionId) {
   doc_["derp_map"]["Regions"]["900"]["RegionID"] = 901;
   expect_error("RegionID: does not match its key");

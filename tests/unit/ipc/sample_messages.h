@@ -73,6 +73,12 @@ inline std::vector<AnyMessage> sample_messages() {
       TunFd{1280},
       SealClientInfoRequest{5, NodePublic(key_of(4)), Bytes{'{', '}'}},
       SealClientInfoReply{5, Bytes(24 + 16 + 2, 0xab)},
+      RegisterCandidates{
+          6, 2, {*IpPort::parse("198.18.5.5:41641"), *IpPort::parse("198.18.5.6:1")}},
+      CandidatesVerdict{
+          6, 2, 45, {*IpPort::parse("198.18.5.5:41641")}, {*IpPort::parse("10.0.0.1:1")}},
+      OperatorPing{7, 2},
+      ReleaseUdp{8},
   };
 }
 

@@ -253,7 +253,7 @@ TEST(RuntimeLoopback, OperatorPingReportsDirectPathAndLatency) {
   Pair p;
   ASSERT_TRUE(p.confirm_direct());
   std::optional<std::string> reply;
-  p.a.rt->status_request("ping:" + std::to_string(kIdOfB), [&](std::string s) { reply = s; });
+  p.a.rt->ping(kIdOfB, [&](std::string s) { reply = s; });
   ASSERT_TRUE(run_until(p.io, [&] { return reply.has_value(); }, 2000ms));
   auto j = nlohmann::json::parse(*reply);
   EXPECT_EQ(j["via"], "direct") << *reply;
@@ -284,10 +284,13 @@ TEST(RuntimeLoopback, OperatorPingToSilentPeerTimesOutAndLeavesNoWaiter) {
 TEST(RuntimeLoopback, ReleaseUdpClosesTheSocketAndANewSocketIsAdopted) {
   Pair p;
   ASSERT_TRUE(p.confirm_direct());
+  p.a.rt->release_udp();
+  EXPECT_FALSE(p.a.rt->has_udp());
+  // The string topics are gone (typed OperatorPing / ReleaseUdp messages now).
   std::optional<std::string> reply;
   p.a.rt->status_request("release-udp", [&](std::string s) { reply = s; });
-  EXPECT_EQ(reply, "{}");
-  EXPECT_FALSE(p.a.rt->has_udp());
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_NE(reply->find("unknown topic"), std::string::npos);
   auto fresh = bind_loopback();
   const auto port = port_of(fresh.get());
   p.a.rt->adopt_udp(std::move(fresh));

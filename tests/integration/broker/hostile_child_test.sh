@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# No child message can crash or block the root broker (issue 15). The real broker
+# spawns tests/integration/broker/hostile_child.cc in place of netproc (with the
+# real dataproc): malformed status/ping/metrics replies (wrong JSON shapes, bytes
+# that are not UTF-8), a flood of 500 DERP dial requests and 500 endpoint updates,
+# and replies carrying the other child's request ids. The broker must stay up and
+# answer, throttle the floods, and refuse and count the violations (restarting the
+# children). Needs root (network namespace); exits 77 otherwise. Env: BIN.
+set -u
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
+for b in tailwardend tailwarden tailwarden-dataproc hostile_child; do
+  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
+done
+
+NS="tw15h$$"
+DIR=$(mktemp -d /tmp/tw-hostile-XXXXXX)
+chmod 755 "$DIR"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  ip netns del "$NS" 2>/dev/null
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+cli() { "$BIN/tailwarden" --socket "$DIR/a/admin.sock" "$@"; }
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
+}
+metric() { cli metrics 2>/dev/null | sed -n "s/^tailwarden_$1 \([0-9]*\)$/\1/p" | head -1; }
+
+ip netns add "$NS" || exit 1
+ip -n "$NS" link set lo up
+ip -n "$NS" addr add 198.18.17.1/32 dev lo  # the DERP node: nothing listens there
+
+mkdir -p "$DIR/a" "$DIR/b" "$DIR/libexec"
+ln -s "$BIN/hostile_child" "$DIR/libexec/tailwarden-netproc"
+ln -s "$BIN/tailwarden-dataproc" "$DIR/libexec/tailwarden-dataproc"
+chmod 777 "$DIR/libexec"  # the hostile child (root, unsandboxed) writes its report here
+for n in a b; do "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1; done
+pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
+cat >"$DIR/a/netmap.json" <<JSON
+{"self":{"name":"a","node_key":"$(pub a node_key)","addresses":["100.64.17.1/32"],"home_derp":900},
+ "peers":[{"name":"b","node_key":"$(pub b node_key)","disco_key":"$(pub b disco_key)",
+   "addresses":["100.64.17.2/32"],"endpoints":["198.18.17.2:41641"],"home_derp":900}],
+ "derp_map":{"Regions":{"900":{"RegionID":900,"RegionCode":"lab","Nodes":[
+   {"Name":"900a","RegionID":900,"HostName":"derp.lab","IPv4":"198.18.17.1","IPv6":"none",
+    "STUNPort":-1,"DERPPort":3340}]}}}}
+JSON
+cat >"$DIR/a/config.toml" <<TOML
+state_dir = "$DIR/a"
+key_file = "$DIR/a/keys"
+netmap_file = "$DIR/a/netmap.json"
+admin_socket = "$DIR/a/admin.sock"
+child_user = "nobody"
+endpoints_file = "$DIR/a/endpoints.json"
+[tun]
+enabled = false
+TOML
+ip netns exec "$NS" env TW_LIBEXEC_DIR="$DIR/libexec" "$BIN/tailwardend" --config "$DIR/a/config.toml" \
+  >"$DIR/a/log" 2>&1 &
+BROKER=$!
+PIDS+=($BROKER)
+
+alive() { kill -0 "$BROKER" 2>/dev/null; }
+status_ok() { cli status --json 2>/dev/null | grep -q '"ok": *true'; }
+wait_for 20 status_ok || { fail "broker never answered status"; tail -20 "$DIR/a/log"; exit 1; }
+ok "broker up with the hostile netproc"
+
+# Malformed replies, one shape after another: status merges them, ping and metrics
+# relay them; every answer is valid JSON and the broker stays up.
+for i in 1 2 3 4 5 6; do
+  out=$(cli status --json 2>&1)
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["ok"] is True' "$out" 2>/dev/null ||
+    fail "status #$i is not an ok JSON answer: ${out:0:200}"
+done
+alive && ok "six malformed status replies: broker up, every answer ok" || fail "broker died on a status reply"
+for i in 1 2 3 4; do cli ping b -c 1 --json >/dev/null 2>&1; done
+alive && ok "four malformed ping replies: broker up" || fail "broker died on a ping reply"
+for i in 1 2 3; do cli metrics >"$DIR/metrics.$i" 2>&1; done
+alive && grep -q "^# dataproc" "$DIR/metrics.3" && ok "metrics with bytes that are not UTF-8: answered" ||
+  fail "metrics: $(head -3 "$DIR/metrics.3")"
+cli netcheck --json >/dev/null 2>&1
+alive && ok "netcheck with an array for an object: broker up" || fail "broker died on netcheck"
+
+asked=$(awk '$1=="status_requests"{print $2}' "$DIR/libexec/hostile.report" 2>/dev/null)
+[ "${asked:-0}" -ge 6 ] && ok "the hostile netproc was asked $asked times (its malformed replies were read)" ||
+  fail "the hostile netproc was asked '${asked:-}' times: the malformed replies were never exercised"
+
+# The floods: throttled and counted.
+sleep 2
+throttled=$(metric derp_dials_throttled_total)
+coalesced=$(metric endpoints_updates_coalesced_total)
+dialled=$(awk '$1=="dial_failed_other"||$1=="dial_conn"{s+=$2} END{print s+0}' "$DIR/libexec/hostile.report" 2>/dev/null)
+echo "derp_dials_throttled_total=$throttled endpoints_updates_coalesced_total=$coalesced dials_attempted=$dialled"
+[ "${throttled:-0}" -ge 400 ] && ok "DERP dial flood: $throttled of 500 refused" || fail "DERP dials throttled: '${throttled:-}'"
+[ "${dialled:-99}" -le 10 ] && ok "DERP dial flood: only $dialled dials made" || fail "DERP dials made: ${dialled:-}"
+[ "${coalesced:-0}" -ge 400 ] && ok "endpoint flood: $coalesced of 500 updates coalesced" ||
+  fail "endpoint updates coalesced: '${coalesced:-}'"
+published=$(grep -c 'endpoints: \[' "$DIR/a/log")
+[ "$published" -le 6 ] && ok "endpoint flood: $published publications" || fail "endpoints published $published times"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$DIR/a/endpoints.json" 2>/dev/null &&
+  ok "endpoints file is whole JSON" || fail "endpoints file: $(cat "$DIR/a/endpoints.json" 2>&1)"
+
+# Replies with dataproc's request id and a made-up one: a protocol violation,
+# refused, counted, the children restarted; the broker keeps answering.
+restarts_before=$(metric child_restarts_total)
+echo wrong-id >"$DIR/libexec/hostile.mode"
+cli status --json >/dev/null 2>&1
+sleep 1
+violations=$(metric child_protocol_violations_total)
+[ "${violations:-0}" -ge 1 ] && ok "replies with another child's request id: $violations violation(s) counted" ||
+  fail "child_protocol_violations_total: '${violations:-}'"
+grep -q "protocol violation by netproc: StatusReply for request id" "$DIR/a/log" &&
+  ok "the violation is logged" || fail "no violation in the log"
+restarts_after=$(metric child_restarts_total)
+[ "${restarts_after:-0}" -gt "${restarts_before:-0}" ] && ok "children restarted after the violation" ||
+  fail "child_restarts_total $restarts_before -> $restarts_after"
+echo ok >"$DIR/libexec/hostile.mode"
+wait_for 20 status_ok && alive && ok "broker answers status after all of it" || fail "broker gone or silent at the end"
+
+[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }

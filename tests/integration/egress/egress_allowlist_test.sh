@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The kernel egress allowlist of the underlay socket, proved against a live,
+# sandboxed netproc (issue 15). Two nodes, each in its own network namespace joined
+# by a veth pair, reach each other directly. egress_inject then plays a compromised
+# netproc: by ptrace syscall injection it makes node a's netproc call sendto() on
+# its underlay socket to 127.0.0.1:53 (the host's resolver: a DNS leak by proxy) and
+# to 198.18.250.1 (routed, but in no netmap, DERP map or registration).
+#   * control run, egress_allowlist = "unenforced": both sends succeed and both
+#     datagrams are captured: the injection works, and nothing in netproc stops it;
+#   * default run (nftables): both sends fail with EPERM, the capture is empty, the
+#     kernel's drop counter shows them (`tailwarden metrics`), the direct path to the
+#     peer keeps working, `tailwarden audit` reports the allowlist, and the table is
+#     gone once the broker stops.
+# Needs root; exits 77 (skipped) otherwise. Env: BIN (build/*/bin).
+set -u
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
+for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc egress_inject; do
+  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
+done
+command -v tcpdump >/dev/null && command -v nft >/dev/null || { echo "SKIP: tcpdump/nft missing"; exit 77; }
+
+NSA="tw15ea$$" NSB="tw15eb$$"
+DIR=$(mktemp -d /tmp/tw-egress-XXXXXX)
+chmod 755 "$DIR"
+PIDS=()
+A_IP=198.18.15.1 B_IP=198.18.15.2 UNLISTED=198.18.250.1
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  ip netns del "$NSA" 2>/dev/null
+  ip netns del "$NSB" 2>/dev/null
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+ok() { echo "ok: $*"; }
+cli() { local n=$1; shift; "$BIN/tailwarden" --socket "$DIR/$n/admin.sock" "$@"; }
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
+}
+
+ip netns add "$NSA" && ip netns add "$NSB" || exit 1
+ip link add "tw15a$$" netns "$NSA" type veth peer name "tw15b$$" netns "$NSB" || exit 1
+ip -n "$NSA" link set lo up
+ip -n "$NSB" link set lo up
+ip -n "$NSA" addr add "$A_IP/24" dev "tw15a$$"
+ip -n "$NSB" addr add "$B_IP/24" dev "tw15b$$"
+ip -n "$NSA" link set "tw15a$$" up
+ip -n "$NSB" link set "tw15b$$" up
+# The unlisted address is routable (through b), so only a filter can stop the send.
+ip -n "$NSA" route add "$UNLISTED/32" via "$B_IP"
+
+for n in a b; do
+  mkdir -p "$DIR/$n"
+  "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1
+done
+pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
+netmap() {  # self peer self_addr peer_addr peer_ip
+  cat <<JSON
+{"self":{"name":"$1","node_key":"$(pub "$1" node_key)","addresses":["$3/32"]},
+ "peers":[{"name":"$2","node_key":"$(pub "$2" node_key)","disco_key":"$(pub "$2" disco_key)",
+   "addresses":["$4/32"],"endpoints":["$5:41641"]}],
+ "derp_map":{"Regions":{}}}
+JSON
+}
+netmap a b 100.64.15.1 100.64.15.2 "$B_IP" >"$DIR/a/netmap.json"
+netmap b a 100.64.15.2 100.64.15.1 "$A_IP" >"$DIR/b/netmap.json"
+
+start_node() {  # name ns mode
+  cat >"$DIR/$1/config.toml" <<TOML
+state_dir = "$DIR/$1"
+key_file = "$DIR/$1/keys"
+netmap_file = "$DIR/$1/netmap.json"
+listen_port = 41641
+admin_socket = "$DIR/$1/admin.sock"
+child_user = "nobody"
+egress_allowlist = "$3"
+[tun]
+enabled = false
+TOML
+  ip netns exec "$2" "$BIN/tailwardend" --config "$DIR/$1/config.toml" >>"$DIR/$1/log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_$1=$!"
+}
+stop_node() {  # name
+  local pid
+  eval "pid=\$PID_$1"
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+}
+direct() { cli a ping b -c 1 --json 2>/dev/null | grep -q '"via":"direct"'; }
+netproc_pid() {
+  cli a status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["self"]["pids"]["netproc"])'
+}
+# capture FILE: starts tcpdump in a's namespace for the two forbidden destinations.
+capture() {
+  ip netns exec "$NSA" tcpdump -i any -n -U -w "$1" "udp and (dst host $UNLISTED or dst port 53)" 2>"$1.err" &
+  CAP=$!
+  PIDS+=($CAP)
+  wait_for 10 grep -q "listening on" "$1.err" || fail "tcpdump did not start: $(cat "$1.err")"
+}
+captured() {  # FILE: number of packets
+  sleep 1
+  kill -INT "$CAP" 2>/dev/null
+  wait "$CAP" 2>/dev/null
+  tcpdump -r "$1" -n 2>/dev/null | wc -l
+}
+
+run_phase() {  # mode
+  local mode=$1
+  start_node a "$NSA" "$mode"
+  start_node b "$NSB" "$mode"
+  wait_for 30 direct || { fail "[$mode] no direct path a->b"; tail -20 "$DIR/a/log"; return 1; }
+  ok "[$mode] a reaches b directly"
+  local np
+  np=$(netproc_pid)
+  [ "${np:-0}" -gt 0 ] || { fail "[$mode] no netproc pid"; return 1; }
+  capture "$DIR/$mode.pcap"
+  ip netns exec "$NSA" "$BIN/egress_inject" "$np" 41641 127.0.0.1:53 "$UNLISTED:41641" >"$DIR/$mode.inject" 2>&1 ||
+    fail "[$mode] injection failed: $(cat "$DIR/$mode.inject")"
+  local n
+  n=$(captured "$DIR/$mode.pcap")
+  echo "[$mode] injected: $(tr '\n' ';' <"$DIR/$mode.inject") captured: $n"
+  kill -0 "$np" 2>/dev/null || fail "[$mode] netproc died after the injection"
+  if [ "$mode" = unenforced ]; then
+    [ "$(grep -c ' sent 15$' "$DIR/$mode.inject")" -eq 2 ] && ok "[unenforced] both injected sends succeed" ||
+      fail "[unenforced] expected both sends to succeed: $(cat "$DIR/$mode.inject")"
+    [ "$n" -ge 2 ] && ok "[unenforced] both datagrams are on the wire ($n captured)" ||
+      fail "[unenforced] expected 2 captured datagrams, got $n"
+    cli a audit --json | python3 -c '
+import json,sys
+rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
+r=rows["underlay egress allowlist enforced by the kernel"]
+sys.exit(0 if not r["pass"] and "unenforced" in r["detail"] else 1)' &&
+      ok "[unenforced] audit shows the allowlist as not enforced" || fail "[unenforced] audit row"
+  else
+    [ "$(grep -c ' errno EPERM$' "$DIR/$mode.inject")" -eq 2 ] && ok "[nftables] both injected sends fail with EPERM" ||
+      fail "[nftables] expected EPERM twice: $(cat "$DIR/$mode.inject")"
+    [ "$n" -eq 0 ] && ok "[nftables] nothing on the wire" || fail "[nftables] $n forbidden datagrams captured"
+    direct && ok "[nftables] the direct path to b still works after the injection" ||
+      fail "[nftables] direct path lost after the injection"
+    local drops
+    drops=$(cli a metrics | sed -n 's/^tailwarden_egress_kernel_dropped_total \([0-9]*\)$/\1/p' | head -1)
+    [ "${drops:-0}" -ge 2 ] && ok "[nftables] metrics: egress_kernel_dropped_total $drops" ||
+      fail "[nftables] egress_kernel_dropped_total is '${drops:-}'"
+    cli a audit --json | python3 -c '
+import json,sys
+rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
+r=rows["underlay egress allowlist enforced by the kernel"]
+sys.exit(0 if r["pass"] and "nftables" in r["detail"] else 1)' &&
+      ok "[nftables] audit reports the kernel allowlist" || fail "[nftables] audit row"
+    cli a audit --json | python3 -c '
+import json,sys
+rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
+sys.exit(0 if rows["not dumpable (no core file with the keys)"]["pass"] else 1)' &&
+      ok "[nftables] audit: the broker is not dumpable" || fail "[nftables] broker dumpable"
+    local table="tailwarden_$PID_a"
+    ip netns exec "$NSA" nft list table inet "$table" >"$DIR/table.txt" 2>&1 &&
+      grep -q "$B_IP . 41641 . $A_IP" "$DIR/table.txt" && ok "[nftables] table $table allows b's endpoint from a's address" ||
+      fail "[nftables] table: $(cat "$DIR/table.txt")"
+  fi
+  stop_node a
+  stop_node b
+  if [ "$mode" = nftables ]; then
+    ip netns exec "$NSA" nft list tables | grep -q tailwarden_ && fail "[nftables] table left after stop" ||
+      ok "[nftables] the broker removes its table when it stops"
+  fi
+}
+
+run_phase unenforced
+run_phase nftables
+
+[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }
