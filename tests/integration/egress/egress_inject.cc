@@ -61,7 +61,7 @@ int fd_of_inode(pid_t pid, unsigned long inode) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) die("opendir " + dir);
   int found = -1;
-  while (dirent* e = ::readdir(d)) {
+  while (dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe): one thread
     char target[128] = {};
     const std::string path = dir + "/" + e->d_name;
     const ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
@@ -108,7 +108,7 @@ void wait_stopped(pid_t pid) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: egress_inject PID PORT IP:PORT...\n");
+    (void)std::fprintf(stderr, "usage: egress_inject PID PORT IP:PORT...\n");
     return 1;
   }
   const pid_t pid = static_cast<pid_t>(std::atoi(argv[1]));
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
     sa.sin_port = htons(static_cast<std::uint16_t>(std::atoi(arg.c_str() + colon + 1)));
     if (colon == std::string::npos ||
         ::inet_pton(AF_INET, arg.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
-      std::fprintf(stderr, "egress_inject: bad destination %s\n", arg.c_str());
+      (void)std::fprintf(stderr, "egress_inject: bad destination %s\n", arg.c_str());
       rc = 1;
       continue;
     }
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
     } else {
       std::printf("%s errno %s\n", arg.c_str(), strerrorname_np(static_cast<int>(-result)));
     }
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
   }
   poke(pid, scratch, backup, sizeof backup);
   if (::ptrace(PTRACE_SETREGS, pid, nullptr, &saved) != 0) die("SETREGS restore");

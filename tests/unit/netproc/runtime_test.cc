@@ -253,7 +253,7 @@ TEST(RuntimeLoopback, OperatorPingReportsDirectPathAndLatency) {
   Pair p;
   ASSERT_TRUE(p.confirm_direct());
   std::optional<std::string> reply;
-  p.a.rt->ping(kIdOfB, [&](std::string s) { reply = s; });
+  p.a.rt->ping(kIdOfB, [&](const std::string& s) { reply = s; });
   ASSERT_TRUE(run_until(p.io, [&] { return reply.has_value(); }, 2000ms));
   auto j = nlohmann::json::parse(*reply);
   EXPECT_EQ(j["via"], "direct") << *reply;
