@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Failover benchmark (issues 6 and 9): runs the e2e failover scenario N times (easy NAT,
+# Failover benchmark: runs the e2e failover scenario N times (easy NAT,
 # traffic direct, UDP blocked at both routers, later unblocked) and prints, per run and
 # as min / median / max: the time until status shows DERP, the longest silence of a
 # 20 Hz ping stream (the failover gap; aim <= 3 s), and the time back to direct after

@@ -15,7 +15,7 @@ using nlohmann::json;
 
 namespace {
 
-// Children are untrusted (DESIGN.md §6): their JSON is parsed without exceptions and
+// Children are untrusted (docs/design.md: failure posture): their JSON is parsed without exceptions and
 // read only through type-checked accessors; anything not an object is null.
 json parse_or_null(const std::optional<std::string>& body) {
   if (!body) return nullptr;

@@ -219,7 +219,7 @@ void Daemon::send_udp_socket() {
 }
 
 void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
-  // Nothing a child sends may take the broker down (DESIGN.md §6): every handler
+  // Nothing a child sends may take the broker down (docs/design.md: failure posture): every handler
   // reads type-checked values; anything that still throws is a refused message.
   try {
     std::visit(Overloaded{

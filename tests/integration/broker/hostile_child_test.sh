@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# No child message can crash or block the root broker (issue 15). The real broker
+# No child message can crash or block the root broker. The real broker
 # spawns tests/integration/broker/hostile_child.cc in place of netproc (with the
 # real dataproc): malformed status/ping/metrics replies (wrong JSON shapes, bytes
 # that are not UTF-8), a flood of 500 DERP dial requests and 500 endpoint updates,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kernel egress allowlist of the underlay socket, proved against a live,
-# sandboxed netproc (issue 15). Two nodes, each in its own network namespace joined
+# sandboxed netproc. Two nodes, each in its own network namespace joined
 # by a veth pair, reach each other directly. egress_inject then plays a compromised
 # netproc: by ptrace syscall injection it makes node a's netproc call sendto() on
 # its underlay socket to 127.0.0.1:53 (the host's resolver: a DNS leak by proxy) and
