@@ -15,8 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-// Children are untrusted (docs/design.md: failure posture): their JSON is parsed without exceptions and
-// read only through type-checked accessors; anything not an object is null.
+// Children are untrusted (docs/design.md: failure posture): their JSON is parsed without exceptions
+// and read only through type-checked accessors; anything not an object is null.
 json parse_or_null(const std::optional<std::string>& body) {
   if (!body) return nullptr;
   auto j = json::parse(*body, nullptr, false);

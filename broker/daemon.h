@@ -102,7 +102,8 @@ class Daemon {
   // is gone or silent for 7 s.
   void child_call(ipc::Role role, const std::function<ipc::AnyMessage(std::uint32_t)>& make,
                   std::function<void(std::optional<std::string>)> done);
-  // A child broke the protocol (docs/design.md: IPC, failure posture): refuse, log, count, restart both.
+  // A child broke the protocol (docs/design.md: IPC, failure posture): refuse, log, count, restart
+  // both.
   void child_violation(ipc::Role role, const std::string& what);
   void admin_status(std::shared_ptr<AdminResponder> r);
   void admin_audit(std::shared_ptr<AdminResponder> r);
