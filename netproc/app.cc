@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/child_fds.h"
 #include "common/overloaded.h"
 
 namespace tw::netproc {
@@ -36,7 +37,14 @@ void App::start(std::function<void(int code)> on_exit) {
                   on_exit_(0);
                 });
   peer_.start([this](ipc::ReceivedMessage m) { on_peer_message(std::move(m)); },
-              [](const std::string& reason) { spdlog::warn("dataproc link closed: {}", reason); });
+              [this](const std::string& reason) {
+                // Without this link dataproc cannot seal DERP ClientInfo for us, and a
+                // violation on it means one of the two is lying: stop, so that the broker
+                // restarts both with a fresh link (docs/design.md#4-ipc).
+                spdlog::error("dataproc link closed ({}); exiting so both children restart", reason);
+                if (runtime_) runtime_->stop();
+                on_exit_(kExitPeerLinkLost);
+              });
 }
 
 void App::on_setup(const ipc::NetprocSetup& s) {

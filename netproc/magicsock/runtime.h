@@ -110,6 +110,7 @@ struct RuntimeCounters {
   Counter& disco_rx_bad_message;
   Counter& disco_rx_unknown_type;
   Counter& disco_rx_cmm_over_udp;
+  Counter& disco_rx_relayed_pong_ignored;
   Counter& disco_tx;
   Counter& stun_rx_bad;
   Counter& rx_unknown_kind;
