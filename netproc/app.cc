@@ -41,7 +41,8 @@ void App::start(std::function<void(int code)> on_exit) {
                 // Without this link dataproc cannot seal DERP ClientInfo for us, and a
                 // violation on it means one of the two is lying: stop, so that the broker
                 // restarts both with a fresh link (docs/design.md#4-ipc).
-                spdlog::error("dataproc link closed ({}); exiting so both children restart", reason);
+                spdlog::error("dataproc link closed ({}); exiting so both children restart",
+                              reason);
                 if (runtime_) runtime_->stop();
                 on_exit_(kExitPeerLinkLost);
               });

@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "common/child_fds.h"
 #include "common/keys.h"
@@ -53,7 +54,9 @@ Status expect_link_prefix(int fd, const char* prefix, const char* what) {
   return ok_status();
 }
 
-Error errno_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
+Error errno_error(const std::string& what) {
+  return make_error(what + ": " + std::generic_category().message(errno));
+}
 
 Status set_limit(int resource, rlim_t value, const char* name) {
   const rlimit lim{value, value};
@@ -67,11 +70,13 @@ ChildLimits limits_for(ProcessRole role) {
   switch (role) {
     // netproc: the underlay socket, one TCP fd per DERP region in use, the epoll,
     // eventfds and timers of its loop.
-    case ProcessRole::kNetproc: return {1024, 512};
-    // dataproc: the fixed fds, the TUN fds and its loop.
-    case ProcessRole::kDataproc: return {64, 512};
-    // ctlproc: its broker link and at most two control connections.
-    case ProcessRole::kCtlproc: return {64, 512};
+    case ProcessRole::kNetproc:
+      return {1024, 512};
+    // dataproc: the fixed fds, the TUN fds and its loop; ctlproc: its broker link and
+    // at most two control connections.
+    case ProcessRole::kDataproc:
+    case ProcessRole::kCtlproc:
+      return {64, 512};
   }
   return {64, 512};
 }
@@ -104,14 +109,16 @@ Status enter_empty_root() {
   // /proc exists in every place a child runs (start-up just read /proc/self/fd);
   // in this private namespace it is only a mount point for the new root.
   const char* mnt = "/proc";
-  if (::mount("tw-empty", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=0555") != 0) {
+  if (::mount("tw-empty", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,nr_inodes=1,mode=0555") != 0) {
     return errno_error("mounting the empty root");
   }
   if (::chdir(mnt) != 0) return errno_error("chdir to the empty root");
   if (::syscall(SYS_pivot_root, ".", ".") != 0) return errno_error("pivot_root");
   if (::umount2(".", MNT_DETACH) != 0) return errno_error("detaching the old root");
   if (::chdir("/") != 0) return errno_error("chdir /");
-  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+  if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              nullptr) != 0) {
     return errno_error("remounting the empty root read-only");
   }
   return ok_status();

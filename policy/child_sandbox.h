@@ -50,8 +50,9 @@ Status apply_child_limits(ProcessRole role);
 // empty read-only tmpfs. Call after everything that reads files.
 Status enter_empty_root();
 
-// Sets the limits; as root in strict mode also enters the empty root; then drops to args.uid/gid (when running as root; a non-root test run only hardens),
-// then installs the role's seccomp filter unless the mode is permissive.
+// Sets the limits; as root in strict mode also enters the empty root; then drops to args.uid/gid
+// (when running as root; a non-root test run only hardens), then installs the role's seccomp filter
+// unless the mode is permissive.
 Status enter_sandbox(const ChildArgs& args, ProcessRole role);
 
 }  // namespace tw::policy

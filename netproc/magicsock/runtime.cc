@@ -46,9 +46,9 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
                                       "peer-relay types 4-9 and others), dropped without a reply")),
       disco_rx_cmm_over_udp(
           r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
-      disco_rx_relayed_pong_ignored(r.counter(
-          "disco_rx_relayed_pong_ignored_total",
-          "Pongs over DERP that answer no operator ping: never trusted for a UDP path")),
+      disco_rx_relayed_pong_ignored(
+          r.counter("disco_rx_relayed_pong_ignored_total",
+                    "Pongs over DERP that answer no operator ping: never trusted for a UDP path")),
       disco_tx(r.counter("disco_tx_total", "Disco messages sent")),
       stun_rx_bad(r.counter("stun_rx_bad_total", "STUN responses that did not parse")),
       rx_unknown_kind(

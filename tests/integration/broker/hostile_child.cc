@@ -69,7 +69,7 @@ int main(int, char** argv) {  // NOLINT(bugprone-exception-escape)
       // both children must be restarted, not the link silently left dead.
       const char junk[] = "\xff\xfe not a TWIP frame";
       const ssize_t n = ::send(tw::child_fd::kPeerControl, junk, sizeof junk, MSG_DONTWAIT);
-      std::fprintf(stderr, "hostile: %zd bytes of garbage to dataproc\n", n);
+      (void)std::fprintf(stderr, "hostile: %zd bytes of garbage to dataproc\n", n);
     }
     if (mode == "wrong-id") {
       // The broker numbers requests in order and asks netproc, then dataproc: id + 1

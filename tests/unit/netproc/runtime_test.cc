@@ -375,7 +375,8 @@ TEST(RuntimeRelayedDisco, RelayedPongCarryingAUdpPingTxidNeverTrustsTheUdpPath) 
   const DiscoPrivate b_disco = DiscoPrivate::generate();
   const NodePublic b_node = NodePrivate::generate().public_key();
   auto silent = bind_loopback();  // B's only endpoint: a socket that never answers
-  const magicsock::RuntimePeer b{kIdOfB, b_node, b_disco.public_key(), {loopback(port_of(silent.get()))}, 1};
+  const magicsock::RuntimePeer b{
+      kIdOfB, b_node, b_disco.public_key(), {loopback(port_of(silent.get()))}, 1};
   a.rt->set_peers(std::span(&b, 1));
   a.start();
   a.rt->send_wireguard(kIdOfB, wg_data(1));
@@ -385,18 +386,23 @@ TEST(RuntimeRelayedDisco, RelayedPongCarryingAUdpPingTxidNeverTrustsTheUdpPath) 
   auto key = disco::DiscoSharedKey::derive(b_disco, a.disco.public_key());
   ASSERT_TRUE(static_cast<bool>(key));
   std::optional<disco::TxId> txid;
-  ASSERT_TRUE(run_until(io, [&] {
-    std::uint8_t buf[2048];
-    const ssize_t n = ::recv(silent.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n <= 0 || !disco::looks_like_disco(ByteView(buf, static_cast<std::size_t>(n)))) return false;
-    std::uint8_t plain[2048];
-    auto opened = disco::open(*key, ByteView(buf, static_cast<std::size_t>(n)), MutableByteView(plain, sizeof plain));
-    if (!opened.ok()) return false;
-    auto msg = disco::parse_message(opened.plaintext);
-    if (!msg || !std::holds_alternative<disco::Ping>(*msg)) return false;
-    txid = std::get<disco::Ping>(*msg).txid;
-    return true;
-  }, 3000ms));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        std::uint8_t buf[2048];
+        const ssize_t n = ::recv(silent.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0 || !disco::looks_like_disco(ByteView(buf, static_cast<std::size_t>(n))))
+          return false;
+        std::uint8_t plain[2048];
+        auto opened = disco::open(*key, ByteView(buf, static_cast<std::size_t>(n)),
+                                  MutableByteView(plain, sizeof plain));
+        if (!opened.ok()) return false;
+        auto msg = disco::parse_message(opened.plaintext);
+        if (!msg || !std::holds_alternative<disco::Ping>(*msg)) return false;
+        txid = std::get<disco::Ping>(*msg).txid;
+        return true;
+      },
+      3000ms));
 
   // The pong comes back over DERP, from B's node, sealed by B's disco key.
   disco::Pong pong;
