@@ -19,5 +19,8 @@ namespace tw {
 // Exit status of netproc or dataproc when the link between them closed (the other
 // child died or broke the protocol): the broker then restarts both.
 constexpr int kExitPeerLinkLost = 3;
+// Exit status of netproc when waiting on the underlay socket failed for good: the
+// broker restarts the children on the same socket and logs why.
+constexpr int kExitUnderlayFailed = 4;
 
 }  // namespace tw

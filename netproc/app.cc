@@ -58,6 +58,14 @@ void App::on_setup(const ipc::NetprocSetup& s) {
   magicsock::RuntimeHooks hooks;
   hooks.deliver = [this](std::span<const ipc::OutPacket> p) { return deliver(p); };
   hooks.rx_ring = &to_data_;  // WireGuard from the socket is received straight into the ring
+  hooks.udp_failed = [this](const std::string& why) {
+    // Not from inside the runtime's own handler: stop it from the loop.
+    boost::asio::post(io_, [this, why] {
+      spdlog::error("underlay receive loop failed ({}); exiting so the broker restarts us", why);
+      if (runtime_) runtime_->stop();
+      on_exit_(kExitUnderlayFailed);
+    });
+  };
   hooks.endpoints_changed = [this](const std::vector<IpPort>& eps) {
     ipc::EndpointsUpdate u;
     u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));

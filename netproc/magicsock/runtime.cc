@@ -158,7 +158,14 @@ void Runtime::arm_udp() {
   if (!udp_wait_) return;
   udp_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
                         [this, gen = udp_gen_, alive = alive_](boost::system::error_code ec) {
-                          if (ec || !*alive || gen != udp_gen_ || !udp_) return;
+                          if (!*alive || gen != udp_gen_ || !udp_) return;
+                          if (ec) {
+                            if (ec == boost::asio::error::operation_aborted) return;
+                            spdlog::error("underlay: waiting on the socket failed: {}",
+                                          ec.message());
+                            if (hooks_.udp_failed) hooks_.udp_failed(ec.message());
+                            return;
+                          }
                           drain_udp();
                           arm_udp();
                         });

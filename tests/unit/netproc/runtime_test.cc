@@ -2,6 +2,7 @@
 // confirm a direct path and carry attributed datagrams; the binding verifier refuses
 // a wrong node key; blackholing turns the route to DERP; a receive error or a
 // truncated datagram does not stop the loop; operator pings never leak a waiter.
+#include <fcntl.h>
 #include <netinet/ip.h>
 
 #include <memory>
@@ -415,6 +416,31 @@ TEST(RuntimeRelayedDisco, RelayedPongCarryingAUdpPingTxidNeverTrustsTheUdpPath) 
   EXPECT_EQ(a.rt->counters().disco_rx_relayed_pong_ignored.value(), 1u);
   EXPECT_NE(a.rt->path_of(kIdOfB), PathKind::kDirect) << "a relayed pong trusted the UDP path";
   EXPECT_EQ(a.metrics.value("disco_pong_recv_solicited_total"), 0u);
+}
+
+}  // namespace
+}  // namespace tw::netproc_test
+
+namespace tw::netproc_test {
+namespace {
+
+// The receive loop's wait failing (here: an fd epoll refuses, as a socket in a broken
+// state would) must reach the owner through udp_failed, never stop silently.
+TEST(RuntimeLoopback, AFailedWaitOnTheUnderlayIsReportedNotSilent) {
+  boost::asio::io_context io;
+  FakeRelay relay(io);
+  RuntimeNodeBase n(relay);
+  std::string reported;
+  magicsock::RuntimeHooks hooks;
+  hooks.deliver = [](std::span<const ipc::OutPacket> p) { return p.size(); };
+  hooks.udp_failed = [&](const std::string& why) { reported = why; };
+  n.build(io, n.config(magicsock::kMaxDatagramBytes), std::move(hooks));
+  n.udp = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // epoll: EPERM
+  ASSERT_TRUE(n.udp.valid());
+  n.start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return !reported.empty(); }, 2000ms))
+      << "the failed wait was swallowed";
 }
 
 }  // namespace
