@@ -85,6 +85,22 @@ TEST(StunProberTest, AtMost16TransactionsInFlight) {
   EXPECT_EQ(h.reg.value("stun_request_dropped_in_flight_cap_total"), 4u);
 }
 
+// With more servers than the in-flight cap, successive sweeps rotate: every one of
+// 40 servers is asked within three sweeps, not the first 16 forever.
+TEST(StunProberTest, SweepsRotateThroughMoreServersThanTheCap) {
+  StunHarness h;
+  std::vector<IpPort> many;
+  for (int i = 0; i < 40; ++i)
+    many.push_back(IpPort{IpAddr::v4(198, 51, 100, static_cast<std::uint8_t>(i + 1)), 3478});
+  h.p.set_servers(many, h.now);
+  std::set<IpPort> asked;
+  for (int sweep = 0; sweep < 3; ++sweep) {
+    for (const auto& r : h.poll()) asked.insert(r.server);
+    h.now += 26s;  // past the next periodic sweep; the earlier transactions expired
+  }
+  EXPECT_EQ(asked.size(), many.size());
+}
+
 TEST(StunProberTest, ExpiredTransactionsFreeTheirSlotOnTheNextSweep) {
   StunHarness h;
   h.p.set_servers(kServers, h.now);
