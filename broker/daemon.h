@@ -75,7 +75,7 @@ class Daemon {
   // that queued meanwhile shares one more rebind after it (never two at once: the
   // second would find the pinned port still held and drop to inert mode).
   void rebind(std::function<void(Status)> done);
-  void rebind_now(std::function<void(Status)> done);
+  void rebind_now(const std::function<void(Status)>& done);
   void on_derp_dial_request(const ipc::DerpDialRequest& req);
   void on_derp_dial_request_resolved(const DerpDialTarget& target, const ipc::DerpDialRequest& req);
   void start_link_monitor();

@@ -31,7 +31,7 @@ void Daemon::rebind(std::function<void(Status)> done) {
   rebind_running_ = true;
   rebind_now([this, done = std::move(done)](Status st) {
     rebind_running_ = false;
-    done(st);
+    done(std::move(st));
     if (rebind_waiters_.empty()) return;
     auto waiters = std::move(rebind_waiters_);
     rebind_waiters_.clear();
@@ -41,7 +41,7 @@ void Daemon::rebind(std::function<void(Status)> done) {
   });
 }
 
-void Daemon::rebind_now(std::function<void(Status)> done) {
+void Daemon::rebind_now(const std::function<void(Status)>& done) {
   rebinds_.inc();
   const bool pinned = config_.listen_port != 0 && udp_ && udp_->port == config_.listen_port;
   auto bind_and_hand_over = [this, done](bool released) {
