@@ -158,7 +158,7 @@ Result<ipc::UniqueFd> bound_socket(int type, std::uint16_t port, bool listen_too
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
     return sys_error("bind 0.0.0.0:" + std::to_string(port));
   }
-  if (listen_too && ::listen(fd.get(), 1024) != 0) return sys_error("listen on :" + std::to_string(port));
+  if (listen_too && ::listen(fd.get(), exitproc::kExitTcpBacklog) != 0) return sys_error("listen on :" + std::to_string(port));
   return fd;
 }
 
@@ -266,7 +266,13 @@ ExitIsolation inspect_exit_namespace(int netns) {
       const unsigned bits = static_cast<unsigned>(std::stoul(dstlen, nullptr, 16));
       (void)fl;
       if (iface == "lo") continue;  // loopback and the kernel's unreachable entry: nowhere out
-      iso.routes.push_back(dst + "/" + std::to_string(bits) + " dev " + iface);
+      in6_addr a6{};
+      for (std::size_t i = 0; i < 16 && 2 * i + 1 < dst.size(); ++i) {
+        a6.s6_addr[i] = static_cast<std::uint8_t>(std::stoul(dst.substr(2 * i, 2), nullptr, 16));
+      }
+      char buf6[INET6_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET6, &a6, buf6, sizeof buf6);
+      iso.routes.push_back(std::string(buf6) + "/" + std::to_string(bits) + " dev " + iface);
       if (iface != kExitTunName && iface != "lo") {
         iso.problems.push_back("IPv6 route " + iso.routes.back() + " not via " + kExitTunName);
       }

@@ -25,19 +25,21 @@
 #include <vector>
 
 #include "common/result.h"
+#include "exitproc/exit_ns.h"
 #include "ipc/unique_fd.h"
 
 namespace tw::broker {
 
-inline constexpr const char* kExitTunName = "tw-exit";
-inline constexpr const char* kExitTable = "tailwarden_exit";
-inline constexpr const char* kExitTunAddress4 = "169.254.77.1";  // /32 on tw-exit
-inline constexpr const char* kExitTunAddress6 = "fd00:7477:6578::1";  // /128 on tw-exit (ULA)
+// The names, addresses and ports exitproc relies on (exitproc/exit_ns.h).
+inline constexpr const char* kExitTunName = exitproc::kExitTunName;
+inline constexpr const char* kExitTable = exitproc::kExitNftTable;
+inline constexpr const char* kExitTunAddress4 = exitproc::kExitTunAddrV4;  // /32 on tw-exit
+inline constexpr const char* kExitTunAddress6 = exitproc::kExitTunAddrV6;  // /128 on tw-exit (ULA)
 
 struct ExitPorts {
-  std::uint16_t tcp = 7001;
-  std::uint16_t dns = 7053;
-  std::uint16_t udp = 7002;
+  std::uint16_t tcp = exitproc::kExitTcpPort;
+  std::uint16_t dns = exitproc::kExitDnsPort;
+  std::uint16_t udp = exitproc::kExitUdpPort;
 };
 
 struct ExitNamespace {
