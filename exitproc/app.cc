@@ -546,6 +546,7 @@ void App::pump_handshake(Flow& f) {
         } else {
           std::memcpy(f.down.data.get() + f.down.end, buf + used, static_cast<std::size_t>(n) - used);
           f.down.end += static_cast<std::size_t>(n) - used;
+          stats_.bytes_down += static_cast<std::uint64_t>(n) - used;
         }
       }
     }
