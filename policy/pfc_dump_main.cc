@@ -1,4 +1,4 @@
-// tw-policy-pfc ROLE: prints the compiled seccomp filter of ROLE (netproc|dataproc|ctlproc) in
+// tw-policy-pfc ROLE: prints the compiled seccomp filter of ROLE (netproc|dataproc|ctlproc|exitproc) in
 // the golden form. policy/update-golden writes its output to policy/golden/.
 #include <cstdio>
 #include <string>
@@ -8,8 +8,8 @@
 int main(int argc, char** argv) {
   using tw::policy::ProcessRole;
   const std::string role = argc == 2 ? argv[1] : "";
-  if (role != "netproc" && role != "dataproc" && role != "ctlproc") {
-    std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc|ctlproc\n");
+  if (role != "netproc" && role != "dataproc" && role != "ctlproc" && role != "exitproc") {
+    std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc|ctlproc|exitproc\n");
     return 2;
   }
   if (tw::policy::sanitizer_allowance_compiled_in()) {
@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   }
   const auto text = tw::policy::export_pfc(role == "netproc"    ? ProcessRole::kNetproc
                                              : role == "dataproc" ? ProcessRole::kDataproc
+                                             : role == "exitproc" ? ProcessRole::kExitproc
                                                                   : ProcessRole::kCtlproc);
   if (text.empty()) {
     std::fprintf(stderr, "tw-policy-pfc: building the %s filter failed\n", role.c_str());
