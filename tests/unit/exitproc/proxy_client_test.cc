@@ -124,6 +124,9 @@ TEST(HttpConnectTest, StatusClassesAndMalformedReplies) {
   };
   EXPECT_EQ(run("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")->failure().kind,
             Refusal::kAuthRefused);
+  EXPECT_EQ(run("HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n")->failure().kind,
+            Refusal::kAuthRefused)
+      << "tinyproxy's answer to bad CONNECT credentials";
   EXPECT_EQ(run("HTTP/1.1 403 Forbidden\r\n\r\n")->failure().kind, Refusal::kConnectRefused);
   EXPECT_EQ(run("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")->failure().kind, Refusal::kConnectRefused);
   for (std::string_view bad : {"HTTP/2.0 200 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
