@@ -67,8 +67,8 @@ class App {
     int client = -1;  // TCP flows
     int proxy = -1;
     std::uint32_t source = 0;  // client IPv4 (host order), for per-source limits
-    sockaddr_in dns_client{};   // DNS flows
-    Bytes query;                // DNS flows
+    sockaddr_in dns_client{};  // DNS flows
+    Bytes query;               // DNS flows
     DnsQueryInfo query_info;
     Phase phase = Phase::kDialing;
     ConnectTarget target;

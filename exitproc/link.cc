@@ -65,7 +65,8 @@ ExitLimits get_limits(BodyReader& r) {
   l.dns_timeout_ms = r.u32();
   if (!r.ok()) return l;
   // Bounds that keep exitproc's memory and timers sane whatever the broker sends.
-  if (l.max_flows == 0 || l.max_flows > 65536) r.fail("max_flows out of range (1..65536)");
+  if (l.max_flows == 0 || l.max_flows > 65536)
+    r.fail("max_flows out of range (1..65536)");
   else if (l.max_flows_per_source == 0 || l.max_flows_per_source > l.max_flows)
     r.fail("max_flows_per_source out of range (1..max_flows)");
   else if (l.idle_timeout_ms < 1000 || l.idle_timeout_ms > 86'400'000)
@@ -83,15 +84,24 @@ ExitLimits get_limits(BodyReader& r) {
 
 const char* refusal_name(Refusal r) {
   switch (r) {
-    case Refusal::kDialFailed: return "dial_failed";
-    case Refusal::kProxyHandshake: return "proxy_handshake";
-    case Refusal::kAuthRefused: return "auth_refused";
-    case Refusal::kConnectRefused: return "connect_refused";
-    case Refusal::kProxyClosed: return "proxy_closed";
-    case Refusal::kLimitTotal: return "limit_total";
-    case Refusal::kLimitPerSource: return "limit_per_source";
-    case Refusal::kIdle: return "idle";
-    case Refusal::kNoDestination: return "no_destination";
+    case Refusal::kDialFailed:
+      return "dial_failed";
+    case Refusal::kProxyHandshake:
+      return "proxy_handshake";
+    case Refusal::kAuthRefused:
+      return "auth_refused";
+    case Refusal::kConnectRefused:
+      return "connect_refused";
+    case Refusal::kProxyClosed:
+      return "proxy_closed";
+    case Refusal::kLimitTotal:
+      return "limit_total";
+    case Refusal::kLimitPerSource:
+      return "limit_per_source";
+    case Refusal::kIdle:
+      return "idle";
+    case Refusal::kNoDestination:
+      return "no_destination";
   }
   return "unknown";
 }
@@ -166,11 +176,9 @@ Result<ToExitproc> decode_to_exitproc(ByteView datagram, std::size_t fds) {
       s.limits = get_limits(r);
       if (r.ok() && s.username.empty() && !s.password.empty())
         r.fail("a password without a username");
-      if (r.ok() && s.kind == ProxyKind::kHttpConnect &&
-          s.username.find(':') != std::string::npos)
+      if (r.ok() && s.kind == ProxyKind::kHttpConnect && s.username.find(':') != std::string::npos)
         r.fail("an HTTP Basic username cannot contain ':'");
-      if (r.ok() && s.dns_resolver == std::array<std::uint8_t, 4>{})
-        r.fail("DNS resolver 0.0.0.0");
+      if (r.ok() && s.dns_resolver == std::array<std::uint8_t, 4>{}) r.fail("DNS resolver 0.0.0.0");
       return finish<ToExitproc>(r, std::move(s), "ExitSetup");
     }
     case ProxyConn::kType: {

@@ -67,7 +67,8 @@ struct PendingDial {
 
 int main(int argc, char** argv) {
   CLI::App app{"exitproc test driver (plays the broker)"};
-  std::string exitproc_bin, netns_path, proxy_text, kind = "socks5", user, pass, dns = "198.18.9.53";
+  std::string exitproc_bin, netns_path, proxy_text, kind = "socks5", user, pass,
+                                                    dns = "198.18.9.53";
   std::string stats_file, pid_file, log_level = "info";
   std::uint32_t max_flows = kDefaultMaxFlows, per_source = kDefaultMaxFlowsPerSource;
   std::uint32_t idle_ms = kDefaultIdleTimeoutMs, handshake_ms = kDefaultHandshakeTimeoutMs;
@@ -138,7 +139,8 @@ int main(int argc, char** argv) {
   s.limits.idle_timeout_ms = idle_ms;
   s.limits.handshake_timeout_ms = handshake_ms;
   const int setup_fds[] = {lst, dns_sock, udp_sock};
-  if (auto r = ipc::send_datagram(link, encode_link(ToExitproc(s)), setup_fds); !r || *r != ipc::SendOutcome::kSent) {
+  if (auto r = ipc::send_datagram(link, encode_link(ToExitproc(s)), setup_fds);
+      !r || *r != ipc::SendOutcome::kSent) {
     std::fprintf(stderr, "exit_driver: sending ExitSetup failed\n");
     return 1;
   }
@@ -185,24 +187,27 @@ int main(int argc, char** argv) {
         if (auto* dp = std::get_if<DialProxy>(&*m)) {
           ++dials_total;
           const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-          if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&proxy_sa), proxy_len) != 0 && errno != EINPROGRESS)) {
+          if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&proxy_sa), proxy_len) != 0 &&
+                         errno != EINPROGRESS)) {
             const std::string why = std::string("connect: ") + std::strerror(errno);
             if (fd >= 0) ::close(fd);
-            (void)ipc::send_datagram(link, encode_link(ToExitproc(ProxyDialFailed{dp->flow, why})), {});
+            (void)ipc::send_datagram(link, encode_link(ToExitproc(ProxyDialFailed{dp->flow, why})),
+                                     {});
           } else {
             dials.push_back({dp->flow, fd});
           }
         } else if (auto* st = std::get_if<ExitStats>(&*m)) {
           std::ofstream out(stats_file + ".tmp");
-          out << "flows_open " << st->flows_open << "\nflows_total " << st->flows_total << "\nbytes_up "
-              << st->bytes_up << "\nbytes_down " << st->bytes_down << "\n";
+          out << "flows_open " << st->flows_open << "\nflows_total " << st->flows_total
+              << "\nbytes_up " << st->bytes_up << "\nbytes_down " << st->bytes_down << "\n";
           for (std::size_t i = 0; i < kRefusalKinds; ++i)
-            out << "refused_" << refusal_name(static_cast<Refusal>(i)) << " " << st->refusals[i] << "\n";
+            out << "refused_" << refusal_name(static_cast<Refusal>(i)) << " " << st->refusals[i]
+                << "\n";
           out << "dns_queries " << st->dns_queries << "\ndns_ok " << st->dns_ok << "\ndns_failed "
-              << st->dns_failed << "\ndns_invalid " << st->dns_invalid << "\ndns_dropped " << st->dns_dropped
-              << "\nudp_dropped " << st->udp_dropped << "\nhandshakes_ok " << st->handshakes_ok << "\nproxy_ok "
-              << (st->proxy_ok ? 1 : 0) << "\ndials " << dials_total << "\nlast_proxy_error "
-              << st->last_proxy_error << "\n";
+              << st->dns_failed << "\ndns_invalid " << st->dns_invalid << "\ndns_dropped "
+              << st->dns_dropped << "\nudp_dropped " << st->udp_dropped << "\nhandshakes_ok "
+              << st->handshakes_ok << "\nproxy_ok " << (st->proxy_ok ? 1 : 0) << "\ndials "
+              << dials_total << "\nlast_proxy_error " << st->last_proxy_error << "\n";
           out.close();
           ::rename((stats_file + ".tmp").c_str(), stats_file.c_str());
         }
@@ -218,8 +223,10 @@ int main(int argc, char** argv) {
         const int fds[] = {d.fd};
         (void)ipc::send_datagram(link, encode_link(ToExitproc(ProxyConn{d.flow})), fds);
       } else {
-        (void)ipc::send_datagram(
-            link, encode_link(ToExitproc(ProxyDialFailed{d.flow, std::string("connect: ") + std::strerror(err)})), {});
+        (void)ipc::send_datagram(link,
+                                 encode_link(ToExitproc(ProxyDialFailed{
+                                     d.flow, std::string("connect: ") + std::strerror(err)})),
+                                 {});
       }
       ::close(d.fd);
       d.fd = -1;
@@ -241,7 +248,8 @@ int main(int argc, char** argv) {
     ::waitpid(*pid, &child_status, 0);
     return 0;
   }
-  std::fprintf(stderr, "exit_driver: exitproc ended: %s %d\n", WIFSIGNALED(child_status) ? "signal" : "exit",
+  std::fprintf(stderr, "exit_driver: exitproc ended: %s %d\n",
+               WIFSIGNALED(child_status) ? "signal" : "exit",
                WIFSIGNALED(child_status) ? WTERMSIG(child_status) : WEXITSTATUS(child_status));
   return 3;
 }
