@@ -242,6 +242,17 @@ void App::handle(ExitSetup&& s, std::vector<int> fds) {
   }
   setup_ = std::move(s);
   setup_done_ = true;
+  // Two fds per TCP flow, one per DNS query, a few for the link, listeners and epoll.
+  constexpr std::size_t kFixedFds = 32;
+  auto& lim = setup_.limits;
+  const std::size_t budget = opts_.fd_budget > kFixedFds ? opts_.fd_budget - kFixedFds : 0;
+  if (std::size_t{lim.max_dns_queries} > budget / 4) lim.max_dns_queries = static_cast<std::uint32_t>(std::max<std::size_t>(1, budget / 4));
+  const std::size_t flow_fds = (budget - lim.max_dns_queries) / 2;
+  if (lim.max_flows > flow_fds) {
+    spdlog::warn("exit: max_flows {} needs more fds than RLIMIT_NOFILE allows; using {}", lim.max_flows, flow_fds);
+    lim.max_flows = static_cast<std::uint32_t>(std::max<std::size_t>(1, flow_fds));
+    lim.max_flows_per_source = std::min(lim.max_flows_per_source, lim.max_flows);
+  }
   listener_ = fds[0];
   dns_ = fds[1];
   udp_ = fds[2];
@@ -276,8 +287,15 @@ void App::on_accept() {
     if (fd < 0) {
       if (!would_block(errno) && errno != ECONNABORTED && errno != EINTR)
         spdlog::warn("accept: {}", errno_text(errno));
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of fds: the backlog waits; the limits should have kept us from here.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of fds or memory (the limits should keep us from here): stop polling the
+        // listener, or level-triggered epoll would spin; the backlog waits until a
+        // flow closes.
+        epoll_event ev{};
+        ev.events = 0;
+        ev.data.u64 = kTokListener;
+        (void)::epoll_ctl(epoll_, EPOLL_CTL_MOD, listener_, &ev);
+        listener_paused_ = true;
         return;
       }
       if (would_block(errno)) return;
@@ -777,6 +795,13 @@ void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
     if (it != per_source_.end() && --it->second == 0) per_source_.erase(it);
   }
   flows_.erase(f.id);
+  if (listener_paused_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTokListener;
+    (void)::epoll_ctl(epoll_, EPOLL_CTL_MOD, listener_, &ev);
+    listener_paused_ = false;
+  }
 }
 
 void App::tick() {

@@ -38,8 +38,8 @@ UniqueFd bound(int type, sockaddr_in& sa) {
 
 class ExitAppTest : public ::testing::Test {
  protected:
-  void start(ProxyKind kind, ExitLimits limits = {}, std::string user = "u",
-             std::string pass = "p") {
+  void start(ProxyKind kind, ExitLimits limits = {}, std::string user = "u", std::string pass = "p",
+             std::size_t fd_budget = 1024) {
     crypto_init();
     auto pair = ipc::make_control_pair();
     ASSERT_TRUE(pair.ok());
@@ -49,6 +49,7 @@ class ExitAppTest : public ::testing::Test {
     ASSERT_TRUE(ipc::set_nonblocking(child_.get()).ok());
     AppOptions o;
     o.test_fixed_destination = *IpPort::parse("198.18.7.80:8080");
+    o.fd_budget = fd_budget;
     app_ = std::make_unique<App>(child_.get(), clock_, o);
     UniqueFd lst = bound(SOCK_STREAM, listen_addr_);
     UniqueFd dns = bound(SOCK_DGRAM, dns_addr_);
@@ -318,6 +319,20 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   EXPECT_EQ(client_outcome(third.get()), -ECONNRESET);
   EXPECT_EQ(refusals(Refusal::kLimitTotal), 1u);
   EXPECT_EQ(app_->stats().flows_open, 0u) << "flows_open is refreshed on ticks and stats requests";
+}
+
+// The broker may ask for more flows than the fd limit can hold: exitproc clamps, so
+// the limit answers (RST, counted) before accept4 could fail with EMFILE.
+TEST_F(ExitAppTest, FlowLimitIsClampedToTheFdBudget) {
+  start(ProxyKind::kSocks5, {}, "u", "p", 32 + 40);  // 40 usable: 10 DNS, 15 flows
+  std::vector<UniqueFd> cs;
+  for (int i = 0; i < 15; ++i) {
+    cs.push_back(client());
+    expect_dial();
+  }
+  UniqueFd extra = client();
+  EXPECT_EQ(client_outcome(extra.get()), -ECONNRESET);
+  EXPECT_EQ(refusals(Refusal::kLimitTotal), 1u);
 }
 
 TEST_F(ExitAppTest, DnsQueryGoesOverTcpThroughTheProxyAndFailuresAnswerServfail) {
