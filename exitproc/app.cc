@@ -246,10 +246,12 @@ void App::handle(ExitSetup&& s, std::vector<int> fds) {
   constexpr std::size_t kFixedFds = 32;
   auto& lim = setup_.limits;
   const std::size_t budget = opts_.fd_budget > kFixedFds ? opts_.fd_budget - kFixedFds : 0;
-  if (std::size_t{lim.max_dns_queries} > budget / 4) lim.max_dns_queries = static_cast<std::uint32_t>(std::max<std::size_t>(1, budget / 4));
+  if (std::size_t{lim.max_dns_queries} > budget / 4)
+    lim.max_dns_queries = static_cast<std::uint32_t>(std::max<std::size_t>(1, budget / 4));
   const std::size_t flow_fds = (budget - lim.max_dns_queries) / 2;
   if (lim.max_flows > flow_fds) {
-    spdlog::warn("exit: max_flows {} needs more fds than RLIMIT_NOFILE allows; using {}", lim.max_flows, flow_fds);
+    spdlog::warn("exit: max_flows {} needs more fds than RLIMIT_NOFILE allows; using {}",
+                 lim.max_flows, flow_fds);
     lim.max_flows = static_cast<std::uint32_t>(std::max<std::size_t>(1, flow_fds));
     lim.max_flows_per_source = std::min(lim.max_flows_per_source, lim.max_flows);
   }

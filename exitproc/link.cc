@@ -65,18 +65,19 @@ ExitLimits get_limits(BodyReader& r) {
   l.dns_timeout_ms = r.u32();
   if (!r.ok()) return l;
   // Bounds that keep exitproc's memory and timers sane whatever the broker sends.
-  if (l.max_flows == 0 || l.max_flows > 65536)
+  if (l.max_flows == 0 || l.max_flows > 65536) {
     r.fail("max_flows out of range (1..65536)");
-  else if (l.max_flows_per_source == 0 || l.max_flows_per_source > l.max_flows)
+  } else if (l.max_flows_per_source == 0 || l.max_flows_per_source > l.max_flows) {
     r.fail("max_flows_per_source out of range (1..max_flows)");
-  else if (l.idle_timeout_ms < 1000 || l.idle_timeout_ms > 86'400'000)
+  } else if (l.idle_timeout_ms < 1000 || l.idle_timeout_ms > 86'400'000) {
     r.fail("idle_timeout_ms out of range (1 s..1 day)");
-  else if (l.handshake_timeout_ms < 100 || l.handshake_timeout_ms > 120'000)
+  } else if (l.handshake_timeout_ms < 100 || l.handshake_timeout_ms > 120'000) {
     r.fail("handshake_timeout_ms out of range (100 ms..2 min)");
-  else if (l.max_dns_queries == 0 || l.max_dns_queries > 4096)
+  } else if (l.max_dns_queries == 0 || l.max_dns_queries > 4096) {
     r.fail("max_dns_queries out of range (1..4096)");
-  else if (l.dns_timeout_ms < 100 || l.dns_timeout_ms > 60'000)
+  } else if (l.dns_timeout_ms < 100 || l.dns_timeout_ms > 60'000) {
     r.fail("dns_timeout_ms out of range (100 ms..1 min)");
+  }
   return l;
 }
 

@@ -25,7 +25,7 @@
 int main(int argc, char** argv) {
   auto args = tw::policy::parse_child_args(argc, argv, "tailwarden-exitproc");
   if (!args) {
-    std::fprintf(stderr, "%s\n", args.error().c_str());
+    (void)std::fprintf(stderr, "%s\n", args.error().c_str());
     return 2;
   }
   tw::init_logging("exitproc", args->log_level);

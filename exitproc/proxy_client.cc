@@ -272,9 +272,10 @@ class HttpConnectHandshake final : public ProxyHandshake {
     if (status >= 200 && status < 300) return done();
     // 407 is the standard answer; some proxies (tinyproxy) answer a CONNECT with bad
     // credentials with 401.
-    if (status == 407 || status == 401)
+    if (status == 407 || status == 401) {
       return fail(Refusal::kAuthRefused,
                   "http: " + std::to_string(status) + " proxy authentication refused");
+    }
     if (status < 200)
       return fail(Refusal::kProxyHandshake, "http: interim " + std::to_string(status) + " reply");
     return fail(Refusal::kConnectRefused, "http: CONNECT answered " + std::to_string(status));

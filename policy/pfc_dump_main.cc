@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   using tw::policy::ProcessRole;
   const std::string role = argc == 2 ? argv[1] : "";
   if (role != "netproc" && role != "dataproc" && role != "ctlproc" && role != "exitproc") {
-    std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc|ctlproc|exitproc\n");
+    (void)std::fprintf(stderr, "usage: tw-policy-pfc netproc|dataproc|ctlproc|exitproc\n");
     return 2;
   }
   if (tw::policy::sanitizer_allowance_compiled_in()) {

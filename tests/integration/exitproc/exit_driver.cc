@@ -24,6 +24,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "broker/spawn.h"
@@ -37,11 +38,13 @@ namespace {
 using namespace tw;
 using namespace tw::exitproc;
 
-volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_stop = 0;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
+std::string err_text(int e) { return std::error_code(e, std::generic_category()).message(); }
 void on_signal(int) { g_stop = 1; }
 
 int die(const std::string& what) {
-  std::fprintf(stderr, "exit_driver: %s: %s\n", what.c_str(), std::strerror(errno));
+  (void)std::fprintf(stderr, "exit_driver: %s: %s\n", what.c_str(), err_text(errno).c_str());
   return 1;
 }
 
@@ -65,7 +68,7 @@ struct PendingDial {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a test tool
   CLI::App app{"exitproc test driver (plays the broker)"};
   std::string exitproc_bin, netns_path, proxy_text, kind = "socks5", user, pass,
                                                     dns = "198.18.9.53";
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
   const auto proxy = IpPort::parse(proxy_text);
   const auto resolver = IpAddr::parse(dns);
   if (!proxy || !proxy->ip.is_v4() || !resolver || !resolver->is_v4()) {
-    std::fprintf(stderr, "exit_driver: --proxy and --dns must be IPv4\n");
+    (void)std::fprintf(stderr, "exit_driver: --proxy and --dns must be IPv4\n");
     return 2;
   }
 
@@ -110,7 +113,7 @@ int main(int argc, char** argv) {
 
   auto pair = ipc::make_control_pair();
   if (!pair) {
-    std::fprintf(stderr, "exit_driver: %s\n", pair.error().c_str());
+    (void)std::fprintf(stderr, "exit_driver: %s\n", pair.error().c_str());
     return 1;
   }
   broker::ChildSpec spec;
@@ -120,7 +123,7 @@ int main(int argc, char** argv) {
   spec.new_netns = true;
   auto pid = broker::spawn_child(spec);
   if (!pid) {
-    std::fprintf(stderr, "exit_driver: spawn: %s\n", pid.error().c_str());
+    (void)std::fprintf(stderr, "exit_driver: spawn: %s\n", pid.error().c_str());
     return 1;
   }
   pair->second.reset();
@@ -141,7 +144,7 @@ int main(int argc, char** argv) {
   const int setup_fds[] = {lst, dns_sock, udp_sock};
   if (auto r = ipc::send_datagram(link, encode_link(ToExitproc(s)), setup_fds);
       !r || *r != ipc::SendOutcome::kSent) {
-    std::fprintf(stderr, "exit_driver: sending ExitSetup failed\n");
+    (void)std::fprintf(stderr, "exit_driver: sending ExitSetup failed\n");
     return 1;
   }
   ::close(lst);
@@ -169,7 +172,7 @@ int main(int argc, char** argv) {
         ipc::ReceivedDatagram d;
         auto r = ipc::receive_datagram(link, kMaxLinkDatagram, d);
         if (!r) {
-          std::fprintf(stderr, "exit_driver: link: %s\n", r.error().c_str());
+          (void)std::fprintf(stderr, "exit_driver: link: %s\n", r.error().c_str());
           g_stop = 1;
           break;
         }
@@ -180,7 +183,7 @@ int main(int argc, char** argv) {
         }
         auto m = decode_to_broker(d.bytes, d.fds.size());
         if (!m) {
-          std::fprintf(stderr, "exit_driver: link: %s\n", m.error().c_str());
+          (void)std::fprintf(stderr, "exit_driver: link: %s\n", m.error().c_str());
           g_stop = 1;
           break;
         }
@@ -189,7 +192,7 @@ int main(int argc, char** argv) {
           const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
           if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&proxy_sa), proxy_len) != 0 &&
                          errno != EINPROGRESS)) {
-            const std::string why = std::string("connect: ") + std::strerror(errno);
+            const std::string why = std::string("connect: ") + err_text(errno);
             if (fd >= 0) ::close(fd);
             (void)ipc::send_datagram(link, encode_link(ToExitproc(ProxyDialFailed{dp->flow, why})),
                                      {});
@@ -209,7 +212,7 @@ int main(int argc, char** argv) {
               << st->handshakes_ok << "\nproxy_ok " << (st->proxy_ok ? 1 : 0) << "\ndials "
               << dials_total << "\nlast_proxy_error " << st->last_proxy_error << "\n";
           out.close();
-          ::rename((stats_file + ".tmp").c_str(), stats_file.c_str());
+          (void)::rename((stats_file + ".tmp").c_str(), stats_file.c_str());
         }
       }
     }
@@ -225,7 +228,7 @@ int main(int argc, char** argv) {
       } else {
         (void)ipc::send_datagram(link,
                                  encode_link(ToExitproc(ProxyDialFailed{
-                                     d.flow, std::string("connect: ") + std::strerror(err)})),
+                                     d.flow, std::string("connect: ") + err_text(err)})),
                                  {});
       }
       ::close(d.fd);
@@ -248,8 +251,8 @@ int main(int argc, char** argv) {
     ::waitpid(*pid, &child_status, 0);
     return 0;
   }
-  std::fprintf(stderr, "exit_driver: exitproc ended: %s %d\n",
-               WIFSIGNALED(child_status) ? "signal" : "exit",
-               WIFSIGNALED(child_status) ? WTERMSIG(child_status) : WEXITSTATUS(child_status));
+  (void)std::fprintf(
+      stderr, "exit_driver: exitproc ended: %s %d\n", WIFSIGNALED(child_status) ? "signal" : "exit",
+      WIFSIGNALED(child_status) ? WTERMSIG(child_status) : WEXITSTATUS(child_status));
   return 3;
 }

@@ -136,12 +136,13 @@ class ExitAppTest : public ::testing::Test {
     run_until([&] {
       char b;
       const ssize_t r = ::recv(fd, &b, 1, MSG_DONTWAIT);
-      if (r == 0)
+      if (r == 0) {
         result = 0;
-      else if (r < 0 && errno == ECONNRESET)
+      } else if (r < 0 && errno == ECONNRESET) {
         result = -ECONNRESET;
-      else if (r < 0)
+      } else if (r < 0) {
         return false;
+      }
       return true;
     });
     return result;
@@ -175,7 +176,7 @@ TEST_F(ExitAppTest, Socks5FlowRelaysBothWaysWithHalfClose) {
   const std::uint8_t reply[] = {5, 0, 0, 1, 198, 18, 5, 2, 0x12, 0x34, 'h', 'i'};
   ASSERT_EQ(::send(p.get(), reply, sizeof reply, 0), static_cast<ssize_t>(sizeof reply));
   EXPECT_EQ(read_n(c.get(), 2), (Bytes{'h', 'i'}));
-  const std::string big(200 * 1024, 'x');  // more than both relay buffers
+  const std::string big(std::size_t{200} * 1024, 'x');  // more than both relay buffers
   std::size_t sent = 0;
   Bytes got;
   run_until([&] {

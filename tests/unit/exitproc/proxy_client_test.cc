@@ -20,7 +20,7 @@ ConnectTarget ip_target() {
 }
 ConnectTarget name_target() { return ConnectTarget{std::nullopt, "example.test", 443}; }
 
-std::unique_ptr<ProxyHandshake> make(ProxyKind k, ConnectTarget t, Credentials c) {
+std::unique_ptr<ProxyHandshake> make(ProxyKind k, const ConnectTarget& t, const Credentials& c) {
   auto h = make_handshake(k, t, c);
   EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error());
   return std::move(*h);
