@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 // After <netinet/in.h>: the kernel header defers to glibc only in this order.
 #include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST
@@ -36,7 +37,7 @@ void reset_close(int fd) {
   ::close(fd);
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) { return std::error_code(e, std::generic_category()).message(); }
 
 bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
 
@@ -59,7 +60,7 @@ void App::Buffer::compact() {
 }
 
 App::App(int link_fd, const TimeSource& clock, AppOptions opts)
-    : link_(link_fd), clock_(clock), opts_(std::move(opts)) {
+    : link_(link_fd), clock_(clock), opts_(opts) {
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) {
     spdlog::error("epoll_create1: {}", errno_text(errno));
@@ -776,17 +777,19 @@ void App::refuse(Flow& f, Refusal why, const std::string& detail) {
 void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
   if (f.client >= 0) {
     (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, f.client, nullptr);
-    if (reset_client)
+    if (reset_client) {
       reset_close(f.client);
-    else
+    } else {
       ::close(f.client);
+    }
   }
   if (f.proxy >= 0) {
     (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, f.proxy, nullptr);
-    if (reset_proxy)
+    if (reset_proxy) {
       reset_close(f.proxy);
-    else
+    } else {
       ::close(f.proxy);
+    }
   }
   give_buffers(f);
   if (f.dns) {

@@ -73,6 +73,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int code = app.run();
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   ::_exit(code);
 }

@@ -203,9 +203,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape): a test 
           std::ofstream out(stats_file + ".tmp");
           out << "flows_open " << st->flows_open << "\nflows_total " << st->flows_total
               << "\nbytes_up " << st->bytes_up << "\nbytes_down " << st->bytes_down << "\n";
-          for (std::size_t i = 0; i < kRefusalKinds; ++i)
+          for (std::size_t i = 0; i < kRefusalKinds; ++i) {
             out << "refused_" << refusal_name(static_cast<Refusal>(i)) << " " << st->refusals[i]
                 << "\n";
+          }
           out << "dns_queries " << st->dns_queries << "\ndns_ok " << st->dns_ok << "\ndns_failed "
               << st->dns_failed << "\ndns_invalid " << st->dns_invalid << "\ndns_dropped "
               << st->dns_dropped << "\nudp_dropped " << st->udp_dropped << "\nhandshakes_ok "

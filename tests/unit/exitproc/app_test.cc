@@ -298,6 +298,7 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   l.max_flows_per_source = 2;
   start(ProxyKind::kSocks5, l);
   std::vector<UniqueFd> cs;
+  cs.reserve(3);
   for (int i = 0; i < 3; ++i) cs.push_back(client());
   expect_dial();
   expect_dial();
