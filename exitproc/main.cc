@@ -6,10 +6,8 @@
 // broker link closes. It holds no key.
 #include <dirent.h>
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -53,19 +51,11 @@ int main(int argc, char** argv) {
     spdlog::error("start-up: {}", st.error());
     return 2;
   }
-  // Each flow holds two sockets: take the hard fd limit now (setrlimit is not in the
-  // sandbox) and tell the loop how many fds it may use.
+  // Each flow holds two sockets: the loop clamps its limits to the fd limit the
+  // sandbox sets for this role.
   tw::exitproc::AppOptions opts;
-  rlimit nofile{};
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
-    const rlim_t want = std::min<rlim_t>(nofile.rlim_max, 1 << 20);
-    if (nofile.rlim_cur < want) {
-      nofile.rlim_cur = want;
-      (void)::setrlimit(RLIMIT_NOFILE, &nofile);
-      (void)::getrlimit(RLIMIT_NOFILE, &nofile);
-    }
-    opts.fd_budget = static_cast<std::size_t>(nofile.rlim_cur);
-  }
+  opts.fd_budget = static_cast<std::size_t>(
+      tw::policy::limits_for(tw::policy::ProcessRole::kExitproc).nofile);
   tw::SystemTimeSource clock;
   tw::exitproc::App app(tw::child_fd::kBrokerControl, clock, opts);
   if (auto st = tw::policy::enter_sandbox(*args, tw::policy::ProcessRole::kExitproc); !st) {
