@@ -27,7 +27,7 @@
 
 namespace tw::exitproc {
 
-constexpr std::size_t kRelayBufferBytes = 32 * 1024;
+constexpr std::size_t kRelayBufferBytes = 64 * 1024;
 
 struct AppOptions {
   // Tests only (never set from the command line or the link): the destination used

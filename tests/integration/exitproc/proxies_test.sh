@@ -178,6 +178,15 @@ wait_for 3 stat_ge dns_ok 1 && ok "dns_ok counted ($(stat_of dns_ok))" || fail "
 wait_for 3 stat_ge handshakes_ok 2 && [ "$(stat_of proxy_ok)" = 1 ] && ok "handshakes counted, proxy_ok" || fail "handshakes_ok $(stat_of handshakes_ok) proxy_ok $(stat_of proxy_ok)"
 grep -q "$SPASS" "$DIR/exit.log" "$DIR/stats" && fail "the password appears in exitproc's log or stats"
 
+echo "== throughput and setup latency (reported, not asserted) =="
+truncate -s 256M "$DIR/www/big.bin"
+via_exit=$(in_ns "$CL" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' "http://198.18.9.80:8000/big.bin")
+via_proxy=$(in_ns "$HST" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' \
+  --socks5 198.18.5.2:1080 --proxy-user "$SUSER:$SPASS" "http://198.18.9.80:8000/big.bin")
+echo "256 MiB through exit+dante: ${via_exit% *} B/s, first byte after ${via_exit#* } s"
+echo "256 MiB through dante alone (from the exit host): ${via_proxy% *} B/s, first byte after ${via_proxy#* } s"
+rm -f "$DIR/www/big.bin"
+
 echo "== other UDP is counted and dropped =="
 in_ns "$CL" python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"x", ("198.18.9.80", 9999)) for _ in range(5)]'
 wait_for 3 stat_ge udp_dropped 5 && ok "udp_dropped $(stat_of udp_dropped)" || fail "udp_dropped $(stat_of udp_dropped)"
