@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -86,12 +87,16 @@ void ExitNode::spawn() {
   auto pid = spawn_child(spec);
   if (!pid) return on_link_closed("spawning exitproc: " + pid.error(), false);
   status_.pid = *pid;
+  spawned_at_ = std::chrono::steady_clock::now();
   status_.state = "running";
   status_.error.clear();
   pair->second.reset();
   if (auto st = ipc::set_nonblocking(pair->first.get()); !st) return on_link_closed(st.error(), false);
   link_ = std::make_unique<asio::posix::stream_descriptor>(io_, pair->first.release());
   ++link_generation_;
+  outbox_.clear();
+  write_wait_armed_ = false;
+  read_paused_ = false;
 
   exitproc::ExitSetup setup;
   setup.kind = config_.exit.proxy_kind == ProxyKind::kSocks5 ? exitproc::ProxyKind::kSocks5
@@ -113,14 +118,58 @@ void ExitNode::spawn() {
 bool ExitNode::send(const exitproc::ToExitproc& m, std::span<const int> fds) {
   if (!link_) return false;
   Bytes d = exitproc::encode_link(m);
-  auto r = ipc::send_datagram(link_->native_handle(), d, fds);
-  std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
-  if (!r || *r != ipc::SendOutcome::kSent) {
+  if (outbox_.empty()) {
+    auto r = ipc::send_datagram(link_->native_handle(), d, fds);
+    if (!r) {
+      std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
+      on_link_closed(r.error(), false);
+      return false;
+    }
+    if (*r == ipc::SendOutcome::kSent) {
+      std::fill(d.begin(), d.end(), 0);
+      return true;
+    }
+  }
+  if (outbox_.size() >= kMaxOutbox) {
     // A child that does not read its link is not one we keep.
-    on_link_closed(r ? "exitproc link full" : r.error(), !r ? false : true);
+    on_link_closed("exitproc stopped reading its link", true);
     return false;
   }
+  Outgoing o{std::move(d), {}};
+  for (int fd : fds) o.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  outbox_.push_back(std::move(o));
+  wait_writable();
   return true;
+}
+
+void ExitNode::wait_writable() {
+  if (!link_ || write_wait_armed_) return;
+  write_wait_armed_ = true;
+  link_->async_wait(asio::posix::stream_descriptor::wait_write,
+                    [this, gen = link_generation_](boost::system::error_code ec) {
+                      if (gen != link_generation_) return;
+                      write_wait_armed_ = false;
+                      if (ec == asio::error::operation_aborted || stopped_) return;
+                      if (ec) return on_link_closed(ec.message(), false);
+                      flush_outbox();
+                    });
+}
+
+void ExitNode::flush_outbox() {
+  while (link_ && !outbox_.empty()) {
+    Outgoing& o = outbox_.front();
+    std::vector<int> raw;
+    for (const auto& fd : o.fds) raw.push_back(fd.get());
+    auto r = ipc::send_datagram(link_->native_handle(), o.datagram, raw);
+    if (!r) return on_link_closed(r.error(), false);
+    if (*r != ipc::SendOutcome::kSent) return wait_writable();
+    std::fill(o.datagram.begin(), o.datagram.end(), 0);
+    outbox_.pop_front();
+  }
+  // Drained: reading resumes.
+  if (link_ && !read_paused_) return;
+  read_paused_ = false;
+  on_link_readable();
 }
 
 void ExitNode::wait_link() {
@@ -136,6 +185,10 @@ void ExitNode::on_link_readable() {
   // At most a burst per wake-up, so a flooding exitproc cannot starve the broker.
   for (int i = 0; i < 256; ++i) {
     if (!link_) return;
+    if (!outbox_.empty()) {
+      read_paused_ = true;  // flush_outbox resumes reading
+      return;
+    }
     ipc::ReceivedDatagram d;
     auto r = ipc::receive_datagram(link_->native_handle(), exitproc::kMaxLinkDatagram, d);
     if (!r) return on_link_closed(r.error(), true);
@@ -146,6 +199,10 @@ void ExitNode::on_link_readable() {
     if (auto* dp = std::get_if<exitproc::DialProxy>(&*m)) {
       on_dial(dp->flow);
     } else if (auto* s = std::get_if<exitproc::ExitStats>(&*m)) {
+      // Shown in status and logs: printable ASCII only, whatever exitproc sent.
+      for (char& c : s->last_proxy_error) {
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+      }
       status_.stats = std::move(*s);
       finish_refreshes();
     }
@@ -166,6 +223,9 @@ void ExitNode::on_link_closed(const std::string& why, bool violation) {
     link_.reset();
   }
   ++link_generation_;
+  outbox_.clear();
+  write_wait_armed_ = false;
+  read_paused_ = false;
   if (status_.pid > 0) {
     ::kill(status_.pid, SIGKILL);
     status_.pid = -1;  // reaped by the daemon's SIGCHLD loop (or by stop())
@@ -173,6 +233,10 @@ void ExitNode::on_link_closed(const std::string& why, bool violation) {
   status_.state = "restarting";
   status_.error = why;
   restarts_.inc();
+  // An exitproc that ran for a while before it failed starts the backoff over.
+  if (std::chrono::steady_clock::now() - spawned_at_ > std::chrono::seconds(10)) {
+    restart_backoff_ = std::chrono::milliseconds(500);
+  }
   finish_refreshes();
   restart_timer_.expires_after(restart_backoff_);
   restart_backoff_ = std::min(restart_backoff_ * 2, std::chrono::milliseconds(30000));
