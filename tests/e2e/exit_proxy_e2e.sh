@@ -351,8 +351,8 @@ nsx "$NS_C" "$PY" -c "
 import socket
 s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(5): s.sendto(b'plain udp', ('$WEB', 9999))"
-sleep 0.5
-udp_after=$(metric e exit_refused_udp_total)
+udp_counted() { udp_after=$(metric e exit_refused_udp_total); [ $((${udp_after:-0} - ${udp_before:-0})) -ge 5 ]; }
+wait_for 5 udp_counted
 [ $((${udp_after:-0} - ${udp_before:-0})) -ge 5 ] && ok "plain UDP dropped and counted ($udp_before -> $udp_after)" ||
   fail "plain UDP: $udp_before -> $udp_after"
 
@@ -379,6 +379,11 @@ for m in exit_flows_total exit_bytes_up_total exit_bytes_down_total exit_dns_que
 done
 grep -q '^tailwarden_exit_refusals_total{reason="auth_refused"} ' "$DIR/metrics.txt" || fail "refusals by reason missing"
 cli e audit >"$DIR/audit.txt" 2>&1
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+cli e status --json >"$DIR/status.json" 2>&1
+cli e audit --json >"$DIR/audit.json" 2>&1
+"$SRC/scripts/cli-json" validate status "$DIR/status.json" >/dev/null && "$SRC/scripts/cli-json" validate audit "$DIR/audit.json" >/dev/null &&
+  ok "status and audit JSON with the exit match docs/schemas" || fail "schema: $("$SRC/scripts/cli-json" validate status "$DIR/status.json" 2>&1 | head -3)" 
 for row in "exit namespace has only lo and tw-exit *pass" "exit namespace routes only into tw-exit *pass" \
   "exitproc *seccomp filter mode *pass" "exitproc *own network namespace *pass"; do
   grep -Eq "$row" "$DIR/audit.txt" && ok "audit: ${row// \*/} " || fail "audit row '$row': $(grep -E "exit" "$DIR/audit.txt" | head -12)"
