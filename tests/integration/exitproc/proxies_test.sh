@@ -188,10 +188,13 @@ grep -q "$SPASS" "$DIR/exit.log" "$DIR/stats" && fail "the password appears in e
 
 echo "== throughput and setup latency (reported, not asserted) =="
 truncate -s 256M "$DIR/www/big.bin"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks "$EPID")
 via_exit=$(in_ns "$CL" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' "http://198.18.9.80:8000/big.bin")
 via_proxy=$(in_ns "$HST" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' \
   --socks5 198.18.5.2:1080 --proxy-user "$SUSER:$SPASS" "http://198.18.9.80:8000/big.bin")
-echo "256 MiB through exit+dante: ${via_exit% *} B/s, first byte after ${via_exit#* } s"
+c1=$(cpu_ticks "$EPID")
+echo "256 MiB through exit+dante: ${via_exit% *} B/s, first byte after ${via_exit#* } s; exitproc CPU $(((c1 - c0) * 1000 / $(getconf CLK_TCK))) ms"
 echo "256 MiB through dante alone (from the exit host): ${via_proxy% *} B/s, first byte after ${via_proxy#* } s"
 rm -f "$DIR/www/big.bin"
 
