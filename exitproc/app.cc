@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 // After <netinet/in.h>: the kernel header defers to glibc only in this order.
 #include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST
@@ -36,7 +37,7 @@ void reset_close(int fd) {
   ::close(fd);
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) { return std::error_code(e, std::generic_category()).message(); }
 
 bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
 
@@ -59,7 +60,7 @@ void App::Buffer::compact() {
 }
 
 App::App(int link_fd, const TimeSource& clock, AppOptions opts)
-    : link_(link_fd), clock_(clock), opts_(std::move(opts)) {
+    : link_(link_fd), clock_(clock), opts_(opts) {
   epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) {
     spdlog::error("epoll_create1: {}", errno_text(errno));
@@ -242,10 +243,24 @@ void App::handle(ExitSetup&& s, std::vector<int> fds) {
   }
   setup_ = std::move(s);
   setup_done_ = true;
+  // Two fds per TCP flow, one per DNS query, a few for the link, listeners and epoll.
+  constexpr std::size_t kFixedFds = 32;
+  auto& lim = setup_.limits;
+  const std::size_t budget = opts_.fd_budget > kFixedFds ? opts_.fd_budget - kFixedFds : 0;
+  if (std::size_t{lim.max_dns_queries} > budget / 4)
+    lim.max_dns_queries = static_cast<std::uint32_t>(std::max<std::size_t>(1, budget / 4));
+  const std::size_t flow_fds = (budget - lim.max_dns_queries) / 2;
+  if (lim.max_flows > flow_fds) {
+    spdlog::warn("exit: max_flows {} needs more fds than RLIMIT_NOFILE allows; using {}",
+                 lim.max_flows, flow_fds);
+    lim.max_flows = static_cast<std::uint32_t>(std::max<std::size_t>(1, flow_fds));
+    lim.max_flows_per_source = std::min(lim.max_flows_per_source, lim.max_flows);
+  }
   listener_ = fds[0];
   dns_ = fds[1];
   udp_ = fds[2];
-  const std::pair<int, std::uint64_t> regs[] = {{listener_, kTokListener}, {dns_, kTokDns}, {udp_, kTokUdp}};
+  const std::pair<int, std::uint64_t> regs[] = {
+      {listener_, kTokListener}, {dns_, kTokDns}, {udp_, kTokUdp}};
   for (auto [fd, tok] : regs) {
     (void)ipc::set_nonblocking(fd);
     epoll_event ev{};
@@ -258,7 +273,7 @@ void App::handle(ExitSetup&& s, std::vector<int> fds) {
       return;
     }
   }
-  spdlog::info("exit set up: {} proxy, auth {}, limits {} flows / {} per source", 
+  spdlog::info("exit set up: {} proxy, auth {}, limits {} flows / {} per source",
                setup_.kind == ProxyKind::kSocks5 ? "socks5" : "http-connect",
                setup_.username.empty() ? "none" : "username/password", setup_.limits.max_flows,
                setup_.limits.max_flows_per_source);
@@ -270,12 +285,20 @@ void App::on_accept() {
   for (int i = 0; i < kAcceptsPerWake; ++i) {
     sockaddr_in peer{};
     socklen_t plen = sizeof peer;
-    const int fd = ::accept4(listener_, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = ::accept4(listener_, reinterpret_cast<sockaddr*>(&peer), &plen,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (!would_block(errno) && errno != ECONNABORTED && errno != EINTR)
         spdlog::warn("accept: {}", errno_text(errno));
-      if (errno == EMFILE || errno == ENFILE) {
-        // Out of fds: the backlog waits; the limits should have kept us from here.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of fds or memory (the limits should keep us from here): stop polling the
+        // listener, or level-triggered epoll would spin; the backlog waits until a
+        // flow closes.
+        epoll_event ev{};
+        ev.events = 0;
+        ev.data.u64 = kTokListener;
+        (void)::epoll_ctl(epoll_, EPOLL_CTL_MOD, listener_, &ev);
+        listener_paused_ = true;
         return;
       }
       if (would_block(errno)) return;
@@ -287,7 +310,8 @@ void App::on_accept() {
       reset_close(fd);
       continue;
     }
-    if (per_source_[src] >= setup_.limits.max_flows_per_source) {
+    if (auto ps = per_source_.find(src);
+        ps != per_source_.end() && ps->second >= setup_.limits.max_flows_per_source) {
       ++stats_.refusals[static_cast<std::size_t>(Refusal::kLimitPerSource)];
       reset_close(fd);
       continue;
@@ -312,7 +336,8 @@ void App::on_accept() {
       reset_close(fd);
       continue;
     }
-    auto hs = make_handshake(setup_.kind, ConnectTarget{ip, "", port}, Credentials{setup_.username, setup_.password});
+    auto hs = make_handshake(setup_.kind, ConnectTarget{ip, "", port},
+                             Credentials{setup_.username, setup_.password});
     if (!hs) {
       ++stats_.refusals[static_cast<std::size_t>(Refusal::kNoDestination)];
       reset_close(fd);
@@ -445,7 +470,8 @@ void App::note_proxy_error(Refusal why, const std::string& detail) {
 bool App::take_buffers(Flow& f) {
   const std::size_t need = f.dns ? 1 : 2;
   // Flows are bounded (max_flows TCP + max_dns_queries DNS), so is the pool.
-  const std::size_t cap = 2 * static_cast<std::size_t>(setup_.limits.max_flows) + setup_.limits.max_dns_queries;
+  const std::size_t cap =
+      2 * static_cast<std::size_t>(setup_.limits.max_flows) + setup_.limits.max_dns_queries;
   Buffer* bufs[2] = {&f.down, &f.up};
   for (std::size_t i = 0; i < need; ++i) {
     if (!pool_.empty()) {
@@ -490,7 +516,8 @@ void App::on_flow_event(std::uint64_t id, bool proxy_side, std::uint32_t events)
   // A hang-up on an fd we no longer read or write would wake us forever.
   it = flows_.find(id);
   if (it == flows_.end()) return;
-  if ((events & (EPOLLERR | EPOLLHUP)) && (proxy_side ? it->second.proxy_mask : it->second.client_mask) == 0) {
+  if ((events & (EPOLLERR | EPOLLHUP)) &&
+      (proxy_side ? it->second.proxy_mask : it->second.client_mask) == 0) {
     Flow& g = it->second;
     if (g.phase == Phase::kRelay && !proxy_side) return close_flow(g, true, true);
     if (g.phase == Phase::kRelay) {
@@ -513,8 +540,8 @@ void App::pump_handshake(Flow& f) {
   for (;;) {
     // Write what the handshake wants sent.
     while (f.pending_off < f.pending.size()) {
-      const ssize_t n = ::send(f.proxy, f.pending.data() + f.pending_off, f.pending.size() - f.pending_off,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(f.proxy, f.pending.data() + f.pending_off,
+                               f.pending.size() - f.pending_off, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n < 0) {
         if (would_block(errno)) return update_interest(f);
         const std::string why = "send: " + errno_text(errno);
@@ -544,7 +571,8 @@ void App::pump_handshake(Flow& f) {
           // A resolver cannot speak before it got the query.
           f.hs->on_eof();
         } else {
-          std::memcpy(f.down.data.get() + f.down.end, buf + used, static_cast<std::size_t>(n) - used);
+          std::memcpy(f.down.data.get() + f.down.end, buf + used,
+                      static_cast<std::size_t>(n) - used);
           f.down.end += static_cast<std::size_t>(n) - used;
           stats_.bytes_down += static_cast<std::uint64_t>(n) - used;
         }
@@ -600,7 +628,8 @@ void App::pump_relay(Flow& f) {
       }
     }
     if (f.up.size() > 0) {
-      const ssize_t n = ::send(f.proxy, f.up.data.get() + f.up.start, f.up.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n =
+          ::send(f.proxy, f.up.data.get() + f.up.start, f.up.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         f.up.start += static_cast<std::size_t>(n);
         f.up.compact();
@@ -617,7 +646,8 @@ void App::pump_relay(Flow& f) {
     }
     // proxy -> client
     if (!f.proxy_eof && f.down.space() > 0) {
-      const ssize_t n = ::recv(f.proxy, f.down.data.get() + f.down.end, f.down.space(), MSG_DONTWAIT);
+      const ssize_t n =
+          ::recv(f.proxy, f.down.data.get() + f.down.end, f.down.space(), MSG_DONTWAIT);
       if (n > 0) {
         f.down.end += static_cast<std::size_t>(n);
         stats_.bytes_down += static_cast<std::uint64_t>(n);
@@ -632,7 +662,8 @@ void App::pump_relay(Flow& f) {
       }
     }
     if (f.down.size() > 0) {
-      const ssize_t n = ::send(f.client, f.down.data.get() + f.down.start, f.down.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(f.client, f.down.data.get() + f.down.start, f.down.size(),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         f.down.start += static_cast<std::size_t>(n);
         f.down.compact();
@@ -654,8 +685,8 @@ void App::pump_relay(Flow& f) {
 void App::pump_dns(Flow& f) {
   if (f.phase == Phase::kDnsQuery) {
     while (f.pending_off < f.pending.size()) {
-      const ssize_t n = ::send(f.proxy, f.pending.data() + f.pending_off, f.pending.size() - f.pending_off,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(f.proxy, f.pending.data() + f.pending_off,
+                               f.pending.size() - f.pending_off, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n < 0) {
         if (would_block(errno)) return update_interest(f);
         return finish_dns(f, false);
@@ -670,7 +701,8 @@ void App::pump_dns(Flow& f) {
     if (f.down.size() >= 2) want = 2 + load_be16(f.down.data.get() + f.down.start);
     if (want > kRelayBufferBytes) return finish_dns(f, false);
     if (f.down.size() >= want) break;
-    const ssize_t n = ::recv(f.proxy, f.down.data.get() + f.down.end, want - f.down.size(), MSG_DONTWAIT);
+    const ssize_t n =
+        ::recv(f.proxy, f.down.data.get() + f.down.end, want - f.down.size(), MSG_DONTWAIT);
     if (n < 0 && would_block(errno)) return update_interest(f);
     if (n <= 0) return finish_dns(f, false);
     f.down.end += static_cast<std::size_t>(n);
@@ -694,15 +726,16 @@ void App::finish_dns(Flow& f, bool ok) {
   } else {
     ++stats_.dns_ok;
   }
-  (void)::sendto(dns_, reply.data(), reply.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&f.dns_client),
-                 sizeof f.dns_client);
+  (void)::sendto(dns_, reply.data(), reply.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&f.dns_client), sizeof f.dns_client);
   close_flow(f, false, false);
 }
 
 void App::update_interest(Flow& f) {
   std::uint32_t cm = 0, pm = 0;
   switch (f.phase) {
-    case Phase::kDialing: break;
+    case Phase::kDialing:
+      break;
     case Phase::kHandshake:
       pm = EPOLLIN | (f.pending_off < f.pending.size() ? EPOLLOUT : 0u);
       break;
@@ -712,8 +745,12 @@ void App::update_interest(Flow& f) {
       if (!f.proxy_eof && f.down.space() > 0) pm |= EPOLLIN;
       if (f.up.size() > 0) pm |= EPOLLOUT;
       break;
-    case Phase::kDnsQuery: pm = EPOLLOUT; break;
-    case Phase::kDnsAnswer: pm = EPOLLIN; break;
+    case Phase::kDnsQuery:
+      pm = EPOLLOUT;
+      break;
+    case Phase::kDnsAnswer:
+      pm = EPOLLIN;
+      break;
   }
   if (f.client >= 0 && cm != f.client_mask) {
     epoll_event ev{};
@@ -733,18 +770,27 @@ void App::update_interest(Flow& f) {
 
 void App::refuse(Flow& f, Refusal why, const std::string& detail) {
   ++stats_.refusals[static_cast<std::size_t>(why)];
-  spdlog::debug("flow {} to {}: reset: {}: {}", f.id, f.target.authority(), refusal_name(why), detail);
+  spdlog::debug("flow {} to {}: reset: {}: {}", f.id, f.target.authority(), refusal_name(why),
+                detail);
   close_flow(f, true, true);
 }
 
 void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
   if (f.client >= 0) {
     (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, f.client, nullptr);
-    if (reset_client) reset_close(f.client); else ::close(f.client);
+    if (reset_client) {
+      reset_close(f.client);
+    } else {
+      ::close(f.client);
+    }
   }
   if (f.proxy >= 0) {
     (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, f.proxy, nullptr);
-    if (reset_proxy) reset_close(f.proxy); else ::close(f.proxy);
+    if (reset_proxy) {
+      reset_close(f.proxy);
+    } else {
+      ::close(f.proxy);
+    }
   }
   give_buffers(f);
   if (f.dns) {
@@ -755,6 +801,13 @@ void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
     if (it != per_source_.end() && --it->second == 0) per_source_.erase(it);
   }
   flows_.erase(f.id);
+  if (listener_paused_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kTokListener;
+    (void)::epoll_ctl(epoll_, EPOLL_CTL_MOD, listener_, &ev);
+    listener_paused_ = false;
+  }
 }
 
 void App::tick() {
@@ -775,7 +828,8 @@ void App::tick() {
     } else if (f.phase == Phase::kRelay) {
       refuse(f, Refusal::kIdle, "idle");
     } else {
-      const Refusal why = f.phase == Phase::kDialing ? Refusal::kDialFailed : Refusal::kProxyHandshake;
+      const Refusal why =
+          f.phase == Phase::kDialing ? Refusal::kDialFailed : Refusal::kProxyHandshake;
       note_proxy_error(why, "timed out");
       refuse(f, why, "timed out");
     }

@@ -27,12 +27,16 @@
 
 namespace tw::exitproc {
 
-constexpr std::size_t kRelayBufferBytes = 32 * 1024;
+constexpr std::size_t kRelayBufferBytes = 64 * 1024;
 
 struct AppOptions {
   // Tests only (never set from the command line or the link): the destination used
   // when a connection has no SO_ORIGINAL_DST, for driving the loop without nft.
   std::optional<IpPort> test_fixed_destination;
+  // How many fds the process may hold (RLIMIT_NOFILE, read before the sandbox): the
+  // flow limits are clamped so that every flow's two sockets and every DNS query's
+  // one fit, whatever the broker asks for.
+  std::size_t fd_budget = 1024;
 };
 
 class App {
@@ -67,8 +71,8 @@ class App {
     int client = -1;  // TCP flows
     int proxy = -1;
     std::uint32_t source = 0;  // client IPv4 (host order), for per-source limits
-    sockaddr_in dns_client{};   // DNS flows
-    Bytes query;                // DNS flows
+    sockaddr_in dns_client{};  // DNS flows
+    Bytes query;               // DNS flows
     DnsQueryInfo query_info;
     Phase phase = Phase::kDialing;
     ConnectTarget target;
@@ -120,6 +124,7 @@ class App {
   std::size_t pool_allocated_ = 0;
   std::deque<Bytes> link_out_;
   bool link_out_armed_ = false;
+  bool listener_paused_ = false;  // out of fds: accepting resumes when a flow closes
   TimePoint last_tick_{};
   ExitStats stats_;
   bool running_ = true;

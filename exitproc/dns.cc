@@ -5,10 +5,10 @@
 namespace tw::exitproc {
 namespace {
 
-constexpr std::uint8_t kFlagQr = 0x80;    // in byte 2
+constexpr std::uint8_t kFlagQr = 0x80;      // in byte 2
 constexpr std::uint8_t kOpcodeMask = 0x78;  // byte 2
-constexpr std::uint8_t kFlagTc = 0x02;    // byte 2
-constexpr std::uint8_t kFlagRd = 0x01;    // byte 2
+constexpr std::uint8_t kFlagTc = 0x02;      // byte 2
+constexpr std::uint8_t kFlagRd = 0x01;      // byte 2
 constexpr std::uint8_t kRcodeMask = 0x0f;   // byte 3
 constexpr std::uint8_t kRcodeServfail = 2;
 
@@ -35,7 +35,8 @@ Result<DnsQueryInfo> check_dns_query(ByteView q) {
   for (;;) {
     if (pos >= q.size()) return make_error("dns: question name runs past the query");
     const std::uint8_t len = q[pos];
-    if ((len & 0xc0) != 0) return make_error("dns: compression or reserved label type in the question");
+    if ((len & 0xc0) != 0)
+      return make_error("dns: compression or reserved label type in the question");
     pos += 1;
     if (len == 0) break;
     name_len += std::size_t{len} + 1;
@@ -49,7 +50,8 @@ Result<DnsQueryInfo> check_dns_query(ByteView q) {
 Status check_dns_answer(ByteView query, const DnsQueryInfo& info, ByteView answer) {
   (void)query;
   if (answer.size() < kDnsHeaderBytes) return make_error("dns: answer shorter than a header");
-  if (load_be16(&answer[0]) != info.id) return make_error("dns: answer ID does not match the query");
+  if (load_be16(&answer[0]) != info.id)
+    return make_error("dns: answer ID does not match the query");
   if ((answer[2] & kFlagQr) == 0) return make_error("dns: answer without QR");
   return ok_status();
 }

@@ -9,7 +9,7 @@ namespace tw::exitproc {
 
 // The TUN device inside the exit namespace and its addresses.
 inline constexpr const char* kExitTunName = "tw-exit";
-inline constexpr const char* kExitTunAddrV4 = "169.254.77.1";  // /32
+inline constexpr const char* kExitTunAddrV4 = "169.254.77.1";       // /32
 inline constexpr const char* kExitTunAddrV6 = "fd7a:7477:6578::1";  // /128, ULA
 // nft prerouting redirects (iifname tw-exit) to these local ports:
 inline constexpr std::uint16_t kExitTcpPort = 7001;  // all TCP

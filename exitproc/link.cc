@@ -65,17 +65,19 @@ ExitLimits get_limits(BodyReader& r) {
   l.dns_timeout_ms = r.u32();
   if (!r.ok()) return l;
   // Bounds that keep exitproc's memory and timers sane whatever the broker sends.
-  if (l.max_flows == 0 || l.max_flows > 65536) r.fail("max_flows out of range (1..65536)");
-  else if (l.max_flows_per_source == 0 || l.max_flows_per_source > l.max_flows)
+  if (l.max_flows == 0 || l.max_flows > 65536) {
+    r.fail("max_flows out of range (1..65536)");
+  } else if (l.max_flows_per_source == 0 || l.max_flows_per_source > l.max_flows) {
     r.fail("max_flows_per_source out of range (1..max_flows)");
-  else if (l.idle_timeout_ms < 1000 || l.idle_timeout_ms > 86'400'000)
+  } else if (l.idle_timeout_ms < 1000 || l.idle_timeout_ms > 86'400'000) {
     r.fail("idle_timeout_ms out of range (1 s..1 day)");
-  else if (l.handshake_timeout_ms < 100 || l.handshake_timeout_ms > 120'000)
+  } else if (l.handshake_timeout_ms < 100 || l.handshake_timeout_ms > 120'000) {
     r.fail("handshake_timeout_ms out of range (100 ms..2 min)");
-  else if (l.max_dns_queries == 0 || l.max_dns_queries > 4096)
+  } else if (l.max_dns_queries == 0 || l.max_dns_queries > 4096) {
     r.fail("max_dns_queries out of range (1..4096)");
-  else if (l.dns_timeout_ms < 100 || l.dns_timeout_ms > 60'000)
+  } else if (l.dns_timeout_ms < 100 || l.dns_timeout_ms > 60'000) {
     r.fail("dns_timeout_ms out of range (100 ms..1 min)");
+  }
   return l;
 }
 
@@ -83,15 +85,24 @@ ExitLimits get_limits(BodyReader& r) {
 
 const char* refusal_name(Refusal r) {
   switch (r) {
-    case Refusal::kDialFailed: return "dial_failed";
-    case Refusal::kProxyHandshake: return "proxy_handshake";
-    case Refusal::kAuthRefused: return "auth_refused";
-    case Refusal::kConnectRefused: return "connect_refused";
-    case Refusal::kProxyClosed: return "proxy_closed";
-    case Refusal::kLimitTotal: return "limit_total";
-    case Refusal::kLimitPerSource: return "limit_per_source";
-    case Refusal::kIdle: return "idle";
-    case Refusal::kNoDestination: return "no_destination";
+    case Refusal::kDialFailed:
+      return "dial_failed";
+    case Refusal::kProxyHandshake:
+      return "proxy_handshake";
+    case Refusal::kAuthRefused:
+      return "auth_refused";
+    case Refusal::kConnectRefused:
+      return "connect_refused";
+    case Refusal::kProxyClosed:
+      return "proxy_closed";
+    case Refusal::kLimitTotal:
+      return "limit_total";
+    case Refusal::kLimitPerSource:
+      return "limit_per_source";
+    case Refusal::kIdle:
+      return "idle";
+    case Refusal::kNoDestination:
+      return "no_destination";
   }
   return "unknown";
 }
@@ -166,11 +177,9 @@ Result<ToExitproc> decode_to_exitproc(ByteView datagram, std::size_t fds) {
       s.limits = get_limits(r);
       if (r.ok() && s.username.empty() && !s.password.empty())
         r.fail("a password without a username");
-      if (r.ok() && s.kind == ProxyKind::kHttpConnect &&
-          s.username.find(':') != std::string::npos)
+      if (r.ok() && s.kind == ProxyKind::kHttpConnect && s.username.find(':') != std::string::npos)
         r.fail("an HTTP Basic username cannot contain ':'");
-      if (r.ok() && s.dns_resolver == std::array<std::uint8_t, 4>{})
-        r.fail("DNS resolver 0.0.0.0");
+      if (r.ok() && s.dns_resolver == std::array<std::uint8_t, 4>{}) r.fail("DNS resolver 0.0.0.0");
       return finish<ToExitproc>(r, std::move(s), "ExitSetup");
     }
     case ProxyConn::kType: {

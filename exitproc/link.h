@@ -80,7 +80,7 @@ enum class Refusal : std::uint8_t {
   kLimitTotal = 5,
   kLimitPerSource = 6,
   kIdle = 7,
-  kNoDestination = 8,   // SO_ORIGINAL_DST unavailable or not IPv4
+  kNoDestination = 8,  // SO_ORIGINAL_DST unavailable or not IPv4
 };
 constexpr std::size_t kRefusalKinds = 9;
 const char* refusal_name(Refusal r);
@@ -94,13 +94,13 @@ struct ExitStats {
   std::array<std::uint64_t, kRefusalKinds> refusals{};
   std::uint64_t dns_queries = 0;
   std::uint64_t dns_ok = 0;
-  std::uint64_t dns_failed = 0;    // answered SERVFAIL
-  std::uint64_t dns_invalid = 0;   // not a query, wrong size: dropped
-  std::uint64_t dns_dropped = 0;   // over the concurrent-query bound: dropped
-  std::uint64_t udp_dropped = 0;   // other UDP
+  std::uint64_t dns_failed = 0;   // answered SERVFAIL
+  std::uint64_t dns_invalid = 0;  // not a query, wrong size: dropped
+  std::uint64_t dns_dropped = 0;  // over the concurrent-query bound: dropped
+  std::uint64_t udp_dropped = 0;  // other UDP
   std::uint64_t handshakes_ok = 0;
-  bool proxy_ok = false;           // the last proxy handshake succeeded
-  std::string last_proxy_error;    // kind and short text; never credentials
+  bool proxy_ok = false;         // the last proxy handshake succeeded
+  std::string last_proxy_error;  // kind and short text; never credentials
 };
 
 using ToExitproc = std::variant<ExitSetup, ProxyConn, ProxyDialFailed, StatsRequest>;

@@ -23,7 +23,7 @@
 int main(int argc, char** argv) {
   auto args = tw::policy::parse_child_args(argc, argv, "tailwarden-exitproc");
   if (!args) {
-    std::fprintf(stderr, "%s\n", args.error().c_str());
+    (void)std::fprintf(stderr, "%s\n", args.error().c_str());
     return 2;
   }
   tw::init_logging("exitproc", args->log_level);
@@ -51,13 +51,18 @@ int main(int argc, char** argv) {
     spdlog::error("start-up: {}", st.error());
     return 2;
   }
+  // Each flow holds two sockets: the loop clamps its limits to the fd limit the
+  // sandbox sets for this role.
+  tw::exitproc::AppOptions opts;
+  opts.fd_budget =
+      static_cast<std::size_t>(tw::policy::limits_for(tw::policy::ProcessRole::kExitproc).nofile);
   tw::SystemTimeSource clock;
-  tw::exitproc::App app(tw::child_fd::kBrokerControl, clock);
+  tw::exitproc::App app(tw::child_fd::kBrokerControl, clock, opts);
   if (auto st = tw::policy::enter_sandbox(*args, tw::policy::ProcessRole::kExitproc); !st) {
     spdlog::error("start-up: sandbox: {}", st.error());
     return 2;
   }
   const int code = app.run();
-  std::fflush(nullptr);
+  (void)std::fflush(nullptr);
   ::_exit(code);
 }

@@ -28,15 +28,24 @@ bool has_control(std::string_view s) {
 
 const char* socks_reply_text(std::uint8_t rep) {
   switch (rep) {
-    case 1: return "general SOCKS server failure";
-    case 2: return "connection not allowed by ruleset";
-    case 3: return "network unreachable";
-    case 4: return "host unreachable";
-    case 5: return "connection refused";
-    case 6: return "TTL expired";
-    case 7: return "command not supported";
-    case 8: return "address type not supported";
-    default: return "unassigned reply code";
+    case 1:
+      return "general SOCKS server failure";
+    case 2:
+      return "connection not allowed by ruleset";
+    case 3:
+      return "network unreachable";
+    case 4:
+      return "host unreachable";
+    case 5:
+      return "connection refused";
+    case 6:
+      return "TTL expired";
+    case 7:
+      return "command not supported";
+    case 8:
+      return "address type not supported";
+    default:
+      return "unassigned reply code";
   }
 }
 
@@ -74,15 +83,20 @@ class Socks5Handshake final : public ProxyHandshake {
   std::size_t want() const {
     switch (phase_) {
       case Phase::kMethod:
-      case Phase::kAuth: return 2;
+      case Phase::kAuth:
+        return 2;
       case Phase::kReply: {
         // VER REP RSV ATYP, then the address (length by ATYP), then the port.
         if (have_.size() < 5) return 5;
         switch (have_[3]) {
-          case kAtypIpv4: return 4 + 4 + 2;
-          case kAtypIpv6: return 4 + 16 + 2;
-          case kAtypDomain: return 4 + 1 + std::size_t{have_[4]} + 2;
-          default: return 5;  // check_partial fails it
+          case kAtypIpv4:
+            return 4 + 4 + 2;
+          case kAtypIpv6:
+            return 4 + 16 + 2;
+          case kAtypDomain:
+            return 4 + 1 + std::size_t{have_[4]} + 2;
+          default:
+            return 5;  // check_partial fails it
         }
       }
     }
@@ -93,14 +107,17 @@ class Socks5Handshake final : public ProxyHandshake {
   // at its second byte; the proxy may close right after it).
   void check_partial() {
     if (phase_ != Phase::kReply || have_.empty()) return;
-    if (have_[0] != kSocksVersion) return fail(Refusal::kProxyHandshake, "socks5: reply version is not 5");
+    if (have_[0] != kSocksVersion)
+      return fail(Refusal::kProxyHandshake, "socks5: reply version is not 5");
     if (have_.size() >= 2 && have_[1] != 0) {
-      return fail(Refusal::kConnectRefused,
-                  std::string("socks5: CONNECT refused: ") + socks_reply_text(have_[1]) + " (" +
-                      std::to_string(have_[1]) + ")");
+      return fail(Refusal::kConnectRefused, std::string("socks5: CONNECT refused: ") +
+                                                socks_reply_text(have_[1]) + " (" +
+                                                std::to_string(have_[1]) + ")");
     }
-    if (have_.size() >= 3 && have_[2] != 0) return fail(Refusal::kProxyHandshake, "socks5: reply RSV is not 0");
-    if (have_.size() >= 4 && have_[3] != kAtypIpv4 && have_[3] != kAtypIpv6 && have_[3] != kAtypDomain)
+    if (have_.size() >= 3 && have_[2] != 0)
+      return fail(Refusal::kProxyHandshake, "socks5: reply RSV is not 0");
+    if (have_.size() >= 4 && have_[3] != kAtypIpv4 && have_[3] != kAtypIpv6 &&
+        have_[3] != kAtypDomain)
       return fail(Refusal::kProxyHandshake, "socks5: unknown address type in the reply");
     if (have_.size() >= 5 && have_[3] == kAtypDomain && have_[4] == 0)
       return fail(Refusal::kProxyHandshake, "socks5: empty domain name in the reply");
@@ -109,7 +126,8 @@ class Socks5Handshake final : public ProxyHandshake {
   void complete() {
     switch (phase_) {
       case Phase::kMethod: {
-        if (have_[0] != kSocksVersion) return fail(Refusal::kProxyHandshake, "socks5: method reply version is not 5");
+        if (have_[0] != kSocksVersion)
+          return fail(Refusal::kProxyHandshake, "socks5: method reply version is not 5");
         const std::uint8_t m = have_[1];
         have_.clear();
         if (m == kMethodNoAcceptable) {
@@ -127,8 +145,8 @@ class Socks5Handshake final : public ProxyHandshake {
           return;
         }
         if (m == kMethodNone && creds_.username.empty()) return send_connect();
-        return fail(Refusal::kProxyHandshake, "socks5: proxy chose a method we did not offer (" +
-                                                  std::to_string(m) + ")");
+        return fail(Refusal::kProxyHandshake,
+                    "socks5: proxy chose a method we did not offer (" + std::to_string(m) + ")");
       }
       case Phase::kAuth: {
         if (have_[0] != kUserPassVersion)
@@ -173,9 +191,11 @@ class HttpConnectHandshake final : public ProxyHandshake {
     std::string req = "CONNECT " + auth + " HTTP/1.1\r\nHost: " + auth + "\r\n";
     if (!c.username.empty()) {
       const std::string plain = c.username + ":" + c.password;
-      std::string b64(sodium_base64_ENCODED_LEN(plain.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
-      sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(plain.data()),
-                        plain.size(), sodium_base64_VARIANT_ORIGINAL);
+      std::string b64(sodium_base64_ENCODED_LEN(plain.size(), sodium_base64_VARIANT_ORIGINAL),
+                      '\0');
+      sodium_bin2base64(b64.data(), b64.size(),
+                        reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
+                        sodium_base64_VARIANT_ORIGINAL);
       b64.resize(b64.size() - 1);  // the terminating NUL
       req += "Proxy-Authorization: Basic " + b64 + "\r\n";
       sodium_memzero(b64.data(), b64.size());
@@ -201,14 +221,16 @@ class HttpConnectHandshake final : public ProxyHandshake {
       }
     }
     // A status line that is already wrong need not wait for the rest.
-    if (head_.size() >= 12 && !status_line_prefix_ok()) fail(Refusal::kProxyHandshake, "http: not an HTTP/1.x reply");
+    if (head_.size() >= 12 && !status_line_prefix_ok())
+      fail(Refusal::kProxyHandshake, "http: not an HTTP/1.x reply");
     return used;
   }
 
  private:
   bool status_line_prefix_ok() const {
-    return head_.compare(0, 7, "HTTP/1.") == 0 && (head_[7] == '0' || head_[7] == '1') && head_[8] == ' ' &&
-           std::isdigit(static_cast<unsigned char>(head_[9])) && std::isdigit(static_cast<unsigned char>(head_[10])) &&
+    return head_.compare(0, 7, "HTTP/1.") == 0 && (head_[7] == '0' || head_[7] == '1') &&
+           head_[8] == ' ' && std::isdigit(static_cast<unsigned char>(head_[9])) &&
+           std::isdigit(static_cast<unsigned char>(head_[10])) &&
            std::isdigit(static_cast<unsigned char>(head_[11]));
   }
 
@@ -221,7 +243,8 @@ class HttpConnectHandshake final : public ProxyHandshake {
     int status = 0;
     while (pos < all.size()) {
       const std::size_t eol = all.find("\r\n", pos);
-      if (eol == std::string_view::npos) return fail(Refusal::kProxyHandshake, "http: line without CRLF");
+      if (eol == std::string_view::npos)
+        return fail(Refusal::kProxyHandshake, "http: line without CRLF");
       const std::string_view line = all.substr(pos, eol - pos);
       pos = eol + 2;
       for (char ch : line) {
@@ -241,13 +264,20 @@ class HttpConnectHandshake final : public ProxyHandshake {
       if (colon == 0 || colon == std::string_view::npos || line[0] == ' ' || line[0] == '\t')
         return fail(Refusal::kProxyHandshake, "http: malformed header field");
       for (std::size_t i = 0; i < colon; ++i) {
-        if (line[i] == ' ' || line[i] == '\t') return fail(Refusal::kProxyHandshake, "http: space in a field name");
+        if (line[i] == ' ' || line[i] == '\t')
+          return fail(Refusal::kProxyHandshake, "http: space in a field name");
       }
     }
     if (first) return fail(Refusal::kProxyHandshake, "http: empty reply");
     if (status >= 200 && status < 300) return done();
-    if (status == 407) return fail(Refusal::kAuthRefused, "http: 407 proxy authentication required");
-    if (status < 200) return fail(Refusal::kProxyHandshake, "http: interim " + std::to_string(status) + " reply");
+    // 407 is the standard answer; some proxies (tinyproxy) answer a CONNECT with bad
+    // credentials with 401.
+    if (status == 407 || status == 401) {
+      return fail(Refusal::kAuthRefused,
+                  "http: " + std::to_string(status) + " proxy authentication refused");
+    }
+    if (status < 200)
+      return fail(Refusal::kProxyHandshake, "http: interim " + std::to_string(status) + " reply");
     return fail(Refusal::kConnectRefused, "http: CONNECT answered " + std::to_string(status));
   }
 
@@ -259,8 +289,8 @@ class HttpConnectHandshake final : public ProxyHandshake {
 std::string ConnectTarget::authority() const {
   std::string host;
   if (ipv4) {
-    host = std::to_string((*ipv4)[0]) + "." + std::to_string((*ipv4)[1]) + "." + std::to_string((*ipv4)[2]) + "." +
-           std::to_string((*ipv4)[3]);
+    host = std::to_string((*ipv4)[0]) + "." + std::to_string((*ipv4)[1]) + "." +
+           std::to_string((*ipv4)[2]) + "." + std::to_string((*ipv4)[3]);
   } else {
     host = domain;
   }
@@ -277,13 +307,16 @@ std::size_t ProxyHandshake::feed(ByteView in) {
   return used;
 }
 
-void ProxyHandshake::on_eof() { fail(Refusal::kProxyHandshake, "proxy closed the connection during the handshake"); }
+void ProxyHandshake::on_eof() {
+  fail(Refusal::kProxyHandshake, "proxy closed the connection during the handshake");
+}
 
 Result<std::unique_ptr<ProxyHandshake>> make_handshake(ProxyKind kind, const ConnectTarget& target,
                                                        const Credentials& creds) {
   if (target.port == 0) return make_error("proxy target: port 0");
   if (!target.ipv4) {
-    if (target.domain.empty() || target.domain.size() > 255) return make_error("proxy target: domain name length not 1..255");
+    if (target.domain.empty() || target.domain.size() > 255)
+      return make_error("proxy target: domain name length not 1..255");
     if (has_control(target.domain) || target.domain.find_first_of(" /@") != std::string::npos)
       return make_error("proxy target: invalid character in the domain name");
     if (kind == ProxyKind::kHttpConnect && target.domain.find(':') != std::string::npos)
@@ -291,7 +324,8 @@ Result<std::unique_ptr<ProxyHandshake>> make_handshake(ProxyKind kind, const Con
   }
   if (creds.username.size() > 255 || creds.password.size() > 255)
     return make_error("proxy credentials: longer than 255 bytes");
-  if (creds.username.empty() && !creds.password.empty()) return make_error("proxy credentials: password without username");
+  if (creds.username.empty() && !creds.password.empty())
+    return make_error("proxy credentials: password without username");
   if (has_control(creds.username) || has_control(creds.password))
     return make_error("proxy credentials: control character");
   if (kind == ProxyKind::kHttpConnect && creds.username.find(':') != std::string::npos)

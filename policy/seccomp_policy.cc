@@ -161,7 +161,8 @@ std::string_view role_name(ProcessRole role) {
     case ProcessRole::kNetproc: return "netproc";
     case ProcessRole::kDataproc: return "dataproc";
     case ProcessRole::kCtlproc: return "ctlproc";
-    case ProcessRole::kExitproc: return "exitproc";
+    case ProcessRole::kExitproc:
+      return "exitproc";
   }
   return "?";
 }

@@ -268,6 +268,8 @@ constexpr SyscallRule kCtlproc[] = {
 // clients with SO_LINGER 0, and reads and writes the rest. It creates, binds and
 // connects nothing: socket, connect, bind and listen stay killed as in every child;
 // accept4 is the one denial lifted, for this process only.
+// One row per syscall, as in the other tables.
+// clang-format off
 constexpr SyscallRule kExitproc[] = {
     allow(SYS(brk)),
     allow_if(SYS(mmap), kProtNotExec),
@@ -331,6 +333,7 @@ constexpr SyscallRule kExitproc[] = {
     allow(SYS(sendto)),    // relay writes; DNS answers to the client (the NAT reverses them)
     allow(SYS(shutdown)),  // half-close in both directions
 };
+// clang-format on
 
 // What ASan/UBSan/LSan do at run time that our code does not: alternate signal stacks
 // and an affinity look-up (pthread_getattr_np) for each new thread, a pipe through

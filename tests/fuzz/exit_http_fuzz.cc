@@ -13,7 +13,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool auth = (data[1] & 1) != 0;
   const bool by_name = (data[1] & 2) != 0;
   ConnectTarget t;
-  if (by_name) t.domain = "example.test"; else t.ipv4 = std::array<std::uint8_t, 4>{198, 18, 7, 80};
+  if (by_name)
+    t.domain = "example.test";
+  else
+    t.ipv4 = std::array<std::uint8_t, 4>{198, 18, 7, 80};
   t.port = 443;
   Credentials c;
   if (auth) c = {"user", "pass"};

@@ -7,13 +7,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <functional>
-
-#include <gtest/gtest.h>
 
 #include "common/keys.h"
 #include "ipc/control_socket.h"
@@ -39,7 +38,8 @@ UniqueFd bound(int type, sockaddr_in& sa) {
 
 class ExitAppTest : public ::testing::Test {
  protected:
-  void start(ProxyKind kind, ExitLimits limits = {}, std::string user = "u", std::string pass = "p") {
+  void start(ProxyKind kind, ExitLimits limits = {}, std::string user = "u", std::string pass = "p",
+             std::size_t fd_budget = 1024) {
     crypto_init();
     auto pair = ipc::make_control_pair();
     ASSERT_TRUE(pair.ok());
@@ -49,6 +49,7 @@ class ExitAppTest : public ::testing::Test {
     ASSERT_TRUE(ipc::set_nonblocking(child_.get()).ok());
     AppOptions o;
     o.test_fixed_destination = *IpPort::parse("198.18.7.80:8080");
+    o.fd_budget = fd_budget;
     app_ = std::make_unique<App>(child_.get(), clock_, o);
     UniqueFd lst = bound(SOCK_STREAM, listen_addr_);
     UniqueFd dns = bound(SOCK_DGRAM, dns_addr_);
@@ -65,7 +66,8 @@ class ExitAppTest : public ::testing::Test {
   }
 
   void spin(int rounds = 5) {
-    for (int i = 0; i < rounds; ++i) ASSERT_TRUE(app_->poll_once(1)) << "exit code " << app_->exit_code();
+    for (int i = 0; i < rounds; ++i)
+      ASSERT_TRUE(app_->poll_once(1)) << "exit code " << app_->exit_code();
   }
 
   bool run_until(const std::function<bool()>& done) {
@@ -98,7 +100,8 @@ class ExitAppTest : public ::testing::Test {
 
   UniqueFd client() {
     UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_), 0);
+    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_),
+              0);
     return c;
   }
 
@@ -109,7 +112,8 @@ class ExitAppTest : public ::testing::Test {
     UniqueFd ours(sv[0]);
     UniqueFd theirs(sv[1]);
     const int fds[] = {theirs.get()};
-    EXPECT_TRUE(ipc::send_datagram(broker_.get(), encode_link(ToExitproc(ProxyConn{flow})), fds).ok());
+    EXPECT_TRUE(
+        ipc::send_datagram(broker_.get(), encode_link(ToExitproc(ProxyConn{flow})), fds).ok());
     spin();
     return ours;
   }
@@ -132,9 +136,13 @@ class ExitAppTest : public ::testing::Test {
     run_until([&] {
       char b;
       const ssize_t r = ::recv(fd, &b, 1, MSG_DONTWAIT);
-      if (r == 0) result = 0;
-      else if (r < 0 && errno == ECONNRESET) result = -ECONNRESET;
-      else if (r < 0) return false;
+      if (r == 0) {
+        result = 0;
+      } else if (r < 0 && errno == ECONNRESET) {
+        result = -ECONNRESET;
+      } else if (r < 0) {
+        return false;
+      }
       return true;
     });
     return result;
@@ -168,7 +176,7 @@ TEST_F(ExitAppTest, Socks5FlowRelaysBothWaysWithHalfClose) {
   const std::uint8_t reply[] = {5, 0, 0, 1, 198, 18, 5, 2, 0x12, 0x34, 'h', 'i'};
   ASSERT_EQ(::send(p.get(), reply, sizeof reply, 0), static_cast<ssize_t>(sizeof reply));
   EXPECT_EQ(read_n(c.get(), 2), (Bytes{'h', 'i'}));
-  const std::string big(200 * 1024, 'x');  // more than both relay buffers
+  const std::string big(std::size_t{200} * 1024, 'x');  // more than both relay buffers
   std::size_t sent = 0;
   Bytes got;
   run_until([&] {
@@ -188,7 +196,8 @@ TEST_F(ExitAppTest, Socks5FlowRelaysBothWaysWithHalfClose) {
   EXPECT_EQ(read_n(c.get(), 3), (Bytes{'b', 'y', 'e'})) << "the other direction still flows";
   ::shutdown(p.get(), SHUT_WR);
   EXPECT_EQ(client_outcome(c.get()), 0) << "a clean close for a clean close";
-  EXPECT_TRUE(run_until([&] { return app_->stats().flows_open == 0 && app_->stats().flows_total == 1; }));
+  EXPECT_TRUE(
+      run_until([&] { return app_->stats().flows_open == 0 && app_->stats().flows_total == 1; }));
   EXPECT_TRUE(app_->stats().proxy_ok);
   EXPECT_EQ(app_->stats().bytes_up, big.size());
   EXPECT_EQ(app_->stats().bytes_down, 5u);
@@ -198,7 +207,10 @@ TEST_F(ExitAppTest, DialFailureResetsTheClientAndIsCounted) {
   start(ProxyKind::kSocks5);
   UniqueFd c = client();
   const auto id = expect_dial();
-  ASSERT_TRUE(ipc::send_datagram(broker_.get(), encode_link(ToExitproc(ProxyDialFailed{id, "connect: refused"})), {}).ok());
+  ASSERT_TRUE(ipc::send_datagram(broker_.get(),
+                                 encode_link(ToExitproc(ProxyDialFailed{id, "connect: refused"})),
+                                 {})
+                  .ok());
   EXPECT_EQ(client_outcome(c.get()), -ECONNRESET);
   EXPECT_EQ(refusals(Refusal::kDialFailed), 1u);
   EXPECT_FALSE(app_->stats().proxy_ok);
@@ -216,7 +228,8 @@ TEST_F(ExitAppTest, AuthRefusalAndGarbageFromTheProxyReset) {
     ASSERT_EQ(::send(p.get(), "\x01\x01", 2, 0), 2);
     EXPECT_EQ(client_outcome(c.get()), -ECONNRESET);
     EXPECT_EQ(refusals(Refusal::kAuthRefused), 1u);
-    EXPECT_EQ(app_->stats().last_proxy_error.find("wrong"), std::string::npos) << "no password in status";
+    EXPECT_EQ(app_->stats().last_proxy_error.find("wrong"), std::string::npos)
+        << "no password in status";
   }
   {
     UniqueFd c = client();
@@ -233,7 +246,8 @@ TEST_F(ExitAppTest, HttpConnectFlowAndProxyDeathMidStreamResets) {
   UniqueFd c = client();
   UniqueFd p = give_proxy(expect_dial());
   const std::string want =
-      "CONNECT 198.18.7.80:8080 HTTP/1.1\r\nHost: 198.18.7.80:8080\r\nProxy-Authorization: Basic dTpw\r\n\r\n";
+      "CONNECT 198.18.7.80:8080 HTTP/1.1\r\nHost: 198.18.7.80:8080\r\nProxy-Authorization: Basic "
+      "dTpw\r\n\r\n";
   const Bytes req = read_n(p.get(), want.size());
   EXPECT_EQ(std::string(req.begin(), req.end()), want);
   const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -284,6 +298,7 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   l.max_flows_per_source = 2;
   start(ProxyKind::kSocks5, l);
   std::vector<UniqueFd> cs;
+  cs.reserve(3);
   for (int i = 0; i < 3; ++i) cs.push_back(client());
   expect_dial();
   expect_dial();
@@ -296,7 +311,8 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
     sa.sin_family = AF_INET;
     ::inet_pton(AF_INET, ip, &sa.sin_addr);
     EXPECT_EQ(::bind(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_), 0);
+    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_),
+              0);
     return c;
   };
   UniqueFd other = from("127.0.0.2");
@@ -307,12 +323,27 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   EXPECT_EQ(app_->stats().flows_open, 0u) << "flows_open is refreshed on ticks and stats requests";
 }
 
+// The broker may ask for more flows than the fd limit can hold: exitproc clamps, so
+// the limit answers (RST, counted) before accept4 could fail with EMFILE.
+TEST_F(ExitAppTest, FlowLimitIsClampedToTheFdBudget) {
+  start(ProxyKind::kSocks5, {}, "u", "p", 32 + 40);  // 40 usable: 10 DNS, 15 flows
+  std::vector<UniqueFd> cs;
+  for (int i = 0; i < 15; ++i) {
+    cs.push_back(client());
+    expect_dial();
+  }
+  UniqueFd extra = client();
+  EXPECT_EQ(client_outcome(extra.get()), -ECONNRESET);
+  EXPECT_EQ(refusals(Refusal::kLimitTotal), 1u);
+}
+
 TEST_F(ExitAppTest, DnsQueryGoesOverTcpThroughTheProxyAndFailuresAnswerServfail) {
   start(ProxyKind::kSocks5, {}, "", "");
   UniqueFd u(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   Bytes q = {0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
   auto ask = [&] {
-    ASSERT_EQ(::sendto(u.get(), q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&dns_addr_), sizeof dns_addr_),
+    ASSERT_EQ(::sendto(u.get(), q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&dns_addr_),
+                       sizeof dns_addr_),
               static_cast<ssize_t>(q.size()));
   };
   auto answer = [&] {
@@ -329,7 +360,8 @@ TEST_F(ExitAppTest, DnsQueryGoesOverTcpThroughTheProxyAndFailuresAnswerServfail)
   UniqueFd p = give_proxy(expect_dial());
   EXPECT_EQ(read_n(p.get(), 3), (Bytes{5, 1, 0}));
   ASSERT_EQ(::send(p.get(), "\x05\x00", 2, 0), 2);
-  EXPECT_EQ(read_n(p.get(), 10), (Bytes{5, 1, 0, 1, 198, 18, 9, 53, 0, 53})) << "CONNECT to the resolver";
+  EXPECT_EQ(read_n(p.get(), 10), (Bytes{5, 1, 0, 1, 198, 18, 9, 53, 0, 53}))
+      << "CONNECT to the resolver";
   const std::uint8_t reply[] = {5, 0, 0, 1, 0, 0, 0, 0, 0, 0};
   ASSERT_EQ(::send(p.get(), reply, sizeof reply, 0), 10);
   Bytes framed = read_n(p.get(), 2 + q.size());
@@ -340,13 +372,16 @@ TEST_F(ExitAppTest, DnsQueryGoesOverTcpThroughTheProxyAndFailuresAnswerServfail)
   ans[3] = 0x80;
   Bytes tcp_ans = {0, static_cast<std::uint8_t>(ans.size())};
   tcp_ans.insert(tcp_ans.end(), ans.begin(), ans.end());
-  ASSERT_EQ(::send(p.get(), tcp_ans.data(), tcp_ans.size(), 0), static_cast<ssize_t>(tcp_ans.size()));
+  ASSERT_EQ(::send(p.get(), tcp_ans.data(), tcp_ans.size(), 0),
+            static_cast<ssize_t>(tcp_ans.size()));
   EXPECT_EQ(answer(), ans);
   EXPECT_EQ(app_->stats().dns_ok, 1u);
   // Dial failure: SERVFAIL, same ID.
   ask();
   const auto id = expect_dial();
-  ASSERT_TRUE(ipc::send_datagram(broker_.get(), encode_link(ToExitproc(ProxyDialFailed{id, "x"})), {}).ok());
+  ASSERT_TRUE(
+      ipc::send_datagram(broker_.get(), encode_link(ToExitproc(ProxyDialFailed{id, "x"})), {})
+          .ok());
   Bytes sf = answer();
   ASSERT_GE(sf.size(), 12u);
   EXPECT_EQ(sf[0], 0xab);
@@ -362,7 +397,8 @@ TEST_F(ExitAppTest, DnsQueryGoesOverTcpThroughTheProxyAndFailuresAnswerServfail)
   // Not a query: dropped, counted, no dial.
   Bytes bad = q;
   bad[2] |= 0x80;
-  ::sendto(u.get(), bad.data(), bad.size(), 0, reinterpret_cast<sockaddr*>(&dns_addr_), sizeof dns_addr_);
+  ::sendto(u.get(), bad.data(), bad.size(), 0, reinterpret_cast<sockaddr*>(&dns_addr_),
+           sizeof dns_addr_);
   spin();
   EXPECT_EQ(app_->stats().dns_invalid, 1u);
   // Other UDP: counted and dropped.

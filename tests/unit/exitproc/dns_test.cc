@@ -9,7 +9,8 @@ namespace {
 
 // A query for example.test A, ID 0x1234, RD set, with an EDNS OPT record after it.
 Bytes query(bool with_opt = true) {
-  Bytes q = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, static_cast<std::uint8_t>(with_opt ? 1 : 0)};
+  Bytes q = {0x12, 0x34, 0x01, 0x00, 0, 1,
+             0,    0,    0,    0,    0, static_cast<std::uint8_t>(with_opt ? 1 : 0)};
   for (std::string_view label : {"example", "test"}) {
     q.push_back(static_cast<std::uint8_t>(label.size()));
     q.insert(q.end(), label.begin(), label.end());

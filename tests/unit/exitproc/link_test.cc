@@ -53,7 +53,9 @@ TEST(ExitLinkTest, EveryTruncationAndExtensionIsRefused) {
 }
 
 TEST(ExitLinkTest, SetupFieldsAreValidated) {
-  auto refused = [](ExitSetup s) { return !decode_to_exitproc(encode_link(ToExitproc(s)), 3).ok(); };
+  auto refused = [](ExitSetup s) {
+    return !decode_to_exitproc(encode_link(ToExitproc(s)), 3).ok();
+  };
   ExitSetup s = sample_setup();
   s.username = std::string(256, 'u');
   EXPECT_TRUE(refused(s)) << "RFC 1929 ULEN is at most 255";

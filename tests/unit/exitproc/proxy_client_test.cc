@@ -15,10 +15,12 @@ Bytes b(std::initializer_list<int> v) {
 Bytes s(std::string_view t) { return Bytes(t.begin(), t.end()); }
 std::string str(const Bytes& v) { return std::string(v.begin(), v.end()); }
 
-ConnectTarget ip_target() { return ConnectTarget{std::array<std::uint8_t, 4>{198, 18, 7, 80}, "", 8080}; }
+ConnectTarget ip_target() {
+  return ConnectTarget{std::array<std::uint8_t, 4>{198, 18, 7, 80}, "", 8080};
+}
 ConnectTarget name_target() { return ConnectTarget{std::nullopt, "example.test", 443}; }
 
-std::unique_ptr<ProxyHandshake> make(ProxyKind k, ConnectTarget t, Credentials c) {
+std::unique_ptr<ProxyHandshake> make(ProxyKind k, const ConnectTarget& t, const Credentials& c) {
   auto h = make_handshake(k, t, c);
   EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error());
   return std::move(*h);
@@ -39,9 +41,10 @@ TEST(Socks5Test, UsernamePasswordThenConnectToIpv4) {
 }
 
 TEST(Socks5Test, NoAuthConnectToDomainAndEveryReplyAddressType) {
-  for (const Bytes& reply : {b({5, 0, 0, 1, 1, 2, 3, 4, 0, 80}),
-                             b({5, 0, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 80}),
-                             b({5, 0, 0, 3, 3, 'a', 'b', 'c', 0, 80})}) {
+  for (const Bytes& reply :
+       {b({5, 0, 0, 1, 1, 2, 3, 4, 0, 80}),
+        b({5, 0, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 80}),
+        b({5, 0, 0, 3, 3, 'a', 'b', 'c', 0, 80})}) {
     auto h = make(ProxyKind::kSocks5, name_target(), {});
     EXPECT_EQ(h->take_output(), b({5, 1, 0}));
     EXPECT_EQ(h->feed(b({5, 0})), 2u);
@@ -74,7 +77,7 @@ TEST(Socks5Test, RefusalsAreClassified) {
   }
   {
     auto h = make(ProxyKind::kSocks5, ip_target(), {});
-    h->feed(b({5, 2})) ;  // username/password chosen though we offered none
+    h->feed(b({5, 2}));  // username/password chosen though we offered none
     EXPECT_EQ(h->failure().kind, Refusal::kProxyHandshake);
   }
   {
@@ -106,11 +109,13 @@ TEST(HttpConnectTest, RequestCarriesBasicAuthAndTargetAuthority) {
   EXPECT_EQ(str(h->take_output()),
             "CONNECT 198.18.7.80:8080 HTTP/1.1\r\nHost: 198.18.7.80:8080\r\n"
             "Proxy-Authorization: Basic YWxpY2U6b3BlbiBzZXNhbWU=\r\n\r\n");
-  const std::string reply = "HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy\r\n\r\nDATA";
+  const std::string reply =
+      "HTTP/1.0 200 Connection established\r\nProxy-agent: tinyproxy\r\n\r\nDATA";
   EXPECT_EQ(h->feed(s(reply)), reply.size() - 4) << "the tunnel's first bytes are left";
   EXPECT_EQ(h->state(), HandshakeState::kDone);
   auto n = make(ProxyKind::kHttpConnect, name_target(), {});
-  EXPECT_EQ(str(n->take_output()), "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n");
+  EXPECT_EQ(str(n->take_output()),
+            "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n");
   n->feed(s("HTTP/1.1 204\r\n\r\n"));
   EXPECT_EQ(n->state(), HandshakeState::kDone) << "any 2xx, reason phrase optional";
 }
@@ -122,15 +127,24 @@ TEST(HttpConnectTest, StatusClassesAndMalformedReplies) {
     for (char c : reply) h->feed(b({static_cast<unsigned char>(c)}));
     return h;
   };
-  EXPECT_EQ(run("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")->failure().kind,
+  EXPECT_EQ(run("HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n")
+                ->failure()
+                .kind,
             Refusal::kAuthRefused);
+  EXPECT_EQ(run("HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n")
+                ->failure()
+                .kind,
+            Refusal::kAuthRefused)
+      << "tinyproxy's answer to bad CONNECT credentials";
   EXPECT_EQ(run("HTTP/1.1 403 Forbidden\r\n\r\n")->failure().kind, Refusal::kConnectRefused);
-  EXPECT_EQ(run("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")->failure().kind, Refusal::kConnectRefused);
-  for (std::string_view bad : {"HTTP/2.0 200 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
-                               "SSH-2.0-OpenSSH\r\n\r\n", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
-                               "HTTP/1.1 200 OK\r\n: empty\r\n\r\n", "HTTP/1.1 200 OK\r\nA\x01: b\r\n\r\n",
-                               "HTTP/1.1 200 OK\nX: y\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n",
-                               "HTTP/1.1 099 x\r\n\r\n"}) {
+  EXPECT_EQ(run("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")->failure().kind,
+            Refusal::kConnectRefused);
+  for (std::string_view bad :
+       {"HTTP/2.0 200 OK\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 200OK\r\n\r\n",
+        "SSH-2.0-OpenSSH\r\n\r\n", "HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n: empty\r\n\r\n", "HTTP/1.1 200 OK\r\nA\x01: b\r\n\r\n",
+        "HTTP/1.1 200 OK\nX: y\r\n\r\n", "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 099 x\r\n\r\n"}) {
     auto h = run(bad);
     EXPECT_EQ(h->state(), HandshakeState::kFailed) << bad;
     EXPECT_EQ(h->failure().kind, Refusal::kProxyHandshake) << bad;
@@ -144,10 +158,17 @@ TEST(HttpConnectTest, StatusClassesAndMalformedReplies) {
 
 TEST(ProxyClientTest, UnencodableTargetsAndCredentialsAreRefused) {
   EXPECT_FALSE(make_handshake(ProxyKind::kSocks5, ConnectTarget{std::nullopt, "", 80}, {}).ok());
-  EXPECT_FALSE(make_handshake(ProxyKind::kSocks5, ConnectTarget{std::nullopt, std::string(256, 'a'), 80}, {}).ok());
-  EXPECT_FALSE(make_handshake(ProxyKind::kSocks5, ConnectTarget{std::nullopt, "a\r\nb", 80}, {}).ok());
-  EXPECT_FALSE(make_handshake(ProxyKind::kHttpConnect, ConnectTarget{std::nullopt, "a b", 80}, {}).ok());
-  EXPECT_FALSE(make_handshake(ProxyKind::kSocks5, ip_target().port == 0 ? ip_target() : ConnectTarget{ip_target().ipv4, "", 0}, {}).ok());
+  EXPECT_FALSE(
+      make_handshake(ProxyKind::kSocks5, ConnectTarget{std::nullopt, std::string(256, 'a'), 80}, {})
+          .ok());
+  EXPECT_FALSE(
+      make_handshake(ProxyKind::kSocks5, ConnectTarget{std::nullopt, "a\r\nb", 80}, {}).ok());
+  EXPECT_FALSE(
+      make_handshake(ProxyKind::kHttpConnect, ConnectTarget{std::nullopt, "a b", 80}, {}).ok());
+  EXPECT_FALSE(make_handshake(
+                   ProxyKind::kSocks5,
+                   ip_target().port == 0 ? ip_target() : ConnectTarget{ip_target().ipv4, "", 0}, {})
+                   .ok());
   EXPECT_FALSE(make_handshake(ProxyKind::kSocks5, ip_target(), {std::string(256, 'u'), "p"}).ok());
   EXPECT_FALSE(make_handshake(ProxyKind::kHttpConnect, ip_target(), {"a:b", "p"}).ok());
   EXPECT_TRUE(make_handshake(ProxyKind::kSocks5, ip_target(), {"a:b", "p"}).ok());

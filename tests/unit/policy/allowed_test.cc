@@ -205,8 +205,8 @@ TEST_P(AllowedInBoth, AbortStillRaisesSigabrt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, AllowedInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc,
-                                           ProcessRole::kExitproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 // netproc's underlay I/O: batched datagrams on a UDP socket bound before the sandbox.
@@ -288,7 +288,8 @@ TEST(ExitprocSandbox, AcceptOriginalDstLingerAndUdpWork) {
     char b = 0;
     sockaddr_in from{};
     socklen_t fl = sizeof from;
-    require(::recvfrom(u1, &b, 1, 0, reinterpret_cast<sockaddr*>(&from), &fl) == 1 && b == 'q', "recvfrom");
+    require(::recvfrom(u1, &b, 1, 0, reinterpret_cast<sockaddr*>(&from), &fl) == 1 && b == 'q',
+            "recvfrom");
     require(::sendto(u1, "a", 1, 0, reinterpret_cast<sockaddr*>(&from), fl) == 1, "sendto");
   });
   for (int fd : {lst, cli, u1, u2}) ::close(fd);

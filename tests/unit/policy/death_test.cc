@@ -162,8 +162,8 @@ TEST_P(ForbiddenInBoth, EveryDeniedSyscallIsKilled) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, ForbiddenInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc,
-                                           ProcessRole::kExitproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 // dataproc has no network socket, so the batched and addressed socket calls that
@@ -223,14 +223,18 @@ TEST(ExitprocSandbox, DialsAndOtherSocketOptionsAreKilled) {
   msg.msg_hdr.msg_iovlen = 1;
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::socket(AF_INET, SOCK_STREAM, 0));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::socket(AF_INET, SOCK_DGRAM, 0));
-  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
-  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::listen(fd, 1));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::accept(fd, nullptr, nullptr));
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
                            ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3));
-  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one));
-  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::setsockopt(fd, SOL_SOCKET, SO_MARK, &one, sizeof one));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::setsockopt(fd, SOL_SOCKET, SO_MARK, &one, sizeof one));
   socklen_t l = sizeof one;
   int v = 0;
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::getsockopt(fd, SOL_IP, IP_OPTIONS, &v, &l));

@@ -50,7 +50,8 @@ TEST(ChildTables, ExitprocLiftsOnlyAccept4) {
     }
   }
   const auto exit = names(detail::exitproc_table());
-  for (const char* n : {"socket", "socketpair", "connect", "bind", "listen", "accept", "sendmmsg", "recvmmsg"}) {
+  for (const char* n :
+       {"socket", "socketpair", "connect", "bind", "listen", "accept", "sendmmsg", "recvmmsg"}) {
     EXPECT_FALSE(exit.count(n)) << n;
   }
   EXPECT_TRUE(exit.count("accept4"));
@@ -76,7 +77,8 @@ TEST(ChildTables, EveryRowNamesASyscallOfThisArchitecture) {
 }
 
 TEST(ChildTables, ExportNamesEveryDeniedSyscallInItsHeader) {
-  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc, ProcessRole::kExitproc}) {
+  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc,
+                    ProcessRole::kExitproc}) {
     const std::string text = export_pfc(role);
     ASSERT_FALSE(text.empty());
     const std::string header = text.substr(0, text.find("# pseudo filter code start"));
