@@ -91,7 +91,7 @@ struct AdminGroup {
   gid_t gid = 0;
 };
 
-// The exit node (docs/design.md#exit-node): every peer flow leaves through the one
+// The exit node (docs/design.md#9-exit-node): every peer flow leaves through the one
 // upstream proxy; nothing else is ever dialled for it.
 enum class ExitMode { kProxy };
 enum class ProxyKind { kSocks5, kHttpConnect };

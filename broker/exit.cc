@@ -1,4 +1,4 @@
-// The daemon's exit-node wiring (docs/design.md#exit-node): with [exit] in the config
+// The daemon's exit-node wiring (docs/design.md#9-exit-node): with [exit] in the config
 // the exit namespace is built before the children start (dataproc gets tw-exit with
 // its setup), exitproc is started after them, and status, metrics and audit show it.
 #include <spdlog/spdlog.h>

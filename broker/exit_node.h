@@ -1,4 +1,4 @@
-// The broker's side of the privacy-proxy exit node (docs/design.md#exit-node): owns the
+// The broker's side of the privacy-proxy exit node (docs/design.md#9-exit-node): owns the
 // exit namespace (tw-exit and the three listeners, created once and kept for the
 // broker's lifetime), spawns tailwarden-exitproc (fd 3 only, its own empty network
 // namespace, the child sandbox), hands it the listeners and the proxy settings in
