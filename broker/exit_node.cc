@@ -1,10 +1,10 @@
 #include "broker/exit_node.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -29,13 +29,18 @@ ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry&
       restart_timer_(io),
       refresh_timer_(io),
       dial_bucket_(config_.dial_rate, config_.dial_burst),
-      dials_(metrics.counter("exit_proxy_dials_total", "TCP connections dialled to the exit's upstream proxy")),
-      dial_failures_(metrics.counter("exit_proxy_dial_failures_total", "Failed dials to the upstream proxy")),
-      dials_refused_(metrics.counter("exit_proxy_dials_refused_total",
-                                     "DialProxy requests refused: rate limit or too many in flight")),
-      violations_(metrics.counter("exit_link_violations_total",
-                                  "exitproc messages refused as protocol violations (exitproc restarted)")),
-      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {}
+      dials_(metrics.counter("exit_proxy_dials_total",
+                             "TCP connections dialled to the exit's upstream proxy")),
+      dial_failures_(
+          metrics.counter("exit_proxy_dial_failures_total", "Failed dials to the upstream proxy")),
+      dials_refused_(
+          metrics.counter("exit_proxy_dials_refused_total",
+                          "DialProxy requests refused: rate limit or too many in flight")),
+      violations_(
+          metrics.counter("exit_link_violations_total",
+                          "exitproc messages refused as protocol violations (exitproc restarted)")),
+      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {
+}
 
 ExitNode::~ExitNode() { stop(); }
 
@@ -44,7 +49,8 @@ Status ExitNode::create_namespace() {
   if (!ns) return make_error(ns.error());
   ns_ = std::move(*ns);
   spdlog::info("exit: namespace ready ({} up, listeners on :{} :{} :{}), proxy {}", ns_->tun_name,
-               exitproc::kExitTcpPort, exitproc::kExitDnsPort, exitproc::kExitUdpPort, config_.exit.proxy_url);
+               exitproc::kExitTcpPort, exitproc::kExitDnsPort, exitproc::kExitUdpPort,
+               config_.exit.proxy_url);
   return ok_status();
 }
 
@@ -91,7 +97,8 @@ void ExitNode::spawn() {
   status_.state = "running";
   status_.error.clear();
   pair->second.reset();
-  if (auto st = ipc::set_nonblocking(pair->first.get()); !st) return on_link_closed(st.error(), false);
+  if (auto st = ipc::set_nonblocking(pair->first.get()); !st)
+    return on_link_closed(st.error(), false);
   link_ = std::make_unique<asio::posix::stream_descriptor>(io_, pair->first.release());
   ++link_generation_;
   outbox_.clear();
@@ -174,11 +181,12 @@ void ExitNode::flush_outbox() {
 
 void ExitNode::wait_link() {
   if (!link_) return;
-  link_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted || stopped_) return;
-    if (ec) return on_link_closed(ec.message(), false);
-    on_link_readable();
-  });
+  link_->async_wait(asio::posix::stream_descriptor::wait_read,
+                    [this](boost::system::error_code ec) {
+                      if (ec == asio::error::operation_aborted || stopped_) return;
+                      if (ec) return on_link_closed(ec.message(), false);
+                      on_link_readable();
+                    });
 }
 
 void ExitNode::on_link_readable() {
@@ -192,7 +200,8 @@ void ExitNode::on_link_readable() {
     ipc::ReceivedDatagram d;
     auto r = ipc::receive_datagram(link_->native_handle(), exitproc::kMaxLinkDatagram, d);
     if (!r) return on_link_closed(r.error(), true);
-    if (*r == ipc::ReceiveOutcome::kPeerClosed) return on_link_closed("exitproc closed its link", false);
+    if (*r == ipc::ReceiveOutcome::kPeerClosed)
+      return on_link_closed("exitproc closed its link", false);
     if (*r == ipc::ReceiveOutcome::kWouldBlock) return wait_link();
     auto m = exitproc::decode_to_broker(d.bytes, d.fds.size());
     if (!m) return on_link_closed(m.error(), true);  // a hostile child: drop and restart it
@@ -266,15 +275,16 @@ void ExitNode::on_dial(std::uint64_t flow) {
   auto timer = std::make_shared<asio::steady_timer>(io_, config_.dial_timeout);
   const IpPort& proxy = config_.exit.proxy;
   const auto& b = proxy.ip.raw();
-  const asio::ip::tcp::endpoint ep(asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[0], b[1], b[2], b[3]}),
-                                   proxy.port);
+  const asio::ip::tcp::endpoint ep(
+      asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[0], b[1], b[2], b[3]}), proxy.port);
   timer->async_wait([sock](boost::system::error_code ec) {
     if (!ec) {
       boost::system::error_code ignored;
       sock->close(ignored);
     }
   });
-  sock->async_connect(ep, [this, sock, timer, flow, gen = link_generation_](boost::system::error_code ec) {
+  sock->async_connect(ep, [this, sock, timer, flow,
+                           gen = link_generation_](boost::system::error_code ec) {
     timer->cancel();
     --dials_in_flight_;
     if (stopped_ || !link_ || gen != link_generation_) return;  // for an exitproc that is gone

@@ -22,8 +22,8 @@
 #include "broker/audit.h"
 #include "broker/config.h"
 #include "broker/exit_namespace.h"
-#include "common/metrics.h"
 #include "common/bytes.h"
+#include "common/metrics.h"
 #include "common/throttle.h"
 #include "exitproc/link.h"
 #include "ipc/unique_fd.h"
@@ -38,7 +38,7 @@ struct ExitNodeConfig {
   ExitConfig exit;
   std::optional<ProxyCredentials> credentials;
   unsigned mtu = 1280;
-  double dial_rate = 200;     // proxy dials per second
+  double dial_rate = 200;  // proxy dials per second
   double dial_burst = 400;
   std::size_t max_dials_in_flight = 1024;
   std::chrono::milliseconds dial_timeout{5000};

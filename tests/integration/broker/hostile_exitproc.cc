@@ -49,19 +49,21 @@ struct Report {
   std::string last_failure;
   void write() const {
     std::ofstream out(g_dir + "/hostile_exit.report.tmp");
-    out << "setup_fds " << setup_fds << "\nconns " << conns << "\nfailed_rate " << failed_rate << "\nfailed_other "
-        << failed_other << "\n";
+    out << "setup_fds " << setup_fds << "\nconns " << conns << "\nfailed_rate " << failed_rate
+        << "\nfailed_other " << failed_other << "\n";
     for (const auto& p : peers) out << "peer " << p << "\n";
     out << "last_failure " << last_failure << "\n";
     out.close();
-    (void)::rename((g_dir + "/hostile_exit.report.tmp").c_str(), (g_dir + "/hostile_exit.report").c_str());
+    (void)::rename((g_dir + "/hostile_exit.report.tmp").c_str(),
+                   (g_dir + "/hostile_exit.report").c_str());
   }
 };
 
 std::string peer_of(int fd) {
   sockaddr_in sin{};
   socklen_t len = sizeof sin;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0 || sin.sin_family != AF_INET) return "?";
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&sin), &len) != 0 || sin.sin_family != AF_INET)
+    return "?";
   char buf[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf);
   return std::string(buf) + ":" + std::to_string(ntohs(sin.sin_port));
@@ -117,7 +119,8 @@ int main(int, char** argv) {  // NOLINT(bugprone-exception-escape)
         ++report.conns;
         if (!d.fds.empty()) report.peers.insert(peer_of(d.fds[0].get()));
       } else if (auto* f = std::get_if<tw::exitproc::ProxyDialFailed>(&*m)) {
-        (f->reason.find("rate") != std::string::npos || f->reason.find("in flight") != std::string::npos)
+        (f->reason.find("rate") != std::string::npos ||
+         f->reason.find("in flight") != std::string::npos)
             ? ++report.failed_rate
             : ++report.failed_other;
         report.last_failure = f->reason;
@@ -140,7 +143,9 @@ int main(int, char** argv) {  // NOLINT(bugprone-exception-escape)
     done_modes.insert(mode);
     if (mode == "flood") {
       for (std::uint64_t flow = 1; flow <= 2000; ++flow) {
-        if (!send_raw(tw::exitproc::encode_link(tw::exitproc::ToBroker{tw::exitproc::DialProxy{flow}}))) break;
+        if (!send_raw(
+                tw::exitproc::encode_link(tw::exitproc::ToBroker{tw::exitproc::DialProxy{flow}})))
+          break;
         if (!drain()) {
           report.write();
           return 0;
