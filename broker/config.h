@@ -103,8 +103,8 @@ struct ExitConfig {
   IpPort proxy;           // IPv4:port, the only destination dialled for exit flows
   std::string proxy_url;  // as written (it holds no credentials)
   std::optional<ConfigPath> credentials_file;
-  IpAddr dns_resolver;    // IPv4
-  int line = 0;           // where [exit] starts
+  IpAddr dns_resolver;  // IPv4
+  int line = 0;         // where [exit] starts
 };
 
 // The credentials file: mode 0600 (no group or other bits), owned by the user loading

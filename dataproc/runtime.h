@@ -22,8 +22,8 @@
 // TUN fd; netproc may ask for one thing only, a sealed DERP ClientInfo.
 #pragma once
 
-#include <boost/asio.hpp>
 #include <array>
+#include <boost/asio.hpp>
 #include <memory>
 #include <optional>
 #include <utility>  // before Asio

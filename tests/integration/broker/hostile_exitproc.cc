@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -69,12 +70,17 @@ std::string peer_of(int fd) {
   return std::string(buf) + ":" + std::to_string(ntohs(sin.sin_port));
 }
 
+// Reads what the broker sent meanwhile (set in main): while our sends wait for room,
+// the broker's replies must keep draining or both sides wait on each other.
+std::function<bool()> g_drain;
+
 bool send_raw(const tw::Bytes& d, std::span<const int> fds = {}) {
   for (int i = 0; i < 1000; ++i) {
     auto r = tw::ipc::send_datagram(tw::child_fd::kBrokerControl, d, fds);
     if (!r) return false;
     if (*r == tw::ipc::SendOutcome::kSent) return true;
-    pollfd p{tw::child_fd::kBrokerControl, POLLOUT, 0};
+    if (g_drain && !g_drain()) return false;
+    pollfd p{tw::child_fd::kBrokerControl, POLLOUT | POLLIN, 0};
     ::poll(&p, 1, 10);
   }
   return false;
@@ -129,6 +135,7 @@ int main(int, char** argv) {  // NOLINT(bugprone-exception-escape)
       }
     }
   };
+  g_drain = drain;
   for (;;) {
     pollfd p{link, POLLIN, 0};
     ::poll(&p, 1, 100);

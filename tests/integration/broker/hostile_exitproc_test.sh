@@ -64,6 +64,7 @@ while True:
 PY
 ip netns exec "$NS" "$PY" "$DIR/listen.py" "$DIR/accepted" 198.18.19.2 198.18.19.3 >"$DIR/listen.log" 2>&1 &
 PIDS+=($!)
+wait_for 10 test -s "$DIR/accepted" || { fail "the proxy listener did not start"; exit 1; }
 
 mkdir -p "$DIR/libexec"
 ln -s "$BIN/hostile_exitproc" "$DIR/libexec/tailwarden-exitproc"
