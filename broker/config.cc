@@ -1,13 +1,11 @@
 #include "broker/config.h"
 
-#include "common/keys.h"
-#include "common/machine_key.h"
-
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,8 +17,10 @@
 #include <set>
 #include <span>
 #include <sstream>
-#include <toml++/toml.h>
 #include <vector>
+
+#include "common/keys.h"
+#include "common/machine_key.h"
 
 namespace tw::broker {
 namespace {
@@ -273,8 +273,9 @@ Status set_exit_mode(const FieldRef& f, BrokerConfig& c) {
   if (*v == "host") {
     // Never a fallback: the classic exit (the broker dialling destinations from the
     // host) would have to be chosen here, and it is not built.
-    return f.error("\"host\" (the broker dials destinations from this host) is not built yet; "
-                   "use \"proxy\" with an upstream proxy");
+    return f.error(
+        "\"host\" (the broker dials destinations from this host) is not built yet; "
+        "use \"proxy\" with an upstream proxy");
   }
   exit_of(c).mode = ExitMode::kProxy;
   return ok_status();
@@ -298,17 +299,20 @@ Status set_exit_proxy(const FieldRef& f, BrokerConfig& c) {
     return f.error("expected a socks5:// or http:// URL, got " + quoted_excerpt(url));
   }
   if (rest.find('@') != std::string::npos) {
-    return f.error("credentials do not belong in the URL (it shows in status); put "
-                   "\"username:password\" in exit.credentials_file");
+    return f.error(
+        "credentials do not belong in the URL (it shows in status); put "
+        "\"username:password\" in exit.credentials_file");
   }
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   if (rest.find(':') == std::string::npos) {
-    return f.error("expected an explicit port (<scheme>://<IPv4>:<port>), got " + quoted_excerpt(url));
+    return f.error("expected an explicit port (<scheme>://<IPv4>:<port>), got " +
+                   quoted_excerpt(url));
   }
   auto ep = IpPort::parse(rest);
   if (!ep || !ep->ip.is_v4() || ep->port == 0 || ep->ip.is_unspecified() || ep->ip.is_multicast()) {
-    return f.error("expected <scheme>://<IPv4>:<port 1..65535> (host names are not resolved), got " +
-                   quoted_excerpt(url));
+    return f.error(
+        "expected <scheme>://<IPv4>:<port 1..65535> (host names are not resolved), got " +
+        quoted_excerpt(url));
   }
   auto& e = exit_of(c);
   e.proxy_kind = kind;
@@ -329,7 +333,8 @@ Status set_exit_dns_resolver(const FieldRef& f, BrokerConfig& c) {
   if (!v) return make_error(v.error());
   auto ip = IpAddr::parse(*v);
   if (!ip || !ip->is_v4() || ip->is_unspecified() || ip->is_multicast()) {
-    return f.error("expected an IPv4 unicast address (port 53 is implied), got " + quoted_excerpt(*v));
+    return f.error("expected an IPv4 unicast address (port 53 is implied), got " +
+                   quoted_excerpt(*v));
   }
   exit_of(c).dns_resolver = *ip;
   return ok_status();
@@ -470,12 +475,13 @@ Result<ProxyCredentials> load_proxy_credentials(const std::string& path) {
     ::close(fd);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(path + ": mode " + mode + " lets group or others read the proxy credentials; chmod 600 it");
+    return make_error(path + ": mode " + mode +
+                      " lets group or others read the proxy credentials; chmod 600 it");
   }
   if (st.st_uid != ::geteuid()) {
     ::close(fd);
-    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) + ", not by the user loading it (uid " +
-                      std::to_string(::geteuid()) + ")");
+    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) +
+                      ", not by the user loading it (uid " + std::to_string(::geteuid()) + ")");
   }
   if (st.st_size > 1024) {
     ::close(fd);
@@ -499,7 +505,8 @@ Result<ProxyCredentials> load_proxy_credentials(const std::string& path) {
     creds.username = text.substr(0, colon);
     creds.password = text.substr(colon + 1);
     auto printable = [](const std::string& s) {
-      return std::all_of(s.begin(), s.end(), [](unsigned char ch) { return ch >= 0x20 && ch < 0x7f; });
+      return std::all_of(s.begin(), s.end(),
+                         [](unsigned char ch) { return ch >= 0x20 && ch < 0x7f; });
     };
     if (creds.username.empty() || creds.username.size() > 255) {
       problem = "the username must be 1..255 bytes";
@@ -587,7 +594,8 @@ Result<BrokerConfig> load_config(const std::string& path) {
     const auto& cf = *config->exit->credentials_file;
     auto creds = load_proxy_credentials(cf.path);
     if (!creds) {
-      return make_error(config->origin + ":" + std::to_string(cf.line) + ": exit.credentials_file: " + creds.error());
+      return make_error(config->origin + ":" + std::to_string(cf.line) +
+                        ": exit.credentials_file: " + creds.error());
     }
   }
   return config;

@@ -91,7 +91,7 @@ struct AdminGroup {
   gid_t gid = 0;
 };
 
-// The exit node (docs/design.md#exit-node): every peer flow leaves through the one
+// The exit node (docs/design.md#9-exit-node): every peer flow leaves through the one
 // upstream proxy; nothing else is ever dialled for it.
 enum class ExitMode { kProxy };
 enum class ProxyKind { kSocks5, kHttpConnect };
@@ -103,8 +103,8 @@ struct ExitConfig {
   IpPort proxy;           // IPv4:port, the only destination dialled for exit flows
   std::string proxy_url;  // as written (it holds no credentials)
   std::optional<ConfigPath> credentials_file;
-  IpAddr dns_resolver;    // IPv4
-  int line = 0;           // where [exit] starts
+  IpAddr dns_resolver;  // IPv4
+  int line = 0;         // where [exit] starts
 };
 
 // The credentials file: mode 0600 (no group or other bits), owned by the user loading

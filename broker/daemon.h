@@ -6,11 +6,11 @@
 #include <sys/types.h>
 
 #include <boost/asio.hpp>
-#include <nlohmann/json.hpp>
 #include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>

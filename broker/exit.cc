@@ -1,4 +1,4 @@
-// The daemon's exit-node wiring (docs/design.md#exit-node): with [exit] in the config
+// The daemon's exit-node wiring (docs/design.md#9-exit-node): with [exit] in the config
 // the exit namespace is built before the children start (dataproc gets tw-exit with
 // its setup), exitproc is started after them, and status, metrics and audit show it.
 #include <spdlog/spdlog.h>
@@ -23,7 +23,8 @@ Status Daemon::start_exit_namespace() {
     const auto& cf = *config_.exit->credentials_file;
     auto creds = load_proxy_credentials(cf.path);
     if (!creds) {
-      return make_error(config_.origin + ":" + std::to_string(cf.line) + ": exit.credentials_file: " + creds.error());
+      return make_error(config_.origin + ":" + std::to_string(cf.line) +
+                        ": exit.credentials_file: " + creds.error());
     }
     c.credentials = std::move(*creds);
   }
@@ -84,8 +85,10 @@ nlohmann::json Daemon::exit_status_json() const {
 
 std::string Daemon::exit_metrics_text() const {
   std::string out;
-  auto line = [&out](const std::string& name, const char* type, std::uint64_t v, const std::string& labels = "") {
-    out += "# TYPE tailwarden_" + name + " " + type + "\ntailwarden_" + name + labels + " " + std::to_string(v) + "\n";
+  auto line = [&out](const std::string& name, const char* type, std::uint64_t v,
+                     const std::string& labels = "") {
+    out += "# TYPE tailwarden_" + name + " " + type + "\ntailwarden_" + name + labels + " " +
+           std::to_string(v) + "\n";
   };
   if (const auto& st = exit_->status().stats) {
     line("exit_flows_open", "gauge", st->flows_open);
@@ -95,8 +98,8 @@ std::string Daemon::exit_metrics_text() const {
     out += "# TYPE tailwarden_exit_refusals_total counter\n";
     for (std::size_t i = 0; i < exitproc::kRefusalKinds; ++i) {
       out += std::string("tailwarden_exit_refusals_total{reason=\"") +
-             exitproc::refusal_name(static_cast<exitproc::Refusal>(i)) + "\"} " + std::to_string(st->refusals[i]) +
-             "\n";
+             exitproc::refusal_name(static_cast<exitproc::Refusal>(i)) + "\"} " +
+             std::to_string(st->refusals[i]) + "\n";
     }
     line("exit_dns_queries_total", "counter", st->dns_queries);
     line("exit_dns_ok_total", "counter", st->dns_ok);
@@ -129,15 +132,18 @@ void Daemon::exit_audit_rows(std::vector<AuditRow>& rows) const {
   rows.push_back({"broker", "exit namespace has only lo and tw-exit", only_ifs, ifs});
   std::string route_problems;
   for (const auto& p : iso.problems) {
-    if (p.find("route") != std::string::npos) route_problems += (route_problems.empty() ? "" : "; ") + p;
+    if (p.find("route") != std::string::npos)
+      route_problems += (route_problems.empty() ? "" : "; ") + p;
   }
   std::string routes;
   for (const auto& r : iso.routes) routes += (routes.empty() ? "" : ", ") + r;
-  rows.push_back({"broker", "exit namespace routes only into tw-exit", route_problems.empty() && !iso.routes.empty(),
+  rows.push_back({"broker", "exit namespace routes only into tw-exit",
+                  route_problems.empty() && !iso.routes.empty(),
                   route_problems.empty() ? routes : route_problems});
-  rows.push_back({"broker", "exit namespace nft refusals and redirects installed", iso.nft_table_present,
-                  std::string("table inet ") + kExitTable});
-  rows.push_back({"broker", "exit flows dial only the configured proxy", true, exit_->config().proxy.to_string()});
+  rows.push_back({"broker", "exit namespace nft refusals and redirects installed",
+                  iso.nft_table_present, std::string("table inet ") + kExitTable});
+  rows.push_back({"broker", "exit flows dial only the configured proxy", true,
+                  exit_->config().proxy.to_string()});
   const pid_t pid = exit_->status().pid;
   if (pid <= 0) {
     rows.push_back({"exitproc", "process running", false, "not running"});

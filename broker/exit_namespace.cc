@@ -24,7 +24,9 @@
 namespace tw::broker {
 namespace {
 
-Error sys_error(const std::string& what) { return make_error("exit namespace: " + what + ": " + std::strerror(errno)); }
+Error sys_error(const std::string& what) {
+  return make_error("exit namespace: " + what + ": " + std::strerror(errno));
+}
 
 // Returns to the saved namespace when it goes out of scope.
 class NamespaceGuard {
@@ -77,7 +79,8 @@ Status configure_ipv6(const std::string& dev, int ifindex) {
   ipc::UniqueFd sock6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock6) return sys_error("IPv6 socket for interface configuration");
   in6_ifreq ifr6{};
-  if (::inet_pton(AF_INET6, kExitTunAddress6, &ifr6.ifr6_addr) != 1) return make_error("bad IPv6 constant");
+  if (::inet_pton(AF_INET6, kExitTunAddress6, &ifr6.ifr6_addr) != 1)
+    return make_error("bad IPv6 constant");
   ifr6.ifr6_prefixlen = 128;
   ifr6.ifr6_ifindex = ifindex;
   if (::ioctl(sock6.get(), SIOCSIFADDR, &ifr6) != 0) return sys_error("set IPv6 address on " + dev);
@@ -103,14 +106,17 @@ std::string nft_script(const ExitPorts& p) {
     << "    meta nfproto ipv6 meta l4proto tcp counter name refused_ipv6 reject with tcp reset\n"
     << "    meta nfproto ipv6 counter name refused_ipv6 reject with icmpv6 type admin-prohibited\n"
     << "    meta l4proto { tcp, udp } accept\n"
-    << "    icmp type echo-request counter name refused_icmp reject with icmp type host-unreachable\n"
+    << "    icmp type echo-request counter name refused_icmp reject with icmp type "
+       "host-unreachable\n"
     << "    counter name dropped_other drop\n"
     << "  }\n"
     << "  chain to_listeners {\n"
     << "    type nat hook prerouting priority dstnat; policy accept;\n"
-    << "    iifname \"" << tun << "\" meta nfproto ipv4 meta l4proto tcp redirect to :" << p.tcp << "\n"
+    << "    iifname \"" << tun << "\" meta nfproto ipv4 meta l4proto tcp redirect to :" << p.tcp
+    << "\n"
     << "    iifname \"" << tun << "\" meta nfproto ipv4 udp dport 53 redirect to :" << p.dns << "\n"
-    << "    iifname \"" << tun << "\" meta nfproto ipv4 meta l4proto udp redirect to :" << p.udp << "\n"
+    << "    iifname \"" << tun << "\" meta nfproto ipv4 meta l4proto udp redirect to :" << p.udp
+    << "\n"
     << "  }\n"
     << "  chain local_in {\n"
     << "    type filter hook input priority filter; policy drop;\n"
@@ -158,7 +164,8 @@ Result<ipc::UniqueFd> bound_socket(int type, std::uint16_t port, bool listen_too
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sin), sizeof sin) != 0) {
     return sys_error("bind 0.0.0.0:" + std::to_string(port));
   }
-  if (listen_too && ::listen(fd.get(), exitproc::kExitTcpBacklog) != 0) return sys_error("listen on :" + std::to_string(port));
+  if (listen_too && ::listen(fd.get(), exitproc::kExitTcpBacklog) != 0)
+    return sys_error("listen on :" + std::to_string(port));
   return fd;
 }
 
@@ -182,7 +189,8 @@ Result<ExitNamespace> build_inside(unsigned mtu, const ExitPorts& ports) {
   ns.tun_name = tun->name;
   if (auto st = add_default_route4(sock.get(), ns.tun_name); !st) return make_error(st.error());
   ifreq idx{};
-  std::memcpy(idx.ifr_name, ns.tun_name.c_str(), std::min(ns.tun_name.size(), sizeof idx.ifr_name - 1));
+  std::memcpy(idx.ifr_name, ns.tun_name.c_str(),
+              std::min(ns.tun_name.size(), sizeof idx.ifr_name - 1));
   if (::ioctl(sock.get(), SIOCGIFINDEX, &idx) != 0) return sys_error("index of " + ns.tun_name);
   if (auto st = configure_ipv6(ns.tun_name, idx.ifr_ifindex); !st) return make_error(st.error());
   if (auto r = run_nft(nft_script(ports), false); !r) return make_error(r.error());
@@ -252,16 +260,20 @@ ExitIsolation inspect_exit_namespace(int netns) {
       in_addr a{d};
       char buf[INET_ADDRSTRLEN] = {};
       ::inet_ntop(AF_INET, &a, buf, sizeof buf);
-      iso.routes.push_back(std::string(buf) + "/" + std::to_string(__builtin_popcount(m)) + " dev " + iface);
-      if (iface != kExitTunName) iso.problems.push_back("IPv4 route " + iso.routes.back() + " not via " + kExitTunName);
-      if (gw != "00000000") iso.problems.push_back("IPv4 route " + iso.routes.back() + " has a gateway");
+      iso.routes.push_back(std::string(buf) + "/" + std::to_string(__builtin_popcount(m)) +
+                           " dev " + iface);
+      if (iface != kExitTunName)
+        iso.problems.push_back("IPv4 route " + iso.routes.back() + " not via " + kExitTunName);
+      if (gw != "00000000")
+        iso.problems.push_back("IPv4 route " + iso.routes.back() + " has a gateway");
     }
     // ipv6_route: dst dstlen src srclen nexthop metric refcnt use flags dev. Local
     // (RTF_LOCAL) and multicast table entries on lo and tw-exit are the stack's own.
     for (const auto& line : split_lines("/proc/thread-self/net/ipv6_route")) {
       std::istringstream f(line);
       std::string dst, dstlen, src, srclen, nh, metric, refcnt, use, flags, iface;
-      if (!(f >> dst >> dstlen >> src >> srclen >> nh >> metric >> refcnt >> use >> flags >> iface)) continue;
+      if (!(f >> dst >> dstlen >> src >> srclen >> nh >> metric >> refcnt >> use >> flags >> iface))
+        continue;
       const auto fl = flags;
       const unsigned bits = static_cast<unsigned>(std::stoul(dstlen, nullptr, 16));
       (void)fl;
@@ -276,7 +288,8 @@ ExitIsolation inspect_exit_namespace(int netns) {
       if (iface != kExitTunName && iface != "lo") {
         iso.problems.push_back("IPv6 route " + iso.routes.back() + " not via " + kExitTunName);
       }
-      if (nh != std::string(32, '0')) iso.problems.push_back("IPv6 route " + iso.routes.back() + " has a gateway");
+      if (nh != std::string(32, '0'))
+        iso.problems.push_back("IPv6 route " + iso.routes.back() + " has a gateway");
     }
     auto t = run_nft(std::string("list table inet ") + kExitTable, false);
     iso.nft_table_present = t.ok();
@@ -285,13 +298,15 @@ ExitIsolation inspect_exit_namespace(int netns) {
   for (const auto& i : iso.interfaces) {
     if (i != "lo" && i != kExitTunName) iso.problems.push_back("unexpected interface " + i);
   }
-  if (!iso.nft_table_present) iso.problems.push_back(std::string("nft table inet ") + kExitTable + " missing");
+  if (!iso.nft_table_present)
+    iso.problems.push_back(std::string("nft table inet ") + kExitTable + " missing");
   return iso;
 }
 
 Result<ExitKernelCounters> read_exit_counters(int netns) {
   Result<std::string> out = make_error("not run");
-  auto st = in_namespace(netns, [&] { out = run_nft(std::string("list counters table inet ") + kExitTable, true); });
+  auto st = in_namespace(
+      netns, [&] { out = run_nft(std::string("list counters table inet ") + kExitTable, true); });
   if (!st) return make_error(st.error());
   if (!out) return make_error(out.error());
   ExitKernelCounters c;

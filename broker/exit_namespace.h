@@ -1,4 +1,4 @@
-// The exit namespace (docs/design.md#exit-node): a network namespace the broker
+// The exit namespace (docs/design.md#9-exit-node): a network namespace the broker
 // creates for the privacy-proxy exit, whose only interfaces are `lo` and the TUN
 // device `tw-exit`, and whose only routes lead into that TUN. Peers' flows to the
 // internet are written by dataproc into `tw-exit`; the namespace's own kernel TCP

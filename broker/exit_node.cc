@@ -1,5 +1,6 @@
 #include "broker/exit_node.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -28,13 +29,18 @@ ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry&
       restart_timer_(io),
       refresh_timer_(io),
       dial_bucket_(config_.dial_rate, config_.dial_burst),
-      dials_(metrics.counter("exit_proxy_dials_total", "TCP connections dialled to the exit's upstream proxy")),
-      dial_failures_(metrics.counter("exit_proxy_dial_failures_total", "Failed dials to the upstream proxy")),
-      dials_refused_(metrics.counter("exit_proxy_dials_refused_total",
-                                     "DialProxy requests refused: rate limit or too many in flight")),
-      violations_(metrics.counter("exit_link_violations_total",
-                                  "exitproc messages refused as protocol violations (exitproc restarted)")),
-      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {}
+      dials_(metrics.counter("exit_proxy_dials_total",
+                             "TCP connections dialled to the exit's upstream proxy")),
+      dial_failures_(
+          metrics.counter("exit_proxy_dial_failures_total", "Failed dials to the upstream proxy")),
+      dials_refused_(
+          metrics.counter("exit_proxy_dials_refused_total",
+                          "DialProxy requests refused: rate limit or too many in flight")),
+      violations_(
+          metrics.counter("exit_link_violations_total",
+                          "exitproc messages refused as protocol violations (exitproc restarted)")),
+      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {
+}
 
 ExitNode::~ExitNode() { stop(); }
 
@@ -43,7 +49,8 @@ Status ExitNode::create_namespace() {
   if (!ns) return make_error(ns.error());
   ns_ = std::move(*ns);
   spdlog::info("exit: namespace ready ({} up, listeners on :{} :{} :{}), proxy {}", ns_->tun_name,
-               exitproc::kExitTcpPort, exitproc::kExitDnsPort, exitproc::kExitUdpPort, config_.exit.proxy_url);
+               exitproc::kExitTcpPort, exitproc::kExitDnsPort, exitproc::kExitUdpPort,
+               config_.exit.proxy_url);
   return ok_status();
 }
 
@@ -86,12 +93,17 @@ void ExitNode::spawn() {
   auto pid = spawn_child(spec);
   if (!pid) return on_link_closed("spawning exitproc: " + pid.error(), false);
   status_.pid = *pid;
+  spawned_at_ = std::chrono::steady_clock::now();
   status_.state = "running";
   status_.error.clear();
   pair->second.reset();
-  if (auto st = ipc::set_nonblocking(pair->first.get()); !st) return on_link_closed(st.error(), false);
+  if (auto st = ipc::set_nonblocking(pair->first.get()); !st)
+    return on_link_closed(st.error(), false);
   link_ = std::make_unique<asio::posix::stream_descriptor>(io_, pair->first.release());
   ++link_generation_;
+  outbox_.clear();
+  write_wait_armed_ = false;
+  read_paused_ = false;
 
   exitproc::ExitSetup setup;
   setup.kind = config_.exit.proxy_kind == ProxyKind::kSocks5 ? exitproc::ProxyKind::kSocks5
@@ -113,39 +125,93 @@ void ExitNode::spawn() {
 bool ExitNode::send(const exitproc::ToExitproc& m, std::span<const int> fds) {
   if (!link_) return false;
   Bytes d = exitproc::encode_link(m);
-  auto r = ipc::send_datagram(link_->native_handle(), d, fds);
-  std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
-  if (!r || *r != ipc::SendOutcome::kSent) {
+  if (outbox_.empty()) {
+    auto r = ipc::send_datagram(link_->native_handle(), d, fds);
+    if (!r) {
+      std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
+      on_link_closed(r.error(), false);
+      return false;
+    }
+    if (*r == ipc::SendOutcome::kSent) {
+      std::fill(d.begin(), d.end(), 0);
+      return true;
+    }
+  }
+  if (outbox_.size() >= kMaxOutbox) {
     // A child that does not read its link is not one we keep.
-    on_link_closed(r ? "exitproc link full" : r.error(), !r ? false : true);
+    on_link_closed("exitproc stopped reading its link", true);
     return false;
   }
+  Outgoing o{std::move(d), {}};
+  for (int fd : fds) o.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  outbox_.push_back(std::move(o));
+  wait_writable();
   return true;
+}
+
+void ExitNode::wait_writable() {
+  if (!link_ || write_wait_armed_) return;
+  write_wait_armed_ = true;
+  link_->async_wait(asio::posix::stream_descriptor::wait_write,
+                    [this, gen = link_generation_](boost::system::error_code ec) {
+                      if (gen != link_generation_) return;
+                      write_wait_armed_ = false;
+                      if (ec == asio::error::operation_aborted || stopped_) return;
+                      if (ec) return on_link_closed(ec.message(), false);
+                      flush_outbox();
+                    });
+}
+
+void ExitNode::flush_outbox() {
+  while (link_ && !outbox_.empty()) {
+    Outgoing& o = outbox_.front();
+    std::vector<int> raw;
+    for (const auto& fd : o.fds) raw.push_back(fd.get());
+    auto r = ipc::send_datagram(link_->native_handle(), o.datagram, raw);
+    if (!r) return on_link_closed(r.error(), false);
+    if (*r != ipc::SendOutcome::kSent) return wait_writable();
+    std::fill(o.datagram.begin(), o.datagram.end(), 0);
+    outbox_.pop_front();
+  }
+  // Drained: reading resumes.
+  if (link_ && !read_paused_) return;
+  read_paused_ = false;
+  on_link_readable();
 }
 
 void ExitNode::wait_link() {
   if (!link_) return;
-  link_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted || stopped_) return;
-    if (ec) return on_link_closed(ec.message(), false);
-    on_link_readable();
-  });
+  link_->async_wait(asio::posix::stream_descriptor::wait_read,
+                    [this](boost::system::error_code ec) {
+                      if (ec == asio::error::operation_aborted || stopped_) return;
+                      if (ec) return on_link_closed(ec.message(), false);
+                      on_link_readable();
+                    });
 }
 
 void ExitNode::on_link_readable() {
   // At most a burst per wake-up, so a flooding exitproc cannot starve the broker.
   for (int i = 0; i < 256; ++i) {
     if (!link_) return;
+    if (!outbox_.empty()) {
+      read_paused_ = true;  // flush_outbox resumes reading
+      return;
+    }
     ipc::ReceivedDatagram d;
     auto r = ipc::receive_datagram(link_->native_handle(), exitproc::kMaxLinkDatagram, d);
     if (!r) return on_link_closed(r.error(), true);
-    if (*r == ipc::ReceiveOutcome::kPeerClosed) return on_link_closed("exitproc closed its link", false);
+    if (*r == ipc::ReceiveOutcome::kPeerClosed)
+      return on_link_closed("exitproc closed its link", false);
     if (*r == ipc::ReceiveOutcome::kWouldBlock) return wait_link();
     auto m = exitproc::decode_to_broker(d.bytes, d.fds.size());
     if (!m) return on_link_closed(m.error(), true);  // a hostile child: drop and restart it
     if (auto* dp = std::get_if<exitproc::DialProxy>(&*m)) {
       on_dial(dp->flow);
     } else if (auto* s = std::get_if<exitproc::ExitStats>(&*m)) {
+      // Shown in status and logs: printable ASCII only, whatever exitproc sent.
+      for (char& c : s->last_proxy_error) {
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+      }
       status_.stats = std::move(*s);
       finish_refreshes();
     }
@@ -166,6 +232,9 @@ void ExitNode::on_link_closed(const std::string& why, bool violation) {
     link_.reset();
   }
   ++link_generation_;
+  outbox_.clear();
+  write_wait_armed_ = false;
+  read_paused_ = false;
   if (status_.pid > 0) {
     ::kill(status_.pid, SIGKILL);
     status_.pid = -1;  // reaped by the daemon's SIGCHLD loop (or by stop())
@@ -173,6 +242,10 @@ void ExitNode::on_link_closed(const std::string& why, bool violation) {
   status_.state = "restarting";
   status_.error = why;
   restarts_.inc();
+  // An exitproc that ran for a while before it failed starts the backoff over.
+  if (std::chrono::steady_clock::now() - spawned_at_ > std::chrono::seconds(10)) {
+    restart_backoff_ = std::chrono::milliseconds(500);
+  }
   finish_refreshes();
   restart_timer_.expires_after(restart_backoff_);
   restart_backoff_ = std::min(restart_backoff_ * 2, std::chrono::milliseconds(30000));
@@ -202,15 +275,16 @@ void ExitNode::on_dial(std::uint64_t flow) {
   auto timer = std::make_shared<asio::steady_timer>(io_, config_.dial_timeout);
   const IpPort& proxy = config_.exit.proxy;
   const auto& b = proxy.ip.raw();
-  const asio::ip::tcp::endpoint ep(asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[0], b[1], b[2], b[3]}),
-                                   proxy.port);
+  const asio::ip::tcp::endpoint ep(
+      asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[0], b[1], b[2], b[3]}), proxy.port);
   timer->async_wait([sock](boost::system::error_code ec) {
     if (!ec) {
       boost::system::error_code ignored;
       sock->close(ignored);
     }
   });
-  sock->async_connect(ep, [this, sock, timer, flow, gen = link_generation_](boost::system::error_code ec) {
+  sock->async_connect(ep, [this, sock, timer, flow,
+                           gen = link_generation_](boost::system::error_code ec) {
     timer->cancel();
     --dials_in_flight_;
     if (stopped_ || !link_ || gen != link_generation_) return;  // for an exitproc that is gone

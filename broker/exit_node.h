@@ -1,4 +1,4 @@
-// The broker's side of the privacy-proxy exit node (docs/design.md#exit-node): owns the
+// The broker's side of the privacy-proxy exit node (docs/design.md#9-exit-node): owns the
 // exit namespace (tw-exit and the three listeners, created once and kept for the
 // broker's lifetime), spawns tailwarden-exitproc (fd 3 only, its own empty network
 // namespace, the child sandbox), hands it the listeners and the proxy settings in
@@ -22,6 +22,7 @@
 #include "broker/audit.h"
 #include "broker/config.h"
 #include "broker/exit_namespace.h"
+#include "common/bytes.h"
 #include "common/metrics.h"
 #include "common/throttle.h"
 #include "exitproc/link.h"
@@ -37,7 +38,7 @@ struct ExitNodeConfig {
   ExitConfig exit;
   std::optional<ProxyCredentials> credentials;
   unsigned mtu = 1280;
-  double dial_rate = 200;     // proxy dials per second
+  double dial_rate = 200;  // proxy dials per second
   double dial_burst = 400;
   std::size_t max_dials_in_flight = 1024;
   std::chrono::milliseconds dial_timeout{5000};
@@ -80,7 +81,20 @@ class ExitNode {
   void on_link_closed(const std::string& why, bool violation);
   void on_dial(std::uint64_t flow);
   void dial_failed(std::uint64_t flow, const std::string& why);
+  // Sends, or queues while the link is full (the fd duplicated); reading from exitproc
+  // pauses until the queue is flushed, so a busy exitproc slows itself down. A queue
+  // that grows past kMaxOutbox means exitproc stopped reading: the link is closed.
   bool send(const exitproc::ToExitproc& m, std::span<const int> fds = {});
+  void flush_outbox();
+  void wait_writable();
+  struct Outgoing {
+    Bytes datagram;
+    std::vector<ipc::UniqueFd> fds;
+  };
+  static constexpr std::size_t kMaxOutbox = 8192;
+  std::deque<Outgoing> outbox_;
+  bool write_wait_armed_ = false;
+  bool read_paused_ = false;
   void finish_refreshes();
 
   boost::asio::io_context& io_;
@@ -90,6 +104,7 @@ class ExitNode {
   boost::asio::steady_timer restart_timer_;
   boost::asio::steady_timer refresh_timer_;
   std::chrono::milliseconds restart_backoff_{500};
+  std::chrono::steady_clock::time_point spawned_at_{};
   std::uint64_t link_generation_ = 0;  // dials of an earlier link are not delivered
   ExitStatusView status_;
   ExpectedFds expected_fds_;

@@ -12,8 +12,10 @@ namespace tw::dataproc {
 
 Runtime::Runtime(boost::asio::io_context& io, RuntimeFds fds)
     : io_(io),
-      broker_(io, std::move(fds.broker_control), ipc::LinkKind::kBrokerDataproc, ipc::Role::kDataproc, &metrics_),
-      peer_(io, std::move(fds.peer_control), ipc::LinkKind::kNetprocDataproc, ipc::Role::kDataproc, &metrics_),
+      broker_(io, std::move(fds.broker_control), ipc::LinkKind::kBrokerDataproc,
+              ipc::Role::kDataproc, &metrics_),
+      peer_(io, std::move(fds.peer_control), ipc::LinkKind::kNetprocDataproc, ipc::Role::kDataproc,
+            &metrics_),
       from_net_(fds.rings->ring(ipc::Direction::kNetToData)),
       to_net_(fds.rings->ring(ipc::Direction::kDataToNet), fds.doorbell_data_to_net.get()),
       to_net_bell_(std::move(fds.doorbell_data_to_net)),
@@ -21,14 +23,17 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeFds fds)
       timer_(io),
       ring_full_drops_(metrics_.counter("dataproc_ring_full_drops_total",
                                         "Datagrams dropped because the data->net ring was full")),
-      seal_refused_(metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")),
-      off_tailnet_dropped_(metrics_.counter("dataproc_off_tailnet_dropped_total",
-                                            "Decrypted packets to a destination outside the tailnet, "
-                                            "dropped because this node is not an exit node")) {
+      seal_refused_(
+          metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")),
+      off_tailnet_dropped_(
+          metrics_.counter("dataproc_off_tailnet_dropped_total",
+                           "Decrypted packets to a destination outside the tailnet, "
+                           "dropped because this node is not an exit node")) {
   static constexpr const char* kNames[kExitClasses] = {"tcp", "udp", "icmp", "ipv6", "other"};
   for (int i = 0; i < kExitClasses; ++i) {
-    exit_rx_[i] = &metrics_.counter(std::string("exit_rx_") + kNames[i] + "_packets_total",
-                                    std::string("Decrypted ") + kNames[i] + " packets sent into the exit namespace");
+    exit_rx_[i] = &metrics_.counter(
+        std::string("exit_rx_") + kNames[i] + "_packets_total",
+        std::string("Decrypted ") + kNames[i] + " packets sent into the exit namespace");
   }
 }
 
@@ -73,7 +78,8 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           },
           [&](ipc::ExitTunFd& msg) {
             if (m.fds.empty()) return;
-            exit_tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_, "exit_tun");
+            exit_tun_ =
+                std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_, "exit_tun");
             exit_tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
           },
           [&](ipc::StatusRequest& msg) {
@@ -130,8 +136,8 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::SelfAddresses,
-                    ipc::ExitTunFd>([&] { peer_.close("message not for dataproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd>(
+              [&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -210,10 +216,14 @@ bool Runtime::to_self(ByteView p) const {
 Runtime::ExitClass Runtime::classify(ByteView p) const {
   if ((p[0] >> 4) == 6) return kExitIpv6;
   switch (p[9]) {
-    case 6: return kExitTcp;
-    case 17: return kExitUdp;
-    case 1: return kExitIcmp;
-    default: return kExitOther;
+    case 6:
+      return kExitTcp;
+    case 17:
+      return kExitUdp;
+    case 1:
+      return kExitIcmp;
+    default:
+      return kExitOther;
   }
 }
 

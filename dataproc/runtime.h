@@ -22,8 +22,8 @@
 // TUN fd; netproc may ask for one thing only, a sealed DERP ClientInfo.
 #pragma once
 
-#include <boost/asio.hpp>
 #include <array>
+#include <boost/asio.hpp>
 #include <memory>
 #include <optional>
 #include <utility>  // before Asio
@@ -82,7 +82,7 @@ class Runtime {
   wg::EngineOutput out_;
   ipc::NetmapAssembler<ipc::DataprocNetmap> assembler_;
   std::unique_ptr<TunIo> tun_;
-  // The exit path (docs/design.md#exit-node): decrypted packets to a destination that
+  // The exit path (docs/design.md#9-exit-node): decrypted packets to a destination that
   // is not one of self_addresses_ go to exit_tun_ (tw-exit), or are dropped and
   // counted without one. Packets read from exit_tun_ are routed like the main TUN's.
   std::unique_ptr<TunIo> exit_tun_;

@@ -310,7 +310,8 @@ void App::on_accept() {
       reset_close(fd);
       continue;
     }
-    if (per_source_[src] >= setup_.limits.max_flows_per_source) {
+    if (auto ps = per_source_.find(src);
+        ps != per_source_.end() && ps->second >= setup_.limits.max_flows_per_source) {
       ++stats_.refusals[static_cast<std::size_t>(Refusal::kLimitPerSource)];
       reset_close(fd);
       continue;

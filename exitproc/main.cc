@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
   // Each flow holds two sockets: the loop clamps its limits to the fd limit the
   // sandbox sets for this role.
   tw::exitproc::AppOptions opts;
-  opts.fd_budget = static_cast<std::size_t>(
-      tw::policy::limits_for(tw::policy::ProcessRole::kExitproc).nofile);
+  opts.fd_budget =
+      static_cast<std::size_t>(tw::policy::limits_for(tw::policy::ProcessRole::kExitproc).nofile);
   tw::SystemTimeSource clock;
   tw::exitproc::App app(tw::child_fd::kBrokerControl, clock, opts);
   if (auto st = tw::policy::enter_sandbox(*args, tw::policy::ProcessRole::kExitproc); !st) {

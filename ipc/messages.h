@@ -228,7 +228,7 @@ struct TunFd {  // + 1 fd: the TUN device
 
 // Our own tailnet addresses: decrypted packets to these go to the main TUN; any other
 // destination goes to the exit TUN when there is one, else is dropped and counted
-// (docs/design.md#exit-node). Sent before each DataprocNetmap.
+// (docs/design.md#9-exit-node). Sent before each DataprocNetmap.
 struct SelfAddresses {
   static constexpr MessageType kType = MessageType::kSelfAddresses;
   std::vector<IpPrefix> addresses;

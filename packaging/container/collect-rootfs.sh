@@ -5,7 +5,7 @@
 # both produce the same tree.
 #   usage: collect-rootfs.sh DEST SRC_DIR NAME=PATH...
 #   NAME is one of tailwardend, tailwarden, tailwarden-netproc, tailwarden-dataproc,
-#   tailwarden-ctlproc.
+#   tailwarden-ctlproc, tailwarden-exitproc.
 set -euo pipefail
 dest=${1:?dest}
 src=${2:?source dir}
@@ -27,7 +27,7 @@ for arg in "$@"; do
   case $name in
     tailwardend) to=usr/sbin ;;
     tailwarden) to=usr/bin ;;
-    tailwarden-netproc | tailwarden-dataproc | tailwarden-ctlproc) to=usr/lib/tailwarden ;;
+    tailwarden-netproc | tailwarden-dataproc | tailwarden-ctlproc | tailwarden-exitproc) to=usr/lib/tailwarden ;;
     *) echo "collect-rootfs: unknown binary $name" >&2; exit 2 ;;
   esac
   install -m 0755 "$path" "$dest/$to/$name"

@@ -206,7 +206,8 @@ JSON
 cat >"$DIR/e/netmap.json" <<JSON
 {"self":{"name":"exit","node_key":"$(pub e node_key)","addresses":["100.64.18.3/32"]},
  "peers":[{"name":"client","node_key":"$(pub c node_key)","disco_key":"$(pub c disco_key)",
-   "addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"],"endpoints":["$CLIENT:41641"]}]}
+   "addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"],"endpoints":["$CLIENT:41641"],
+   "allowed_ips":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128","198.18.77.0/24"]}]}
 JSON
 printf 'twproxy:right-pass\n' >"$DIR/e/creds-right"
 printf 'twproxy:wrong-pass\n' >"$DIR/e/creds-wrong"
@@ -351,10 +352,20 @@ nsx "$NS_C" "$PY" -c "
 import socket
 s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(5): s.sendto(b'plain udp', ('$WEB', 9999))"
-sleep 0.5
-udp_after=$(metric e exit_refused_udp_total)
+udp_counted() { udp_after=$(metric e exit_refused_udp_total); [ $((${udp_after:-0} - ${udp_before:-0})) -ge 5 ]; }
+wait_for 5 udp_counted
 [ $((${udp_after:-0} - ${udp_before:-0})) -ge 5 ] && ok "plain UDP dropped and counted ($udp_before -> $udp_after)" ||
   fail "plain UDP: $udp_before -> $udp_after"
+
+# ---- a node that is not an exit drops off-tailnet packets and counts them ----
+# The exit's netmap routes 198.18.77.0/24 to the client; the client is no exit node,
+# so what arrives for that range is dropped (not written to its TUN) and counted.
+off_before=$(metric c dataproc_off_tailnet_dropped_total)
+nsx "$NS_E" ping -c3 -i0.2 -W1 198.18.77.1 >/dev/null 2>&1 && fail "an off-tailnet ping through a non-exit peer was answered"
+off_after=$(metric c dataproc_off_tailnet_dropped_total)
+[ $((${off_after:-0} - ${off_before:-0})) -ge 3 ] &&
+  ok "the client (no exit) dropped and counted off-tailnet packets ($off_before -> $off_after)" ||
+  fail "dataproc_off_tailnet_dropped_total on the client: $off_before -> $off_after"
 
 # ---- the same through HTTP CONNECT (tinyproxy) ----
 kill "$PID_e"
@@ -379,6 +390,11 @@ for m in exit_flows_total exit_bytes_up_total exit_bytes_down_total exit_dns_que
 done
 grep -q '^tailwarden_exit_refusals_total{reason="auth_refused"} ' "$DIR/metrics.txt" || fail "refusals by reason missing"
 cli e audit >"$DIR/audit.txt" 2>&1
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+cli e status --json >"$DIR/status.json" 2>&1
+cli e audit --json >"$DIR/audit.json" 2>&1
+"$SRC/scripts/cli-json" validate status "$DIR/status.json" >/dev/null && "$SRC/scripts/cli-json" validate audit "$DIR/audit.json" >/dev/null &&
+  ok "status and audit JSON with the exit match docs/schemas" || fail "schema: $("$SRC/scripts/cli-json" validate status "$DIR/status.json" 2>&1 | head -3)" 
 for row in "exit namespace has only lo and tw-exit *pass" "exit namespace routes only into tw-exit *pass" \
   "exitproc *seccomp filter mode *pass" "exitproc *own network namespace *pass"; do
   grep -Eq "$row" "$DIR/audit.txt" && ok "audit: ${row// \*/} " || fail "audit row '$row': $(grep -E "exit" "$DIR/audit.txt" | head -12)"

@@ -167,6 +167,14 @@ web_lines() { grep -c '"GET ' "$DIR/web.log"; }
 
 echo "== SOCKS5 (dante, username/password), by name =="
 start_driver --kind socks5 --proxy 198.18.5.2:1080 --user "$SUSER" --pass "$SPASS"
+EPID=$(cat "$DIR/exitproc.pid")
+# The process itself: dropped uid, seccomp filter loaded, and a network namespace of
+# its own (neither the exit namespace it serves nor the host's).
+grep -q '^Uid:[[:space:]]*65534' "/proc/$EPID/status" && grep -q '^Seccomp:[[:space:]]*2' "/proc/$EPID/status" &&
+  ok "exitproc runs as 65534 under seccomp" || fail "exitproc credentials/seccomp: $(grep -E '^(Uid|Seccomp):' "/proc/$EPID/status")"
+own_ns=$(readlink "/proc/$EPID/ns/net")
+[ "$own_ns" != "$(readlink "/proc/$DRIVER_PID/ns/net")" ] && [ "$own_ns" != "$(ip netns exec "$EX" readlink /proc/self/ns/net)" ] &&
+  ok "exitproc is in its own network namespace" || fail "exitproc shares a network namespace ($own_ns)"
 body=$(client_curl "http://example.test:8000/hello.txt" 2>"$DIR/curl.err")
 if [ "$body" = "hello from the internet $$" ]; then ok "curl by name through the exit and dante"; else fail "curl via socks5: '$body' $(cat "$DIR/curl.err")"; fi
 grep -q '^198.18.9.2 .*GET /hello.txt' "$DIR/web.log" && ok "web server saw the proxy's address" || fail "web server log: $(tail -2 "$DIR/web.log")"
@@ -180,10 +188,13 @@ grep -q "$SPASS" "$DIR/exit.log" "$DIR/stats" && fail "the password appears in e
 
 echo "== throughput and setup latency (reported, not asserted) =="
 truncate -s 256M "$DIR/www/big.bin"
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+c0=$(cpu_ticks "$EPID")
 via_exit=$(in_ns "$CL" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' "http://198.18.9.80:8000/big.bin")
 via_proxy=$(in_ns "$HST" curl -s -o /dev/null -w '%{speed_download} %{time_starttransfer}' \
   --socks5 198.18.5.2:1080 --proxy-user "$SUSER:$SPASS" "http://198.18.9.80:8000/big.bin")
-echo "256 MiB through exit+dante: ${via_exit% *} B/s, first byte after ${via_exit#* } s"
+c1=$(cpu_ticks "$EPID")
+echo "256 MiB through exit+dante: ${via_exit% *} B/s, first byte after ${via_exit#* } s; exitproc CPU $(((c1 - c0) * 1000 / $(getconf CLK_TCK))) ms"
 echo "256 MiB through dante alone (from the exit host): ${via_proxy% *} B/s, first byte after ${via_proxy#* } s"
 rm -f "$DIR/www/big.bin"
 

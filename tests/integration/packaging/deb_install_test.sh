@@ -45,7 +45,7 @@ expected=(
   ./usr/share/doc/tailwarden/deploy.md
 )
 # The children, when this tree builds them, go where the broker looks for them.
-for child in tailwarden-netproc tailwarden-dataproc tailwarden-ctlproc; do
+for child in tailwarden-netproc tailwarden-dataproc tailwarden-ctlproc tailwarden-exitproc; do
   if grep -q "^$child=" "$build/packaging/shipped-binaries.txt" 2>/dev/null; then
     expected+=("./usr/lib/tailwarden/$child")
   fi

@@ -1,13 +1,12 @@
 #include "broker/config.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace tw::broker {
 namespace {
@@ -299,7 +298,6 @@ TEST(BrokerConfigFile, MissingFileIsNamed) {
   EXPECT_EQ(r.error().rfind("/nonexistent/tailwarden.toml: cannot open", 0), 0u) << r.error();
 }
 
-
 // ---- [exit] ----
 
 const std::string kExit =
@@ -338,26 +336,33 @@ TEST(BrokerConfigExit, Socks5AndHttpProxiesAreRead) {
 }
 
 TEST(BrokerConfigExit, HostModeIsRefusedNeverImplied) {
-  EXPECT_EQ(refusal(kRequired + "[exit]\nmode = \"host\"\nproxy = \"socks5://198.18.5.2:1080\"\n"
-                                "dns_resolver = \"198.18.9.53\"\n"),
-            "test.toml:5: exit.mode: \"host\" (the broker dials destinations from this host) is not "
-            "built yet; use \"proxy\" with an upstream proxy");
-  EXPECT_EQ(refusal(kRequired + "[exit]\nmode = \"direct\"\n"),
-            "test.toml:5: exit.mode: expected one of \"proxy\", \"host\", got the string \"direct\"");
+  EXPECT_EQ(
+      refusal(kRequired + "[exit]\nmode = \"host\"\nproxy = \"socks5://198.18.5.2:1080\"\n"
+                          "dns_resolver = \"198.18.9.53\"\n"),
+      "test.toml:5: exit.mode: \"host\" (the broker dials destinations from this host) is not "
+      "built yet; use \"proxy\" with an upstream proxy");
+  EXPECT_EQ(
+      refusal(kRequired + "[exit]\nmode = \"direct\"\n"),
+      "test.toml:5: exit.mode: expected one of \"proxy\", \"host\", got the string \"direct\"");
   // mode must be written: an [exit] table alone does not pick one.
-  EXPECT_EQ(refusal(kRequired + "[exit]\nproxy = \"socks5://198.18.5.2:1080\"\ndns_resolver = \"198.18.9.53\"\n"),
-            "test.toml: missing required field exit.mode");
+  EXPECT_EQ(
+      refusal(kRequired +
+              "[exit]\nproxy = \"socks5://198.18.5.2:1080\"\ndns_resolver = \"198.18.9.53\"\n"),
+      "test.toml: missing required field exit.mode");
 }
 
 TEST(BrokerConfigExit, ProxyIsAnIpv4UrlWithPortAndNoCredentials) {
   auto with_proxy = [](const std::string& url) {
-    return kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"" + url + "\"\ndns_resolver = \"198.18.9.53\"\n";
+    return kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"" + url +
+           "\"\ndns_resolver = \"198.18.9.53\"\n";
   };
   EXPECT_EQ(refusal(with_proxy("https://198.18.5.2:443")),
-            "test.toml:6: exit.proxy: expected a socks5:// or http:// URL, got \"https://198.18.5.2:443\"");
-  EXPECT_EQ(refusal(with_proxy("socks5://proxy.example:1080")),
-            "test.toml:6: exit.proxy: expected <scheme>://<IPv4>:<port 1..65535> (host names are not "
-            "resolved), got \"socks5://proxy.example:1080\"");
+            "test.toml:6: exit.proxy: expected a socks5:// or http:// URL, got "
+            "\"https://198.18.5.2:443\"");
+  EXPECT_EQ(
+      refusal(with_proxy("socks5://proxy.example:1080")),
+      "test.toml:6: exit.proxy: expected <scheme>://<IPv4>:<port 1..65535> (host names are not "
+      "resolved), got \"socks5://proxy.example:1080\"");
   EXPECT_EQ(refusal(with_proxy("socks5://198.18.5.2")),
             "test.toml:6: exit.proxy: expected an explicit port (<scheme>://<IPv4>:<port>), got "
             "\"socks5://198.18.5.2\"");
@@ -366,23 +371,30 @@ TEST(BrokerConfigExit, ProxyIsAnIpv4UrlWithPortAndNoCredentials) {
   EXPECT_NE(refusal(with_proxy("socks5://[2001:db8::1]:1080")).find("IPv4"), std::string::npos);
   EXPECT_NE(refusal(with_proxy("socks5://198.18.5.2:99999")).find("IPv4"), std::string::npos);
   const std::string creds = refusal(with_proxy("socks5://user:secret@198.18.5.2:1080"));
-  EXPECT_EQ(creds,
-            "test.toml:6: exit.proxy: credentials do not belong in the URL (it shows in status); put "
-            "\"username:password\" in exit.credentials_file");
+  EXPECT_EQ(
+      creds,
+      "test.toml:6: exit.proxy: credentials do not belong in the URL (it shows in status); put "
+      "\"username:password\" in exit.credentials_file");
   EXPECT_EQ(creds.find("secret"), std::string::npos);
 }
 
 TEST(BrokerConfigExit, DnsResolverIsIpv4AndRequired) {
-  const std::string head = kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"socks5://198.18.5.2:1080\"\n";
+  const std::string head =
+      kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"socks5://198.18.5.2:1080\"\n";
   EXPECT_EQ(refusal(head), "test.toml: missing required field exit.dns_resolver");
-  EXPECT_EQ(refusal(head + "dns_resolver = \"2001:db8::53\"\n"),
-            "test.toml:7: exit.dns_resolver: expected an IPv4 unicast address (port 53 is implied), got "
-            "\"2001:db8::53\"");
-  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53:53\"\n").find("IPv4 unicast"), std::string::npos);
-  EXPECT_NE(refusal(head + "dns_resolver = 53\n").find("expected an IPv4 address"), std::string::npos);
-  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53\"\nresolver = \"x\"\n").find("exit.resolver: unknown key"),
+  EXPECT_EQ(
+      refusal(head + "dns_resolver = \"2001:db8::53\"\n"),
+      "test.toml:7: exit.dns_resolver: expected an IPv4 unicast address (port 53 is implied), got "
+      "\"2001:db8::53\"");
+  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53:53\"\n").find("IPv4 unicast"),
             std::string::npos);
-  EXPECT_EQ(refusal(kRequired + "exit = \"proxy\"\n"), "test.toml:4: exit: expected a table ([exit]), got the string \"proxy\"");
+  EXPECT_NE(refusal(head + "dns_resolver = 53\n").find("expected an IPv4 address"),
+            std::string::npos);
+  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53\"\nresolver = \"x\"\n")
+                .find("exit.resolver: unknown key"),
+            std::string::npos);
+  EXPECT_EQ(refusal(kRequired + "exit = \"proxy\"\n"),
+            "test.toml:4: exit: expected a table ([exit]), got the string \"proxy\"");
 }
 
 // A credentials file: written with `mode`, holding `content`.
@@ -406,7 +418,9 @@ TEST(BrokerConfigExit, CredentialsFileIsCheckedLikeTheKeyFile) {
   const std::string open_file = write_creds("alice:secret\n", 0640);
   auto r = load_proxy_credentials(open_file);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error(), open_file + ": mode 0640 lets group or others read the proxy credentials; chmod 600 it");
+  EXPECT_EQ(
+      r.error(),
+      open_file + ": mode 0640 lets group or others read the proxy credentials; chmod 600 it");
 
   struct Case {
     std::string content;
@@ -445,8 +459,9 @@ TEST(BrokerConfigExit, LoadChecksTheCredentialsFileWithItsLine) {
   ::close(fd);
   auto r = load_config(path);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error(), std::string(path) + ":8: exit.credentials_file: " + creds +
-                           ": mode 0644 lets group or others read the proxy credentials; chmod 600 it");
+  EXPECT_EQ(r.error(),
+            std::string(path) + ":8: exit.credentials_file: " + creds +
+                ": mode 0644 lets group or others read the proxy credentials; chmod 600 it");
   ::chmod(creds.c_str(), 0600);
   auto ok = load_config(path);
   ASSERT_TRUE(ok.ok()) << ok.error();

@@ -5,6 +5,7 @@
 #include "broker/exit_namespace.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -17,8 +18,6 @@
 #include <array>
 #include <cstring>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace tw::broker {
 namespace {
@@ -34,7 +33,8 @@ bool can_create() {
 }
 
 std::uint16_t csum(const std::uint8_t* p, std::size_t n, std::uint32_t sum = 0) {
-  for (std::size_t i = 0; i + 1 < n; i += 2) sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
+  for (std::size_t i = 0; i + 1 < n; i += 2)
+    sum += static_cast<std::uint32_t>(p[i] << 8 | p[i + 1]);
   if (n & 1) sum += static_cast<std::uint32_t>(p[n - 1] << 8);
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<std::uint16_t>(~sum);
@@ -58,7 +58,8 @@ std::vector<std::uint8_t> ipv4(std::uint8_t proto, const std::vector<std::uint8_
 }
 
 // Reads packets from the TUN for up to `ms`; returns the first for which `want` holds.
-std::vector<std::uint8_t> read_until(int fd, int ms, bool (*want)(const std::vector<std::uint8_t>&)) {
+std::vector<std::uint8_t> read_until(int fd, int ms,
+                                     bool (*want)(const std::vector<std::uint8_t>&)) {
   for (int waited = 0; waited < ms; waited += 50) {
     pollfd pfd{fd, POLLIN, 0};
     if (::poll(&pfd, 1, 50) <= 0) continue;
@@ -84,7 +85,8 @@ class ExitNamespaceTest : public ::testing::Test {
 
 TEST_F(ExitNamespaceTest, OnlyLoopbackAndTheTunWithRoutesIntoIt) {
   // The caller is back in its own namespace.
-  struct stat here {}, there {};
+  struct stat here {
+  }, there{};
   ASSERT_EQ(::stat("/proc/thread-self/ns/net", &here), 0);
   ASSERT_EQ(::fstat(ns_.netns.get(), &there), 0);
   EXPECT_NE(here.st_ino, there.st_ino);
@@ -96,7 +98,8 @@ TEST_F(ExitNamespaceTest, OnlyLoopbackAndTheTunWithRoutesIntoIt) {
   std::sort(ifs.begin(), ifs.end());
   EXPECT_EQ(ifs, (std::vector<std::string>{"lo", "tw-exit"}));
   EXPECT_TRUE(iso.nft_table_present);
-  EXPECT_NE(std::find(iso.routes.begin(), iso.routes.end(), "0.0.0.0/0 dev tw-exit"), iso.routes.end());
+  EXPECT_NE(std::find(iso.routes.begin(), iso.routes.end(), "0.0.0.0/0 dev tw-exit"),
+            iso.routes.end());
 }
 
 TEST_F(ExitNamespaceTest, IcmpEchoIsAnsweredUnreachableAndCounted) {
@@ -142,8 +145,9 @@ TEST_F(ExitNamespaceTest, UdpIsRedirectedToTheSinkAndDnsToTheDnsSocket) {
     socklen_t len = sizeof from;
     const ssize_t n = ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
     const auto* a = reinterpret_cast<const std::uint8_t*>(&from.sin_addr);
-    return std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) + " from " + std::to_string(a[0]) +
-           "." + std::to_string(a[1]) + "." + std::to_string(a[2]) + "." + std::to_string(a[3]);
+    return std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) + " from " +
+           std::to_string(a[0]) + "." + std::to_string(a[1]) + "." + std::to_string(a[2]) + "." +
+           std::to_string(a[3]);
   };
   EXPECT_EQ(recv_text(ns_.udp_socket.get()), "other from 100.64.0.2");
   EXPECT_EQ(recv_text(ns_.dns_socket.get()), "query from 100.64.0.2");
@@ -153,8 +157,8 @@ TEST_F(ExitNamespaceTest, Ipv6IsRefusedAndCounted) {
   // An IPv6 UDP datagram to 2001:db8::1: refused with ICMPv6 admin-prohibited.
   std::vector<std::uint8_t> p(48, 0);
   p[0] = 0x60;
-  p[5] = 8;    // payload length
-  p[6] = 17;   // UDP
+  p[5] = 8;   // payload length
+  p[6] = 17;  // UDP
   p[7] = 64;
   const std::uint8_t src[16] = {0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
   const std::uint8_t dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};

@@ -23,10 +23,14 @@ TEST(Catalogue, EveryTypeHasOneRowWithAUniqueName) {
   EXPECT_EQ(find_entry(0), nullptr);
   EXPECT_EQ(find_entry(24), nullptr);
   // The exit TUN carries its fd; our own addresses do not.
-  EXPECT_FALSE(check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kExitTunFd), 1));
-  EXPECT_TRUE(check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kExitTunFd), 0));
-  EXPECT_FALSE(check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kSelfAddresses), 0));
-  EXPECT_TRUE(check_admissible(kNetSide, Role::kNetproc, Phase::kRunning, t(MessageType::kSelfAddresses), 0));
+  EXPECT_FALSE(
+      check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kExitTunFd), 1));
+  EXPECT_TRUE(
+      check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kExitTunFd), 0));
+  EXPECT_FALSE(check_admissible(kDataSide, Role::kDataproc, Phase::kRunning,
+                                t(MessageType::kSelfAddresses), 0));
+  EXPECT_TRUE(check_admissible(kNetSide, Role::kNetproc, Phase::kRunning,
+                               t(MessageType::kSelfAddresses), 0));
 }
 
 TEST(Catalogue, ChildAcceptsItsSetupOnlyBeforeRunning) {
