@@ -49,7 +49,10 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           [&](ipc::TunFd& msg) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
-            tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
+            // A TSO read becomes up to ~60 datagrams at the usual MTUs: read only
+            // while the ring has room for two of them.
+            tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); },
+                        [this] { return to_net_.has_room(2 * ipc::kMaxBurst); });
           },
           [&](ipc::StatusRequest& msg) {
             ipc::StatusReply r;
@@ -127,7 +130,12 @@ void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
 }
 
 // The packet path, in the order of runtime.h's header: outbound, inbound, flush.
-void Runtime::on_tun_packet(ByteView packet) { device_.on_tun_packet(packet, Clock::now(), out_); }
+void Runtime::on_tun_packet(ByteView packet) {
+  device_.on_tun_packet(packet, Clock::now(), out_);
+  // One TSO read becomes dozens of datagrams: hand them over a ring burst at a time
+  // rather than after the whole TUN burst, so the ring never has to hold it all.
+  if (out_.to_network.size() >= ipc::kMaxBurst) flush();
+}
 
 void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   const TimePoint now = Clock::now();
@@ -138,8 +146,16 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
 }
 
 void Runtime::flush() {
-  if (tun_) {
-    for (std::size_t i = 0; i < out_.to_tun.size(); ++i) tun_->write(out_.to_tun.bytes(i));
+  if (tun_ && !out_.to_tun.empty()) {
+    // GRO: consecutive segments of one TCP flow go to the kernel as one write.
+    auto write = [this](ByteView frame, std::size_t packets) { tun_->write(frame, packets); };
+    for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
+      if (!coalescer_.add(out_.to_tun.bytes(i))) {
+        coalescer_.finish(write);
+        (void)coalescer_.add(out_.to_tun.bytes(i));
+      }
+    }
+    coalescer_.finish(write);
   }
   std::size_t n = out_.to_network.size();
   std::size_t done = 0;
@@ -236,6 +252,8 @@ std::string Runtime::metrics_text() const {
   };
   for (const auto& e : kDeviceCounterExports) line(e.name, c.*e.field);
   line("ring_from_net_oversize_total", from_net_.stats().dropped_oversize);
+  line("tun_gro_merged_packets_total", coalescer_.stats().merged_packets);
+  line("tun_gro_bad_checksums_total", coalescer_.stats().bad_checksums);
   line("ring_from_net_bad_index_total", from_net_.stats().bad_index);
   return out;
 }
