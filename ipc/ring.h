@@ -82,6 +82,7 @@ class RingProducer {
   // slot are dropped (and counted) but still consumed. Stops early when full.
   std::size_t push(std::span<const OutPacket> packets);
   std::size_t free_slots();
+  std::size_t capacity() const { return end_.slot_count; }
   // True when at least n slots are free; re-reads the consumer's index only when
   // the cached view says otherwise. Lets a producer hold back input it could not
   // place (backpressure) instead of dropping it at the ring.

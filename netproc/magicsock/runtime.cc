@@ -204,7 +204,8 @@ void Runtime::drain_udp() {
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
     // Backpressure: datagrams wait in the socket buffer while dataproc catches up,
     // rather than being received only to be dropped at a full ring.
-    if (hooks_.rx_ring != nullptr && !hooks_.rx_ring->has_room(kUdpBurst)) {
+    if (hooks_.rx_ring != nullptr &&
+        !hooks_.rx_ring->has_room(std::min(kUdpBurst, hooks_.rx_ring->capacity() / 2))) {
       if (rx_holds_ < kMaxRxHolds) {
         ++rx_holds_;
         c_.wg_rx_held_back.inc();
