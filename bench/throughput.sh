@@ -156,6 +156,7 @@ fi
 for t in "${TUNNELS[@]}"; do
   ${T_SRV[$t]} iperf3 -s -B "${T_IP[$t]}" >/dev/null 2>&1 &
   E2E_PIDS+=($!)
+  disown $!  # killed at the end: no "Killed" notice from the shell
 done
 sleep 0.5
 
