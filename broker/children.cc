@@ -164,6 +164,7 @@ void Daemon::send_setup() {
       spdlog::error("broker: tun fd: {}", st.error());
     }
   }
+  send_exit_tun();
 }
 
 void Daemon::send_netmap_to_children() {
@@ -179,6 +180,8 @@ void Daemon::send_netmap_to_children() {
     return;
   }
   for (const auto& part : *np) (void)n->link->send(part);
+  // Our own addresses first: dataproc routes the rest to the exit (or drops them).
+  (void)d->link->send(ipc::SelfAddresses{netmap_.netmap().self.addresses});
   for (const auto& part : *dp) (void)d->link->send(part);
 }
 
@@ -254,7 +257,8 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
                              ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
                              ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
                              ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
-                             ipc::CandidatesVerdict, ipc::OperatorPing, ipc::ReleaseUdp>([&] {
+                             ipc::CandidatesVerdict, ipc::OperatorPing, ipc::ReleaseUdp,
+                             ipc::SelfAddresses, ipc::ExitTunFd>([&] {
                      if (auto* c = child(role); c && c->link)
                        c->link->close("message not for the broker");
                    }),

@@ -13,24 +13,27 @@ constexpr int kBurst = 64;
 }
 
 TunIo::TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t /*mtu*/,
-             MetricsRegistry& metrics)
+             MetricsRegistry& metrics, const std::string& name)
     : fd_(io, fd.release()),
       buf_(offload::kMaxTunRead),
+      tx_buf_(offload::kMaxTunRead),
       retry_(io),
-      rx_held_back_(metrics.counter("tun_rx_held_back_total",
+      rx_held_back_(metrics.counter(name + "_rx_held_back_total",
                                     "Times TUN reads waited for room in the data->net ring")),
-      rx_packets_(metrics.counter("tun_rx_packets_total",
+      rx_packets_(metrics.counter(name + "_rx_packets_total",
                                   "IP packets read from the TUN device (after TSO cuts)")),
-      rx_gso_reads_(
-          metrics.counter("tun_rx_gso_reads_total", "TUN reads that were TSO segments cut here")),
+      rx_gso_reads_(metrics.counter(name + "_rx_gso_reads_total",
+                                    "TUN reads that were TSO segments cut here")),
       rx_bad_frames_(
-          metrics.counter("tun_rx_bad_frames_total",
+          metrics.counter(name + "_rx_bad_frames_total",
                           "TUN reads dropped: malformed virtio-net header or packet headers")),
-      tx_packets_(metrics.counter("tun_tx_packets_total", "IP packets written to the TUN device")),
-      tx_frames_(metrics.counter("tun_tx_frames_total",
+      tx_packets_(
+          metrics.counter(name + "_tx_packets_total", "IP packets written to the TUN device")),
+      tx_frames_(metrics.counter(name + "_tx_frames_total",
                                  "TUN writes (one may carry a coalesced TCP segment)")),
-      tx_dropped_(metrics.counter("tun_tx_dropped_total", "Packets the TUN device did not take")),
-      read_errors_(metrics.counter("tun_read_errors_total", "Failed TUN reads")) {}
+      tx_dropped_(
+          metrics.counter(name + "_tx_dropped_total", "Packets the TUN device did not take")),
+      read_errors_(metrics.counter(name + "_read_errors_total", "Failed TUN reads")) {}
 
 TunIo::~TunIo() { *alive_ = false; }
 
@@ -89,7 +92,17 @@ void TunIo::hold_back() {
   });
 }
 
-void TunIo::write(ByteView frame, std::size_t packets) {
+void TunIo::write(ByteView packet) {
+  if (packet.size() > tx_buf_.size() - offload::kVnetHdrLen) {
+    tx_dropped_.inc();
+    return;
+  }
+  std::memset(tx_buf_.data(), 0, offload::kVnetHdrLen);
+  std::memcpy(tx_buf_.data() + offload::kVnetHdrLen, packet.data(), packet.size());
+  write_frame(ByteView(tx_buf_.data(), offload::kVnetHdrLen + packet.size()), 1);
+}
+
+void TunIo::write_frame(ByteView frame, std::size_t packets) {
   ssize_t put = ::write(fd_.native_handle(), frame.data(), frame.size());
   if (put == static_cast<ssize_t>(frame.size())) {
     tx_packets_.inc(packets);

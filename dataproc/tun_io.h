@@ -27,14 +27,18 @@ class TunIo {
   // Called after a burst has been handed over (a good moment to flush output).
   using BurstDone = std::function<void()>;
 
-  TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics);
+  // `name` prefixes the counters: "tun" (the main device) or "exit_tun" (tw-exit).
+  TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics,
+        const std::string& name = "tun");
   ~TunIo();
   // may_read: asked before every read; false holds reads back (the device queue
   // fills instead, and the kernel's TCP backs off) until a short timer retries.
   void start(PacketHandler on_packet, BurstDone on_burst, std::function<bool()> may_read = {});
   // Writes one TUN frame (virtio-net header + packet) carrying `packets` IP packets;
   // a full device queue drops it (counted), as a NIC would.
-  void write(ByteView frame, std::size_t packets);
+  void write_frame(ByteView frame, std::size_t packets);
+  // Writes one plain IP packet (behind an empty virtio-net header).
+  void write(ByteView packet);
 
  private:
   void arm();
@@ -43,6 +47,7 @@ class TunIo {
 
   boost::asio::posix::stream_descriptor fd_;
   std::vector<std::uint8_t> buf_;
+  std::vector<std::uint8_t> tx_buf_;  // header + one plain packet
   offload::Segmenter segmenter_;
   PacketHandler on_packet_;
   BurstDone on_burst_;

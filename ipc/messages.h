@@ -226,6 +226,21 @@ struct TunFd {  // + 1 fd: the TUN device
   friend bool operator==(const TunFd&, const TunFd&) = default;
 };
 
+// Our own tailnet addresses: decrypted packets to these go to the main TUN; any other
+// destination goes to the exit TUN when there is one, else is dropped and counted
+// (docs/design.md#exit-node). Sent before each DataprocNetmap.
+struct SelfAddresses {
+  static constexpr MessageType kType = MessageType::kSelfAddresses;
+  std::vector<IpPrefix> addresses;
+  friend bool operator==(const SelfAddresses&, const SelfAddresses&) = default;
+};
+
+struct ExitTunFd {  // + 1 fd: tw-exit, the TUN device of the exit namespace
+  static constexpr MessageType kType = MessageType::kExitTunFd;
+  std::uint32_t mtu = 0;
+  friend bool operator==(const ExitTunFd&, const ExitTunFd&) = default;
+};
+
 // ---- netproc <-> dataproc ----
 struct SealClientInfoRequest {
   static constexpr MessageType kType = MessageType::kSealClientInfoRequest;
@@ -246,7 +261,8 @@ using AnyMessage =
     std::variant<NetprocSetup, NetprocNetmap, UdpSocket, DerpConn, DerpDialFailed, Shutdown,
                  RingReset, StatusRequest, StatusReply, Ready, DerpDialRequest, EndpointsUpdate,
                  DataprocSetup, DataprocNetmap, TunFd, SealClientInfoRequest, SealClientInfoReply,
-                 RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp>;
+                 RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp, SelfAddresses,
+                 ExitTunFd>;
 
 MessageType type_of(const AnyMessage& m);
 

@@ -77,6 +77,11 @@ ChildLimits limits_for(ProcessRole role) {
     case ProcessRole::kDataproc:
     case ProcessRole::kCtlproc:
       return {64, 512};
+    // exitproc: two sockets per flow (client, proxy) up to 4096 flows, one per DNS
+    // query in flight, plus its link, listeners and epoll; it clamps the limits the
+    // broker sends to this budget (exitproc/app.h).
+    case ProcessRole::kExitproc:
+      return {16384, 512};
   }
   return {64, 512};
 }
@@ -166,7 +171,7 @@ Status validate_child_fds() {
 }
 
 Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
-                                       const std::string& log_tag) {
+                                       const std::string& log_tag, ipc::Direction consumed) {
   auto args = parse_child_args(argc, argv, program);
   if (!args) {
     std::fprintf(stderr, "%s\n", args.error().c_str());
@@ -177,7 +182,7 @@ Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string&
     spdlog::error("start-up: {}", st.error());
     return Error{st.error()};
   }
-  auto rings = ipc::RingMemory::attach(ipc::UniqueFd(child_fd::kRingMemory));
+  auto rings = ipc::RingMemory::attach(ipc::UniqueFd(child_fd::kRingMemory), consumed);
   if (!rings) {
     spdlog::error("start-up: rings: {}", rings.error());
     return Error{rings.error()};
