@@ -84,7 +84,8 @@ Status Daemon::start() {
     if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       return make_error("tun: " + st.error());
     }
-    spdlog::info("tun: {} up, mtu {}", tun_->name, config_.tun.mtu);
+    spdlog::info("tun: {} up, mtu {}, TSO/checksum offload {}", tun_->name, config_.tun.mtu,
+                 tun_->offload ? "on" : "off");
   }
 
   // The exit namespace before the children: dataproc gets tw-exit with its setup.

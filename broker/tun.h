@@ -15,14 +15,17 @@ struct TunSettings {
   std::string name = "tailwarden0";
   unsigned mtu = 1280;
   std::vector<IpPrefix> addresses;  // our tailnet addresses (IPv4 ones are assigned)
+  bool offload = true;              // ask for TSO and checksum offload (TUNSETOFFLOAD)
 };
 
 struct TunDevice {
   ipc::UniqueFd fd;
   std::string name;  // as the kernel named it
+  bool offload = false;  // the kernel took TUNSETOFFLOAD (TSO4/TSO6, checksum)
 };
 
-// Opens /dev/net/tun (IFF_TUN | IFF_NO_PI), assigns the IPv4 addresses as /32,
+// Opens /dev/net/tun (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR), turns on TSO and checksum
+// offload where the kernel has them, assigns the IPv4 addresses as /32,
 // sets the MTU and brings the link up.
 Result<TunDevice> create_tun(const TunSettings& settings);
 

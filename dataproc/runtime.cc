@@ -70,7 +70,10 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           [&](ipc::TunFd& msg) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
-            tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
+            // A TSO read becomes up to ~60 datagrams at the usual MTUs: read only
+            // while the ring has room for two of them.
+            tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); },
+                        [this] { return to_net_.has_room(2 * ipc::kMaxBurst); });
           },
           [&](ipc::SelfAddresses& msg) {
             self_addresses_ = std::move(msg.addresses);
@@ -80,7 +83,8 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
             if (m.fds.empty()) return;
             exit_tun_ =
                 std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_, "exit_tun");
-            exit_tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
+            exit_tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); },
+                             [this] { return to_net_.has_room(2 * ipc::kMaxBurst); });
           },
           [&](ipc::StatusRequest& msg) {
             ipc::StatusReply r;
@@ -159,7 +163,12 @@ void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
 }
 
 // The packet path, in the order of runtime.h's header: outbound, inbound, flush.
-void Runtime::on_tun_packet(ByteView packet) { device_.on_tun_packet(packet, Clock::now(), out_); }
+void Runtime::on_tun_packet(ByteView packet) {
+  device_.on_tun_packet(packet, Clock::now(), out_);
+  // One TSO read becomes dozens of datagrams: hand them over a ring burst at a time
+  // rather than after the whole TUN burst, so the ring never has to hold it all.
+  if (out_.to_network.size() >= ipc::kMaxBurst) flush();
+}
 
 void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   const TimePoint now = Clock::now();
@@ -170,10 +179,17 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
 }
 
 void Runtime::flush() {
+  // GRO for the main TUN: consecutive segments of one TCP flow go to the kernel as
+  // one write (the coalescer keeps the order within a flow).
+  auto write = [this](ByteView frame, std::size_t packets) { tun_->write_frame(frame, packets); };
   for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
     const ByteView p = out_.to_tun.bytes(i);
     if (!have_self_addresses_ || to_self(p)) {
-      if (tun_) tun_->write(p);
+      if (!tun_) continue;
+      if (!coalescer_.add(p)) {
+        coalescer_.finish(write);
+        (void)coalescer_.add(p);
+      }
     } else if (exit_tun_) {
       exit_rx_[classify(p)]->inc();
       exit_tun_->write(p);
@@ -181,6 +197,7 @@ void Runtime::flush() {
       off_tailnet_dropped_.inc();
     }
   }
+  if (tun_) coalescer_.finish(write);
   std::size_t n = out_.to_network.size();
   std::size_t done = 0;
   ipc::OutPacket burst[ipc::kMaxBurst];
@@ -306,6 +323,8 @@ std::string Runtime::metrics_text() const {
   };
   for (const auto& e : kDeviceCounterExports) line(e.name, c.*e.field);
   line("ring_from_net_oversize_total", from_net_.stats().dropped_oversize);
+  line("tun_gro_merged_packets_total", coalescer_.stats().merged_packets);
+  line("tun_gro_bad_checksums_total", coalescer_.stats().bad_checksums);
   line("ring_from_net_bad_index_total", from_net_.stats().bad_index);
   return out;
 }

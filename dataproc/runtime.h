@@ -2,7 +2,8 @@
 // The packet path through dataproc (across processes: docs/design.md#5-where-a-packet-goes):
 //
 // Outbound, TUN to the data->net ring:
-//   1. TunIo::drain reads a burst from the TUN fd -> on_tun_packet for each packet;
+//   1. TunIo::drain reads a burst from the TUN fd, cuts TSO segments into packets
+//      (offload::Segmenter) -> on_tun_packet for each packet;
 //   2. WireGuardDevice::on_tun_packet (wireguard/send.cc): AllowedIPs -> peer;
 //      encrypt into EngineOutput::to_network, or stage it and send an initiation;
 //   3. flush (after the burst): to_network -> data->net ring (RingProducer::push;
@@ -13,7 +14,8 @@
 //   5. WireGuardDevice::on_datagram (wireguard/receive.cc): handshakes, or
 //      handle_transport (receive_transport.cc): decrypt, replay window, AllowedIPs
 //      source check -> EngineOutput::to_tun;
-//   6. flush: to_tun -> TunIo::write.
+//   6. flush: to_tun -> offload::Coalescer (consecutive TCP segments of a flow
+//      become one large segment, GRO) -> TunIo::write.
 //
 // Timers: arm_timer runs WireGuardDevice::on_timer (rekey, keepalive, retries, key
 // erasure) at the device's next deadline, then flush.
@@ -82,6 +84,7 @@ class Runtime {
   wg::EngineOutput out_;
   ipc::NetmapAssembler<ipc::DataprocNetmap> assembler_;
   std::unique_ptr<TunIo> tun_;
+  offload::Coalescer coalescer_;
   // The exit path (docs/design.md#9-exit-node): decrypted packets to a destination that
   // is not one of self_addresses_ go to exit_tun_ (tw-exit), or are dropped and
   // counted without one. Packets read from exit_tun_ are routed like the main TUN's.

@@ -43,9 +43,19 @@ void RingProducer::resync() {
   shared_u32(end_.control + layout::kProducerIndex).store(0, std::memory_order_release);
 }
 
+bool RingProducer::has_room(std::size_t n) {
+  const std::uint32_t used = tail_ - cached_head_;
+  if (used <= end_.slot_count && end_.slot_count - used >= n) return true;
+  return refresh_free_slots() >= n;
+}
+
 std::size_t RingProducer::free_slots() {
   std::uint32_t used = tail_ - cached_head_;
   if (used < end_.slot_count) return end_.slot_count - used;
+  return refresh_free_slots();
+}
+
+std::size_t RingProducer::refresh_free_slots() {
   std::uint32_t head =
       shared_u32(end_.control + layout::kConsumerIndex).load(std::memory_order_acquire);
   // The consumer may only have freed what we wrote: tail - head in [0, count].

@@ -82,6 +82,11 @@ class RingProducer {
   // slot are dropped (and counted) but still consumed. Stops early when full.
   std::size_t push(std::span<const OutPacket> packets);
   std::size_t free_slots();
+  std::size_t capacity() const { return end_.slot_count; }
+  // True when at least n slots are free; re-reads the consumer's index only when
+  // the cached view says otherwise. Lets a producer hold back input it could not
+  // place (backpressure) instead of dropping it at the ring.
+  bool has_room(std::size_t n);
 
   // In-place filling. reserve() sets aside up to `max` (at most kMaxBurst) free
   // slots at the write position, invisible to the consumer, and returns how many.
@@ -102,6 +107,7 @@ class RingProducer {
 
  private:
   void ring_if_sleeping();
+  std::size_t refresh_free_slots();
 
   RingEnd end_;
   int doorbell_fd_;

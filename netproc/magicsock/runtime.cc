@@ -26,6 +26,8 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
                                    "WireGuard datagrams from an unknown source, left to dataproc")),
       wg_rx_ring_full(
           r.counter("wg_rx_ring_full_total", "Received datagrams dropped: net->data ring full")),
+      wg_rx_held_back(r.counter("udp_rx_held_back_total",
+                                "Times UDP receives waited for room in the net->data ring")),
       wg_rx_derp(r.counter("wg_rx_derp_total", "WireGuard datagrams received over DERP")),
       wg_rx_derp_unknown(
           r.counter("wg_rx_derp_unknown_total", "DERP datagrams from an unknown node key")),
@@ -76,6 +78,7 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry
       advertiser_(m_),
       gate_(metrics),
       timer_(io),
+      udp_retry_(io),
       alive_(std::make_shared<bool>(true)) {
   rx_wg_.reserve(kUdpBurst);
   gate_.enable(static_cast<bool>(hooks_.register_candidates));
@@ -166,10 +169,26 @@ void Runtime::arm_udp() {
                             if (hooks_.udp_failed) hooks_.udp_failed(ec.message());
                             return;
                           }
-                          drain_udp();
-                          arm_udp();
+                          on_udp_readable();
                         });
 }
+
+void Runtime::on_udp_readable() {
+  drain_udp();
+  if (!rx_held_back()) return arm_udp();
+  // The socket is still readable: poll again shortly instead of spinning on epoll.
+  udp_retry_.expires_after(std::chrono::microseconds(50));
+  udp_retry_.async_wait([this, gen = udp_gen_, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || gen != udp_gen_ || !udp_) return;
+    on_udp_readable();
+  });
+}
+
+namespace {
+// Holding back at most this many times in a row (about 5 ms of 50 us polls): a
+// dataproc that stopped consuming must not stop disco and STUN from being read.
+constexpr int kMaxRxHolds = 100;
+}  // namespace
 
 namespace {
 
@@ -193,6 +212,19 @@ void Runtime::drain_udp() {
   RxDatagram got[kUdpBurst];      // by arrival order
   CopiedDatagram copied[kUdpBurst];
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
+    // Backpressure: datagrams wait in the socket buffer while dataproc catches up,
+    // rather than being received only to be dropped at a full ring.
+    if (hooks_.rx_ring != nullptr &&
+        !hooks_.rx_ring->has_room(std::min(kUdpBurst, hooks_.rx_ring->capacity() / 2))) {
+      if (rx_holds_ < kMaxRxHolds) {
+        ++rx_holds_;
+        c_.wg_rx_held_back.inc();
+        break;
+      }
+      rx_holds_ = 0;  // waited long enough: read (and drop at the ring, counted)
+    } else {
+      rx_holds_ = 0;
+    }
     InPlaceBurst burst;
     burst.reserved = place_burst(places);
     const int n = udp_->receive_placed(places, got);

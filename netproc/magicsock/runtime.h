@@ -103,6 +103,7 @@ struct RuntimeCounters {
   Counter& wg_rx;
   Counter& wg_rx_unattributed;
   Counter& wg_rx_ring_full;
+  Counter& wg_rx_held_back;
   Counter& wg_rx_derp;
   Counter& wg_rx_derp_unknown;
   Counter& wg_tx_udp;
@@ -177,7 +178,10 @@ class Runtime {
   std::size_t pending_operator_pings() const { return op_pings_.size(); }
 
   // Receives and handles everything the socket has now (also used by benchmarks).
+  // While the net->data ring lacks room for a burst it stops early, leaving the
+  // datagrams in the socket buffer (rx_held_back() is then true) for a while.
   void drain_udp();
+  bool rx_held_back() const { return rx_holds_ != 0; }
   // Runs the periodic work due at `now` (the timer calls it).
   void tick(TimePoint now);
   // A verified ping means the peer is trying to reach us, maybe from a source we
@@ -227,6 +231,7 @@ class Runtime {
 
   // I/O plumbing.
   void arm_udp();
+  void on_udp_readable();
   // Points placement i at free net->data slot i while the ring has one, the rest at
   // UdpIo's private buffer; returns how many slots it reserved.
   std::size_t place_burst(std::span<RxPlacement, kUdpBurst> places);
@@ -289,6 +294,8 @@ class Runtime {
   std::unique_ptr<boost::asio::posix::stream_descriptor> udp_wait_;
   std::uint64_t udp_gen_ = 0;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer udp_retry_;
+  int rx_holds_ = 0;  // consecutive receives held back for ring room
   bool running_ = false;
   TimePoint next_pinger_{};
   TimePoint last_prompt_{};

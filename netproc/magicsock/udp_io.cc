@@ -1,6 +1,7 @@
 #include "netproc/magicsock/udp_io.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,12 +11,20 @@
 namespace tw::magicsock {
 
 UdpIoCounters::UdpIoCounters(MetricsRegistry& r)
-    : rx_datagrams(r.counter("udp_rx_datagrams_total", "Datagrams received on the underlay socket")),
-      rx_truncated(r.counter("udp_rx_truncated_total", "Datagrams dropped because they were truncated")),
+    : rx_datagrams(
+          r.counter("udp_rx_datagrams_total", "Datagrams received on the underlay socket")),
+      rx_truncated(
+          r.counter("udp_rx_truncated_total", "Datagrams dropped because they were truncated")),
       rx_errors(r.counter("udp_rx_errors_total", "Receive errors counted and skipped")),
-      rx_bad_source(r.counter("udp_rx_bad_source_total", "Datagrams with an unusable source address")),
+      rx_bad_source(
+          r.counter("udp_rx_bad_source_total", "Datagrams with an unusable source address")),
       tx_datagrams(r.counter("udp_tx_datagrams_total", "Datagrams sent on the underlay socket")),
-      tx_errors(r.counter("udp_tx_errors_total", "Datagrams whose send failed (counted, skipped)")) {}
+      tx_errors(r.counter("udp_tx_errors_total", "Datagrams whose send failed (counted, skipped)")),
+      tx_gso_batches(r.counter("udp_tx_gso_batches_total",
+                               "UDP GSO messages sent (each carries several datagrams)")),
+      tx_gso_refused(
+          r.counter("udp_tx_gso_refused_total",
+                    "UDP GSO messages the kernel refused (resent datagram by datagram)")) {}
 
 UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_bytes)
     : fd_(std::move(fd)),
@@ -28,7 +37,11 @@ UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_by
       tx_buf_(std::make_unique<std::uint8_t[]>(kMaxDatagramBytes * kUdpBurst)),
       tx_msgs_(kUdpBurst),
       tx_iov_(kUdpBurst),
-      tx_addr_(kUdpBurst) {
+      tx_addr_(kUdpBurst),
+      gso_msgs_(kUdpBurst),
+      run_first_(kUdpBurst),
+      run_len_(kUdpBurst),
+      gso_ctl_(kUdpBurst) {
   const int fl = ::fcntl(fd_.get(), F_GETFL);
   if (fl >= 0) (void)::fcntl(fd_.get(), F_SETFL, fl | O_NONBLOCK);
   sockaddr_storage ss{};
@@ -145,10 +158,31 @@ void UdpIo::queue(const IpPort& to, ByteView data) {
   ++tx_count_;
 }
 
-void UdpIo::flush() {
+namespace {
+
+#ifndef UDP_SEGMENT
+constexpr int UDP_SEGMENT = 103;
+#endif
+constexpr std::size_t kGsoMaxSegments = 64;   // UDP_MAX_SEGMENTS of older kernels
+constexpr std::size_t kGsoMaxBytes = 65000;   // below 64 KiB with any IP header
+constexpr std::size_t kGsoMaxSegment = 1472;  // fits a 1500-byte link: anything
+                                              // larger the kernel would refuse
+
+bool same_destination(const mmsghdr& a, const mmsghdr& b) {
+  return a.msg_hdr.msg_namelen == b.msg_hdr.msg_namelen &&
+         std::memcmp(a.msg_hdr.msg_name, b.msg_hdr.msg_name, a.msg_hdr.msg_namelen) == 0;
+}
+
+// Errors that mean "no UDP GSO here" rather than "not this destination".
+bool gso_unsupported(int err) { return err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT; }
+
+}  // namespace
+
+void UdpIo::send_each(std::size_t first, std::size_t count) {
   std::size_t done = 0;
-  while (done < tx_count_) {
-    const int n = ::sendmmsg(fd_.get(), tx_msgs_.data() + done, static_cast<unsigned>(tx_count_ - done), 0);
+  while (done < count) {
+    const int n = ::sendmmsg(fd_.get(), tx_msgs_.data() + first + done,
+                             static_cast<unsigned>(count - done), 0);
     if (n > 0) {
       c_.tx_datagrams.inc(static_cast<std::uint64_t>(n));
       done += static_cast<std::size_t>(n);
@@ -159,6 +193,78 @@ void UdpIo::flush() {
     // one bad destination never cuts the rest of the batch.
     c_.tx_errors.inc();
     spdlog::debug("udp: send error: {}", std::strerror(errno));
+    ++done;
+  }
+}
+
+void UdpIo::flush() {
+  if (tx_count_ == 0) return;
+  if (!gso_) {
+    send_each(0, tx_count_);
+    tx_count_ = 0;
+    return;
+  }
+  // Runs: consecutive datagrams to one destination, one size, the last maybe shorter.
+  std::size_t runs = 0;
+  for (std::size_t i = 0; i < tx_count_;) {
+    const std::size_t seg = tx_iov_[i].iov_len;
+    std::size_t j = i + 1;
+    std::size_t total = seg;
+    if (seg <= kGsoMaxSegment) {
+      while (j < tx_count_ && j - i < kGsoMaxSegments && tx_iov_[j].iov_len <= seg &&
+             total + tx_iov_[j].iov_len <= kGsoMaxBytes &&
+             same_destination(tx_msgs_[i], tx_msgs_[j])) {
+        total += tx_iov_[j].iov_len;
+        const bool shorter = tx_iov_[j].iov_len < seg;
+        ++j;
+        if (shorter) break;
+      }
+    }
+    msghdr& h = gso_msgs_[runs].msg_hdr;
+    h = tx_msgs_[i].msg_hdr;
+    h.msg_iov = &tx_iov_[i];
+    h.msg_iovlen = j - i;
+    if (j - i > 1) {
+      h.msg_control = gso_ctl_[runs].bytes;
+      h.msg_controllen = sizeof gso_ctl_[runs].bytes;
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = IPPROTO_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+      const auto size = static_cast<std::uint16_t>(seg);
+      std::memcpy(CMSG_DATA(c), &size, sizeof size);
+    }
+    run_first_[runs] = static_cast<std::uint32_t>(i);
+    run_len_[runs] = static_cast<std::uint32_t>(j - i);
+    ++runs;
+    i = j;
+  }
+  std::size_t done = 0;
+  while (done < runs) {
+    const int n =
+        ::sendmmsg(fd_.get(), gso_msgs_.data() + done, static_cast<unsigned>(runs - done), 0);
+    if (n > 0) {
+      for (std::size_t k = done; k < done + static_cast<std::size_t>(n); ++k) {
+        c_.tx_datagrams.inc(run_len_[k]);
+        if (run_len_[k] > 1) c_.tx_gso_batches.inc();
+      }
+      done += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    const int err = n < 0 ? errno : EIO;
+    if (run_len_[done] > 1) {
+      // Refused as a whole: the datagrams go one by one, each counted on its own.
+      c_.tx_gso_refused.inc();
+      if (gso_unsupported(err)) {
+        spdlog::info("udp: GSO refused ({}): sending datagram by datagram", std::strerror(err));
+        gso_ = false;
+      }
+      send_each(run_first_[done], run_len_[done]);
+    } else {
+      c_.tx_errors.inc();
+      spdlog::debug("udp: send error: {}", std::strerror(err));
+    }
     ++done;
   }
   tx_count_ = 0;

@@ -50,6 +50,8 @@ struct UdpIoCounters {
   Counter& rx_bad_source;
   Counter& tx_datagrams;
   Counter& tx_errors;
+  Counter& tx_gso_batches;
+  Counter& tx_gso_refused;
 };
 
 class UdpIo {
@@ -87,7 +89,14 @@ class UdpIo {
 
   // Copies the datagram into the send batch; flushes when the batch is full.
   void queue(const IpPort& to, ByteView data);
+  // Sends the batch. Runs of consecutive datagrams to one destination with one size
+  // (the last may be shorter) go out as one UDP GSO message (UDP_SEGMENT): one trip
+  // through the kernel's stack, cut into datagrams at the device. A run the kernel
+  // refuses is sent again datagram by datagram (errors counted per datagram); a
+  // kernel without UDP GSO turns it off for this socket.
   void flush();
+  void set_gso(bool on) { gso_ = on; }
+  bool gso() const { return gso_; }
   std::size_t queued() const { return tx_count_; }
   // Whether the last receive filled a whole burst (more is probably waiting).
   bool last_burst_full() const { return last_burst_full_; }
@@ -108,6 +117,15 @@ class UdpIo {
   std::vector<sockaddr_storage> tx_addr_;
   std::size_t tx_count_ = 0;
   bool last_burst_full_ = false;
+  bool gso_ = true;
+  std::vector<mmsghdr> gso_msgs_;  // one per run
+  std::vector<std::uint32_t> run_first_, run_len_;
+  // One UDP_SEGMENT control message per run (aligned for cmsghdr).
+  struct alignas(cmsghdr) GsoControl {
+    std::uint8_t bytes[CMSG_SPACE(sizeof(std::uint16_t))];
+  };
+  std::vector<GsoControl> gso_ctl_;
+  void send_each(std::size_t first, std::size_t count);
 };
 
 }  // namespace tw::magicsock

@@ -1,7 +1,7 @@
 // The exit namespace, built for real (needs root: CAP_SYS_ADMIN for unshare and
 // CAP_NET_ADMIN inside; skipped otherwise): only lo and tw-exit, routes only into
 // tw-exit, and packets written into the TUN (as dataproc would) are refused,
-// redirected or dropped by the kernel exactly as docs/design.md#exit-node says.
+// redirected or dropped by the kernel exactly as docs/design.md#9-exit-node says.
 #include "broker/exit_namespace.h"
 
 #include <fcntl.h>

@@ -156,6 +156,33 @@ TEST(RuntimeRxRing, FullRingDropsWireGuardCountedButStillReadsTheSocket) {
   EXPECT_EQ(a.got.back(), (Delivered{7, wg_data(9, 64)}));
 }
 
+TEST(RuntimeRxRing, NearlyFullRingHoldsDatagramsInTheSocketInsteadOfDroppingThem) {
+  boost::asio::io_context io;
+  FakeRelay relay(io);
+  RingNode a(io, relay, ipc::RingGeometry{8, 2048});  // holds back below 4 free slots
+  auto known = bind_loopback();
+  const auto peer = peer_at(7, known.get());
+  a.rt->set_peers(std::span(&peer, 1));
+  a.start();
+  for (std::uint8_t i = 0; i < 6; ++i) send_to(known.get(), loopback(a.port), wg_data(i, 64));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.rt->counters().wg_rx.value() == 6; }, 2000ms));
+  for (std::uint8_t i = 6; i < 9; ++i) send_to(known.get(), loopback(a.port), wg_data(i, 64));
+  // Two free slots: the next three wait in the socket buffer (polled every 50 us,
+  // at most ~5 ms in a row, so 1 ms of loop cannot reach the limit).
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.rt->counters().wg_rx_held_back.value() >= 2; }, 2000ms));
+  io.run_for(1ms);
+  EXPECT_EQ(a.rt->counters().wg_rx.value(), 6u);
+  EXPECT_EQ(a.rt->counters().wg_rx_ring_full.value(), 0u);
+  // The consumer catches up: all three arrive, none dropped, in order.
+  ASSERT_EQ(a.drain_ring(), 6u);
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.drain_ring() == 9; }, 2000ms));
+  EXPECT_EQ(a.rt->counters().wg_rx_ring_full.value(), 0u);
+  for (std::uint8_t i = 0; i < 9; ++i) EXPECT_EQ(a.got[i], (Delivered{7, wg_data(i, 64)}));
+}
+
 TEST(RuntimeRxRing, TruncationIsDetectedAgainstTheConfiguredSizeNotTheSlot) {
   boost::asio::io_context io;
   FakeRelay relay(io);
