@@ -85,6 +85,7 @@ void ControlClient::spawn() {
   setup.authority = config_.authority;
   setup.auth_key = config_.auth_key;
   setup.hostname = config_.hostname;
+  setup.routable_ips = config_.routable_ips;
   setup.home_derp = home_derp_;
   setup.endpoints = endpoints_;
   assembler_ = ctl::NetmapAssembler();

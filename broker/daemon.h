@@ -92,6 +92,9 @@ class Daemon {
   // control.cc: the control plane client (ctlproc), when control_url is set
   Status start_control();
   void forward_endpoints_to_control();
+  // Our home DERP region: the netmap's (self.home_derp) if its DERP map has it; with
+  // control and none set, the lowest region of the map (what we tell control); else 0.
+  std::uint32_t home_region() const;
 
   // admin.cc
   void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
@@ -131,6 +134,7 @@ class Daemon {
   std::uint64_t rebind_generation_ = 0;
   std::optional<TunDevice> tun_;
   std::vector<IpPrefix> tun_routes_;
+  std::optional<IpAddr> tun_addr_;  // the IPv4 address the TUN has (from self.addresses)
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ControlClient> control_;
   std::map<ipc::Role, ChildHandle> children_;

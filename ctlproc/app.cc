@@ -99,6 +99,7 @@ void App::on_conn(CtlConn c, int fd) {
     cfg.hostinfo.hostname = setup_->hostname;
     cfg.hostinfo.ipn_version = std::string("tailwarden-") + TW_VERSION;
     cfg.hostinfo.preferred_derp = setup_->home_derp;
+    cfg.hostinfo.routable_ips = setup_->routable_ips;
     cfg.endpoints = setup_->endpoints;
     session_ = std::make_unique<Session>(std::move(cfg));
     auto first = session_->start();

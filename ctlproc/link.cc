@@ -94,6 +94,8 @@ Bytes encode_link(const ToCtlproc& m) {
           w.text(v.hostname);
           w.u32(v.home_derp);
           put_endpoints(w, v.endpoints);
+          w.u32(static_cast<std::uint32_t>(v.routable_ips.size()));
+          for (const auto& p : v.routable_ips) w.prefix(p);
         } else if constexpr (std::is_same_v<T, CtlConn>) {
           w.u8(static_cast<std::uint8_t>(v.purpose));
         } else if constexpr (std::is_same_v<T, CtlDialFailed>) {
@@ -153,6 +155,8 @@ Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
       s.hostname = r.text(255);
       s.home_derp = r.u32();
       s.endpoints = get_endpoints(r);
+      s.routable_ips.resize(r.count(kMaxRoutableIps, 18));
+      for (auto& p : s.routable_ips) p = r.prefix();
       if (r.ok() && s.node_public.is_zero()) r.fail("zero node key");
       if (r.ok() && s.authority.empty()) r.fail("empty control authority");
       auto out = finish<ToCtlproc>(r, std::move(s), "CtlSetup");

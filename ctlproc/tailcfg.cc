@@ -239,6 +239,11 @@ json hostinfo_json(const Hostinfo& h) {
   j["OS"] = h.os;
   if (!h.ipn_version.empty()) j["IPNVersion"] = h.ipn_version;
   if (h.preferred_derp != 0) j["NetInfo"] = json{{"PreferredDERP", h.preferred_derp}};
+  if (!h.routable_ips.empty()) {
+    json r = json::array();
+    for (const auto& p : h.routable_ips) r.push_back(p.to_string());
+    j["RoutableIPs"] = std::move(r);
+  }
   return j;
 }
 
@@ -363,6 +368,25 @@ Result<MapResponse> parse_map_response(std::string_view text) {
     }
   }
   m.has_packet_filter = field(j, "PacketFilter") != nullptr || field(j, "PacketFilters") != nullptr;
+  if (const json* pf = field(j, "PacketFilter"); pf != nullptr) {
+    auto f = parse_filter_rules(*pf, "PacketFilter");
+    if (!f) return Error{f.error()};
+    m.packet_filter = std::move(*f);
+  }
+  if (const json* pfs = field(j, "PacketFilters"); pfs != nullptr) {
+    if (!pfs->is_object()) return fail("PacketFilters", "expected an object");
+    if (pfs->size() > 1024) return fail("PacketFilters", "too many chunks");
+    for (const auto& [name, rules] : pfs->items()) {
+      if (name.size() > 256) return fail("PacketFilters", "chunk name longer than 256 bytes");
+      if (rules.is_null()) {
+        m.packet_filters[name] = std::nullopt;
+        continue;
+      }
+      auto f = parse_filter_rules(rules, "PacketFilters[\"" + name + "\"]");
+      if (!f) return Error{f.error()};
+      m.packet_filters[name] = std::move(*f);
+    }
+  }
   auto dom = get_str(j, "MapResponse", "Domain");
   if (!dom) return Error{dom.error()};
   m.domain = *dom;
@@ -375,6 +399,27 @@ Status MapState::apply(const MapResponse& m) {
   if (m.node) self_ = *m.node;
   if (m.derp_map) derp_map_ = *m.derp_map;
   if (!m.domain.empty()) domain_ = m.domain;
+  if (m.packet_filter) filters_["base"] = *m.packet_filter;
+  if (auto all = m.packet_filters.find("*"); all != m.packet_filters.end() && !all->second)
+    filters_.clear();
+  for (const auto& [name, f] : m.packet_filters) {
+    if (name == "*") continue;
+    if (f) {
+      filters_[name] = *f;
+    } else {
+      filters_.erase(name);
+    }
+  }
+  std::size_t rules = 0;
+  std::size_t prefixes = 0;
+  for (const auto& [name, f] : filters_) {
+    rules += f.rules.size();
+    for (const auto& r : f.rules) prefixes += r.srcs.size() + r.dsts.size();
+  }
+  if (rules > kMaxFilterRules || prefixes > kMaxFilterPrefixes) {
+    filters_.clear();  // fail closed: an empty filter drops what peers start
+    return make_error("PacketFilters: more rules or prefixes in all than tailwarden accepts");
+  }
   if (!m.peers.empty()) {
     // A full list replaces everything; the deltas in the same message are ignored.
     peers_.clear();
@@ -398,6 +443,14 @@ Status MapState::apply(const MapResponse& m) {
   }
   ++updates_;
   return ok_status();
+}
+
+PacketFilter MapState::packet_filter() const {
+  PacketFilter out;
+  for (const auto& [name, f] : filters_) {
+    out.rules.insert(out.rules.end(), f.rules.begin(), f.rules.end());
+  }
+  return out;
 }
 
 std::string netmap_name(const ControlNode& n) {
@@ -424,6 +477,7 @@ Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
   if (!self_) return make_error("control: no map received yet");
   Netmap nm;
   nm.derp_map = derp_map_;
+  nm.packet_filter = packet_filter();
   nm.self.name = netmap_name(*self_);
   nm.self.node_key = self_->key;
   nm.self.addresses = self_->addresses;

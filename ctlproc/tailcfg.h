@@ -16,6 +16,7 @@
 #include "common/ipaddr.h"
 #include "common/keys.h"
 #include "common/netmap.h"
+#include "common/packet_filter.h"
 #include "common/result.h"
 
 namespace tw::ctl {
@@ -29,6 +30,7 @@ struct Hostinfo {
   std::string os = "linux";
   std::string ipn_version;
   std::int64_t preferred_derp = 0;
+  std::vector<IpPrefix> routable_ips;  // RoutableIPs: routes we offer (exit: /0s)
 };
 
 // Endpoint types as in tailcfg.EndpointType.
@@ -114,6 +116,9 @@ struct MapResponse {
   std::vector<ControlNode> peers_changed;
   std::vector<PeerPatch> peers_changed_patch;
   bool has_packet_filter = false;
+  std::optional<PacketFilter> packet_filter;  // PacketFilter: the "base" chunk
+  // PacketFilters: named chunks; nullopt value deletes the chunk, "*" (null) clears all.
+  std::map<std::string, std::optional<PacketFilter>> packet_filters;
   std::string domain;
 };
 Result<MapResponse> parse_map_response(std::string_view text);
@@ -135,6 +140,9 @@ class MapState {
   const std::map<std::int64_t, ControlNode>& peers() const { return peers_; }
   const DerpMap& derp_map() const { return derp_map_; }
   const std::string& domain() const { return domain_; }
+  // The concatenation of the named filter chunks in key order (Tailscale's order);
+  // empty until control sends one, which drops everything peers start.
+  PacketFilter packet_filter() const;
   std::uint64_t updates() const { return updates_; }
 
   // Our netmap model: peers with a zero disco key (unless WireGuard-only) or expired
@@ -145,6 +153,7 @@ class MapState {
   std::optional<ControlNode> self_;
   std::map<std::int64_t, ControlNode> peers_;
   DerpMap derp_map_;
+  std::map<std::string, PacketFilter> filters_;
   std::string domain_;
   std::uint64_t updates_ = 0;
 };

@@ -11,16 +11,28 @@ namespace tw::dataproc {
 
 Runtime::Runtime(boost::asio::io_context& io, RuntimeFds fds)
     : io_(io),
-      broker_(io, std::move(fds.broker_control), ipc::LinkKind::kBrokerDataproc, ipc::Role::kDataproc, &metrics_),
-      peer_(io, std::move(fds.peer_control), ipc::LinkKind::kNetprocDataproc, ipc::Role::kDataproc, &metrics_),
+      broker_(io, std::move(fds.broker_control), ipc::LinkKind::kBrokerDataproc,
+              ipc::Role::kDataproc, &metrics_),
+      peer_(io, std::move(fds.peer_control), ipc::LinkKind::kNetprocDataproc, ipc::Role::kDataproc,
+            &metrics_),
       from_net_(fds.rings->ring(ipc::Direction::kNetToData)),
       to_net_(fds.rings->ring(ipc::Direction::kDataToNet), fds.doorbell_data_to_net.get()),
       to_net_bell_(std::move(fds.doorbell_data_to_net)),
       reader_bell_(std::move(fds.doorbell_net_to_data)),
       timer_(io),
+      filter_drop_no_rule_(
+          metrics_.counter("dataproc_filter_drop_no_rule_total",
+                           "Packets from peers dropped: no packet filter rule allows them")),
+      filter_drop_invalid_(metrics_.counter(
+          "dataproc_filter_drop_invalid_total",
+          "Packets from peers dropped by the packet filter: not a parsable IP packet")),
+      filter_drop_multicast_(metrics_.counter(
+          "dataproc_filter_drop_multicast_total",
+          "Packets from peers dropped by the packet filter: multicast or link-local destination")),
       ring_full_drops_(metrics_.counter("dataproc_ring_full_drops_total",
                                         "Datagrams dropped because the data->net ring was full")),
-      seal_refused_(metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")) {}
+      seal_refused_(
+          metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")) {}
 
 void Runtime::start(std::function<void(int)> on_exit) {
   on_exit_ = std::move(on_exit);
@@ -46,6 +58,7 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
             (void)broker_.send(ipc::Ready{});
           },
           [&](ipc::DataprocNetmap& msg) { on_netmap(std::move(msg)); },
+          [&](ipc::DataprocFilter& msg) { on_filter(std::move(msg)); },
           [&](ipc::TunFd& msg) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
@@ -95,6 +108,35 @@ void Runtime::on_netmap(ipc::DataprocNetmap part) {
   arm_timer();
 }
 
+void Runtime::on_filter(ipc::DataprocFilter msg) {
+  std::size_t rules = msg.filter.rules.size();
+  if (msg.enabled) {
+    filter_ = std::move(msg.filter);
+  } else {
+    filter_.reset();
+  }
+  spdlog::info("packet filter for generation {}: {}", msg.generation,
+               msg.enabled ? std::to_string(rules) + " rules" : std::string("none"));
+}
+
+bool Runtime::filter_allows(ByteView packet, TimePoint now) {
+  if (!filter_) return true;
+  switch (filter_inbound(*filter_, packet, &flows_, now)) {
+    case FilterVerdict::kAccept:
+      return true;
+    case FilterVerdict::kDropNoRule:
+      filter_drop_no_rule_.inc();
+      return false;
+    case FilterVerdict::kDropInvalid:
+      filter_drop_invalid_.inc();
+      return false;
+    case FilterVerdict::kDropMulticast:
+      filter_drop_multicast_.inc();
+      return false;
+  }
+  return false;
+}
+
 // netproc may ask for one thing only: a ClientInfo sealed with the node key.
 void Runtime::on_peer_message(ipc::ReceivedMessage m) {
   std::visit(
@@ -105,7 +147,8 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp>([&] { peer_.close("message not for dataproc"); }),
+                    ipc::ReleaseUdp, ipc::DataprocFilter>(
+              [&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -127,7 +170,11 @@ void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
 }
 
 // The packet path, in the order of runtime.h's header: outbound, inbound, flush.
-void Runtime::on_tun_packet(ByteView packet) { device_.on_tun_packet(packet, Clock::now(), out_); }
+void Runtime::on_tun_packet(ByteView packet) {
+  const TimePoint now = Clock::now();
+  if (filter_) flows_.note_outbound(packet, now);  // lets the replies of our UDP flows in
+  device_.on_tun_packet(packet, now, out_);
+}
 
 void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   const TimePoint now = Clock::now();
@@ -139,7 +186,10 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
 
 void Runtime::flush() {
   if (tun_) {
-    for (std::size_t i = 0; i < out_.to_tun.size(); ++i) tun_->write(out_.to_tun.bytes(i));
+    const TimePoint now = Clock::now();
+    for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
+      if (filter_allows(out_.to_tun.bytes(i), now)) tun_->write(out_.to_tun.bytes(i));
+    }
   }
   std::size_t n = out_.to_network.size();
   std::size_t done = 0;

@@ -41,6 +41,7 @@ enum class MessageType : std::uint16_t {
   kCandidatesVerdict = 19,      // broker -> netproc
   kOperatorPing = 20,           // broker -> netproc (answered with a StatusReply)
   kReleaseUdp = 21,             // broker -> netproc (answered with a StatusReply)
+  kDataprocFilter = 22,         // broker -> dataproc
 };
 
 // Bit set of (sender, receiver) pairs.

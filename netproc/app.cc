@@ -98,6 +98,7 @@ void App::on_netmap(ipc::NetprocNetmap part) {
   spdlog::info("netmap generation {}: {} peers", (*full)->generation, (*full)->peers.size());
   auto map = parse_derp_map((*full)->derp_map_json, "netmap from broker");
   if (map) {
+    home_derp_ = (*full)->home_derp;  // the broker's choice for this netmap
     derp_->set_map(std::move(*map), home_derp_);
   } else {
     spdlog::warn("derp map: {}", map.error());
@@ -151,7 +152,7 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
           // carries one is not what it claims, so it is closed (and we exit).
           on_any_of<ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
-                    ipc::SealClientInfoReply, ipc::RegisterCandidates>([&] {
+                    ipc::SealClientInfoReply, ipc::RegisterCandidates, ipc::DataprocFilter>([&] {
             spdlog::error("unexpected message from the broker");
             broker_.close("message not for netproc");
           }),
@@ -186,7 +187,8 @@ void App::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp>([&] { peer_.close("message not for netproc"); }),
+                    ipc::ReleaseUdp, ipc::DataprocFilter>(
+              [&] { peer_.close("message not for netproc"); }),
       },
       m.message);
 }

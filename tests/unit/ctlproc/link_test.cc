@@ -18,6 +18,7 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   s.hostname = "h";
   s.home_derp = 7;
   s.endpoints = {{*IpPort::parse("198.18.0.2:41641"), EndpointType::kStun}};
+  s.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
   Bytes d = encode_link(ToCtlproc(s));
   auto back = decode_to_ctlproc(d, 0);
   ASSERT_TRUE(back.ok()) << back.error();
@@ -26,6 +27,7 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   EXPECT_EQ(got.authority, s.authority);
   EXPECT_EQ(got.endpoints.size(), 1u);
   EXPECT_EQ(got.endpoints[0].type, EndpointType::kStun);
+  EXPECT_EQ(got.routable_ips, s.routable_ips);
   EXPECT_FALSE(decode_to_ctlproc(d, 1).ok()) << "an fd on CtlSetup";
   Bytes cut(d.begin(), d.end() - 1);
   EXPECT_FALSE(decode_to_ctlproc(cut, 0).ok());

@@ -126,6 +126,52 @@ TEST(TailcfgTest, LiteUpdateCarriesEndpointsTypesDiscoAndHomeRegion) {
   EXPECT_FALSE(json::parse(map_request_json(p)).contains("DiscoKey"));
 }
 
+TEST(TailcfgTest, HostinfoOffersRoutableIpsForAnExitNode) {
+  MapRequestParams p;
+  p.node_key = *NodePublic::parse(nodekey(1));
+  EXPECT_FALSE(json::parse(map_request_json(p))["Hostinfo"].contains("RoutableIPs"));
+  p.hostinfo.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
+  EXPECT_EQ(json::parse(map_request_json(p))["Hostinfo"]["RoutableIPs"],
+            json({"0.0.0.0/0", "::/0"}));
+}
+
+TEST(TailcfgTest, PacketFilterBaseAndNamedChunksInTailscalesOrder) {
+  const json allow22 = json::parse(
+      R"([{"SrcIPs":["100.64.0.2"],"DstPorts":[{"IP":"100.64.0.1","Ports":{"First":22,"Last":22}}]}])");
+  const json allow80 = json::parse(
+      R"([{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":80,"Last":80}}],"IPProto":[6]}])");
+  MapState s;
+  json first = full_map({node(2, "alpha")});
+  first["PacketFilter"] = allow22;
+  ASSERT_TRUE(s.apply(parse(first)).ok());
+  Netmap nm = netmap_of(s);
+  ASSERT_TRUE(nm.packet_filter);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 1u);
+  EXPECT_EQ(nm.packet_filter->rules[0].dsts[0].first, 22);
+  // A delta without PacketFilter keeps it; a named chunk is added after "base".
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"zz", allow80}}}})).ok());
+  nm = netmap_of(s);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 2u);
+  EXPECT_EQ(nm.packet_filter->rules[1].dsts[0].first, 80);
+  // null deletes a chunk; "*": null clears all, then the rest of the map applies.
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"zz", nullptr}}}})).ok());
+  EXPECT_EQ(netmap_of(s).packet_filter->rules.size(), 1u);
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"*", nullptr}, {"a", allow80}}}})).ok());
+  nm = netmap_of(s);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 1u);
+  EXPECT_EQ(nm.packet_filter->rules[0].dsts[0].first, 80);
+  // An empty PacketFilter is a filter that allows nothing, not "no filter".
+  MapState empty;
+  ASSERT_TRUE(empty.apply(parse(full_map({node(2, "alpha")}))).ok());
+  nm = netmap_of(empty);
+  ASSERT_TRUE(nm.packet_filter);
+  EXPECT_TRUE(nm.packet_filter->rules.empty());
+  // A malformed rule refuses the message, naming the field.
+  auto bad = parse_map_response(R"({"PacketFilter":[{"SrcIPs":["not-an-ip"]}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("PacketFilter[0].SrcIPs[0]"), std::string::npos) << bad.error();
+}
+
 TEST(TailcfgTest, RegisterResponses) {
   auto ok = parse_register_response(
       R"({"User":{"DisplayName":"u"},"Login":{"LoginName":"u@x"},"MachineAuthorized":true,"New":1})");

@@ -47,6 +47,16 @@ inline std::vector<AnyMessage> sample_messages() {
   nm.generation = 3;
   nm.peers = {sample_netproc_peer(1), sample_netproc_peer(2)};
   nm.derp_map_json = R"({"Regions":{"9":{"RegionID":9}}})";
+  nm.home_derp = 9;
+
+  DataprocFilter filter;
+  filter.generation = 3;
+  filter.enabled = true;
+  filter.filter.rules.push_back(
+      FilterRule{{6, 17},
+                 {*IpPrefix::parse("100.64.0.0/10"), *IpPrefix::parse("fd7a:115c:a1e0::/48")},
+                 {FilterDst{*IpPrefix::parse("100.64.0.1/32"), 22, 22},
+                  FilterDst{*IpPrefix::parse("::/0"), 0, 65535}}});
 
   DataprocNetmap dm;
   dm.generation = 3;
@@ -79,6 +89,7 @@ inline std::vector<AnyMessage> sample_messages() {
           6, 2, 45, {*IpPort::parse("198.18.5.5:41641")}, {*IpPort::parse("10.0.0.1:1")}},
       OperatorPing{7, 2},
       ReleaseUdp{8},
+      filter,
   };
 }
 
