@@ -71,7 +71,11 @@ class Daemon {
   std::string child_binary(const char* name) const;
 
   // rebind and DERP dialling (network.cc)
+  // Serialised: a rebind asked for while one runs waits for it, and every request
+  // that queued meanwhile shares one more rebind after it (never two at once: the
+  // second would find the pinned port still held and drop to inert mode).
   void rebind(std::function<void(Status)> done);
+  void rebind_now(const std::function<void(Status)>& done);
   void on_derp_dial_request(const ipc::DerpDialRequest& req);
   void on_derp_dial_request_resolved(const DerpDialTarget& target, const ipc::DerpDialRequest& req);
   void start_link_monitor();
@@ -132,6 +136,8 @@ class Daemon {
   CandidateRegistry candidates_;
   std::uint64_t kernel_dropped_seen_ = 0;
   std::uint64_t rebind_generation_ = 0;
+  bool rebind_running_ = false;
+  std::vector<std::function<void(Status)>> rebind_waiters_;  // queued behind the running one
   std::optional<TunDevice> tun_;
   std::vector<IpPrefix> tun_routes_;
   std::optional<IpAddr> tun_addr_;  // the IPv4 address the TUN has (from self.addresses)

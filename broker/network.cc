@@ -19,7 +19,29 @@ namespace asio = boost::asio;
 
 constexpr std::size_t kMaxNetmapFileBytes = std::size_t{16} * 1024 * 1024;
 
+constexpr std::size_t kMaxQueuedRebinds = 64;
+
 void Daemon::rebind(std::function<void(Status)> done) {
+  if (rebind_running_) {
+    if (rebind_waiters_.size() >= kMaxQueuedRebinds)
+      return done(make_error("too many rebinds queued"));
+    rebind_waiters_.push_back(std::move(done));
+    return;
+  }
+  rebind_running_ = true;
+  rebind_now([this, done = std::move(done)](Status st) {
+    rebind_running_ = false;
+    done(std::move(st));
+    if (rebind_waiters_.empty()) return;
+    auto waiters = std::move(rebind_waiters_);
+    rebind_waiters_.clear();
+    rebind([waiters = std::move(waiters)](const Status& again) {
+      for (const auto& w : waiters) w(again);
+    });
+  });
+}
+
+void Daemon::rebind_now(const std::function<void(Status)>& done) {
   rebinds_.inc();
   const bool pinned = config_.listen_port != 0 && udp_ && udp_->port == config_.listen_port;
   auto bind_and_hand_over = [this, done](bool released) {

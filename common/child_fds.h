@@ -13,3 +13,14 @@ constexpr int kDoorbellDataToNet = 7;  // eventfd: dataproc produced into data->
 constexpr int kCount = 8;          // first fd number past the fixed set
 
 }  // namespace tw::child_fd
+
+namespace tw {
+
+// Exit status of netproc or dataproc when the link between them closed (the other
+// child died or broke the protocol): the broker then restarts both.
+constexpr int kExitPeerLinkLost = 3;
+// Exit status of netproc when waiting on the underlay socket failed for good: the
+// broker restarts the children on the same socket and logs why.
+constexpr int kExitUnderlayFailed = 4;
+
+}  // namespace tw

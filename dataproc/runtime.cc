@@ -5,6 +5,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "common/child_fds.h"
 #include "common/overloaded.h"
 
 namespace tw::dataproc {
@@ -42,7 +43,13 @@ void Runtime::start(std::function<void(int)> on_exit) {
                   on_exit_(0);
                 });
   peer_.start([this](ipc::ReceivedMessage m) { on_peer_message(std::move(m)); },
-              [](const std::string& why) { spdlog::warn("netproc link closed: {}", why); });
+              [this](const std::string& why) {
+                // The seal service lives on this link; a violation on it means one of the
+                // two children is lying: stop, so that the broker restarts both
+                // (docs/design.md#4-ipc).
+                spdlog::error("netproc link closed ({}); exiting so both children restart", why);
+                on_exit_(kExitPeerLinkLost);
+              });
   reader_ = std::make_unique<ipc::RingReader>(
       io_, from_net_, std::move(reader_bell_), 65536, ipc::RingReader::Options{},
       [this](const ipc::PacketBatch& b) { on_ring_batch(b); });

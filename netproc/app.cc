@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/child_fds.h"
 #include "common/overloaded.h"
 
 namespace tw::netproc {
@@ -36,7 +37,15 @@ void App::start(std::function<void(int code)> on_exit) {
                   on_exit_(0);
                 });
   peer_.start([this](ipc::ReceivedMessage m) { on_peer_message(std::move(m)); },
-              [](const std::string& reason) { spdlog::warn("dataproc link closed: {}", reason); });
+              [this](const std::string& reason) {
+                // Without this link dataproc cannot seal DERP ClientInfo for us, and a
+                // violation on it means one of the two is lying: stop, so that the broker
+                // restarts both with a fresh link (docs/design.md#4-ipc).
+                spdlog::error("dataproc link closed ({}); exiting so both children restart",
+                              reason);
+                if (runtime_) runtime_->stop();
+                on_exit_(kExitPeerLinkLost);
+              });
 }
 
 void App::on_setup(const ipc::NetprocSetup& s) {
@@ -49,6 +58,14 @@ void App::on_setup(const ipc::NetprocSetup& s) {
   magicsock::RuntimeHooks hooks;
   hooks.deliver = [this](std::span<const ipc::OutPacket> p) { return deliver(p); };
   hooks.rx_ring = &to_data_;  // WireGuard from the socket is received straight into the ring
+  hooks.udp_failed = [this](const std::string& why) {
+    // Not from inside the runtime's own handler: stop it from the loop.
+    boost::asio::post(io_, [this, why] {
+      spdlog::error("underlay receive loop failed ({}); exiting so the broker restarts us", why);
+      if (runtime_) runtime_->stop();
+      on_exit_(kExitUnderlayFailed);
+    });
+  };
   hooks.endpoints_changed = [this](const std::vector<IpPort>& eps) {
     ipc::EndpointsUpdate u;
     u.endpoints.assign(eps.begin(), eps.begin() + static_cast<std::ptrdiff_t>(std::min(eps.size(), ipc::kMaxEndpoints)));

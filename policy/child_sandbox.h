@@ -3,6 +3,7 @@
 // everything that opens files - drop privileges and load the seccomp filter last.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
@@ -36,8 +37,22 @@ struct ChildBootstrap {
 Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
                                        const std::string& log_tag);
 
-// Drops to args.uid/gid (when running as root; a non-root test run only hardens),
-// then installs the role's seccomp filter unless the mode is permissive.
+// Resource limits of a child, set before it drops root (hard = soft, so they cannot
+// be raised again): CORE 0 always, FSIZE 0 unless stderr is a regular file.
+struct ChildLimits {
+  rlim_t nofile;
+  rlim_t nproc;
+};
+ChildLimits limits_for(ProcessRole role);
+Status apply_child_limits(ProcessRole role);
+
+// Moves the calling (root) process into a private mount namespace whose root is an
+// empty read-only tmpfs. Call after everything that reads files.
+Status enter_empty_root();
+
+// Sets the limits; as root in strict mode also enters the empty root; then drops to args.uid/gid
+// (when running as root; a non-root test run only hardens), then installs the role's seccomp filter
+// unless the mode is permissive.
 Status enter_sandbox(const ChildArgs& args, ProcessRole role);
 
 }  // namespace tw::policy

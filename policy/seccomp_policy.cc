@@ -144,8 +144,8 @@ std::string pfc_header(ProcessRole role) {
   return h + "\n";
 }
 
-// Things the C/C++ runtime would otherwise do lazily by opening a file, done now
-// while files can still be opened.
+}  // namespace
+
 void warm_up_before_sandbox() {
   ::tzset();  // localtime_r (log time stamps) reads /etc/localtime once
 #if defined(TW_SANITIZER_RUNTIME)
@@ -154,8 +154,6 @@ void warm_up_before_sandbox() {
   __sanitizer_sandbox_on_notify(&args);
 #endif
 }
-
-}  // namespace
 
 std::string_view role_name(ProcessRole role) {
   switch (role) {

@@ -17,6 +17,11 @@ enum class ProcessRole { kNetproc, kDataproc, kCtlproc };
 
 std::string_view role_name(ProcessRole role);
 
+// What the C/C++ runtime would otherwise do lazily by opening a file (the time zone,
+// the sanitizer's view of /proc/self/maps), done now while files can still be opened.
+// install() calls it; the child sandbox calls it before the root is emptied.
+void warm_up_before_sandbox();
+
 // Loads the filter of `role` into the calling process, for every thread (TSYNC), and
 // sets NoNewPrivs first if it is not set yet. Call it last in the child's set-up:
 // after this no file can be opened, no socket created, no program executed.

@@ -46,6 +46,9 @@ RuntimeCounters::RuntimeCounters(MetricsRegistry& r)
                                       "peer-relay types 4-9 and others), dropped without a reply")),
       disco_rx_cmm_over_udp(
           r.counter("disco_rx_cmm_over_udp_total", "Call-me-maybe over UDP (refused)")),
+      disco_rx_relayed_pong_ignored(
+          r.counter("disco_rx_relayed_pong_ignored_total",
+                    "Pongs over DERP that answer no operator ping: never trusted for a UDP path")),
       disco_tx(r.counter("disco_tx_total", "Disco messages sent")),
       stun_rx_bad(r.counter("stun_rx_bad_total", "STUN responses that did not parse")),
       rx_unknown_kind(
@@ -155,7 +158,14 @@ void Runtime::arm_udp() {
   if (!udp_wait_) return;
   udp_wait_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
                         [this, gen = udp_gen_, alive = alive_](boost::system::error_code ec) {
-                          if (ec || !*alive || gen != udp_gen_ || !udp_) return;
+                          if (!*alive || gen != udp_gen_ || !udp_) return;
+                          if (ec) {
+                            if (ec == boost::asio::error::operation_aborted) return;
+                            spdlog::error("underlay: waiting on the socket failed: {}",
+                                          ec.message());
+                            if (hooks_.udp_failed) hooks_.udp_failed(ec.message());
+                            return;
+                          }
                           drain_udp();
                           arm_udp();
                         });

@@ -92,6 +92,10 @@ struct RuntimeHooks {
   // Set when the broker enforces a kernel allowlist on the socket: asks it to admit
   // learned candidates of one peer (answered with on_candidates_verdict).
   std::function<void(std::uint32_t peer_id, const std::vector<IpPort>&)> register_candidates;
+  // Waiting on the underlay socket failed with an error other than cancellation: the
+  // receive loop cannot go on. The owner must report it (netproc exits so that the
+  // broker restarts it on the same socket); it is never a silent stop.
+  std::function<void(const std::string& why)> udp_failed;
 };
 
 struct RuntimeCounters {
@@ -110,6 +114,7 @@ struct RuntimeCounters {
   Counter& disco_rx_bad_message;
   Counter& disco_rx_unknown_type;
   Counter& disco_rx_cmm_over_udp;
+  Counter& disco_rx_relayed_pong_ignored;
   Counter& disco_tx;
   Counter& stun_rx_bad;
   Counter& rx_unknown_kind;

@@ -118,7 +118,11 @@ void Runtime::on_relayed_disco(const NodePublic& src, std::uint32_t region, Byte
                      reply(j.dump());
                      return;
                    }
-                   (void)table_.on_pong(hdr->sender, p.txid, now);
+                   // Path pings go out over UDP only, and a peer answers a UDP ping over
+                   // UDP. A pong that arrives over DERP (even one carrying a live UDP
+                   // txid) proves nothing about a UDP path: never trusted, counted
+                   // (docs/direct-underlay.md#pings-and-pongs).
+                   c_.disco_rx_relayed_pong_ignored.inc();
                  },
                  [&](const disco::CallMeMaybe& cmm) {
                    ping_scratch_.clear();

@@ -13,6 +13,7 @@ bool usable_stun_server(const IpPort& s) {
 
 void StunProber::set_servers(std::span<const IpPort> servers, TimePoint now) {
   servers_.clear();
+  rotation_ = 0;
   for (const auto& s : servers) {
     if (!usable_stun_server(s)) {
       m_.stun_server_skipped.inc();
@@ -47,9 +48,17 @@ void StunProber::poll(TimePoint now, bool have_peers, std::vector<StunRequestPla
 
 void StunProber::sweep(TimePoint now, std::vector<StunRequestPlan>& out) {
   std::erase_if(in_flight_, [&](const InFlight& f) { return now - f.sent >= kStunTxLifetime; });
-  for (const auto& server : servers_) {
+  // A sweep starts where the last one hit the in-flight cap, so that with more servers
+  // than the cap every server gets its turn instead of the first 16 forever.
+  const std::size_t n = servers_.size();
+  if (rotation_ >= n) rotation_ = 0;
+  std::optional<std::size_t> first_skipped;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (rotation_ + k) % n;
+    const IpPort& server = servers_[i];
     if (in_flight_.size() >= kMaxStunInFlight) {
       m_.stun_request_dropped_in_flight_cap.inc();
+      if (!first_skipped) first_skipped = i;
       continue;
     }
     StunRequestPlan p;
@@ -59,6 +68,7 @@ void StunProber::sweep(TimePoint now, std::vector<StunRequestPlan>& out) {
     m_.stun_request_planned.inc();
     out.push_back(p);
   }
+  if (first_skipped) rotation_ = *first_skipped;
 }
 
 StunProber::Match StunProber::on_response(const StunTxId& txid, TimePoint now) {

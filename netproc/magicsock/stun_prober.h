@@ -1,7 +1,8 @@
 // STUN prober schedule and transaction state (docs/direct-underlay.md#our-endpoints): a sweep at
 // once on start, on a DERP-map change and after a rebind, then every 20–26 s (jittered, redrawn
-// each cycle) while the node has peers. Fixed IPv4 servers only; at most 16 transactions in flight;
-// a response is accepted only within 5 s of its request, checked on receipt.
+// each cycle) while the node has peers. Fixed IPv4 servers only; at most 16 transactions in flight
+// (a sweep starts where the last one hit that cap, so every server gets its turn); a response is
+// accepted only within 5 s of its request, checked on receipt.
 #pragma once
 
 #include <optional>
@@ -58,6 +59,7 @@ class StunProber {
     TimePoint sent{};
   };
   void sweep(TimePoint now, std::vector<StunRequestPlan>& out);
+  std::size_t rotation_ = 0;  // index of the server the next sweep starts with
 
   MagicsockMetrics& m_;
   RandomSource& rng_;

@@ -320,13 +320,17 @@ NFT
   e2e_cli a netcheck >/dev/null || fail "netcheck on a failed"
   e2e_cli b netcheck >/dev/null || fail "netcheck on b failed"
   collect_candidates
-  e2e_cli a rebind >/dev/null || fail "rebind on a failed"
+  # Four rebinds at once: serialised by the broker, each answered, the pinned port kept.
+  local r rpids=()
+  for r in 1 2 3 4; do e2e_cli a rebind >"$E2E_DIR/rebind.$r" 2>&1 & rpids+=($!); done
+  for r in "${rpids[@]}"; do wait "$r" || fail "one of four concurrent rebinds on a failed"; done
   sleep 3
   ping_ok "$NS_A" "$TAILNET_B" 3 || fail "traffic did not flow after the rebind"
   collect_candidates
   local port_a port_b
   port_a=$(e2e_cli a status --json | e2e_py json self.underlay_port)
   port_b=$(e2e_cli b status --json | e2e_py json self.underlay_port)
+  [ "$port_a" = 41641 ] || fail "after concurrent rebinds a's underlay port is '$port_a', not the pinned 41641"
   e2e_capture_stop egress_a
   e2e_capture_stop egress_b
   local n out port captured=0 allowed=0 cls

@@ -6,9 +6,11 @@
 //     wrong shapes ({"peers":[1]}, {"via":1}, ids that are strings, arrays instead of
 //     objects) and bytes that are not UTF-8;
 //   * when the file "hostile.mode" next to it says "wrong-id", answers with the
-//     request id the broker just gave the other child (dataproc), and a made-up one.
+//     request id the broker just gave the other child (dataproc), and a made-up one;
+//     when it says "peer-garbage", writes bytes that are no IPC frame to dataproc.
 // It writes what came back to "hostile.report" next to it (dial answers by kind).
 // It is not sandboxed: it is the attacker, not the thing under test.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -62,6 +64,13 @@ int main(int, char** argv) {  // NOLINT(bugprone-exception-escape)
   int answer = 0;
   auto reply = [&](std::uint32_t id, std::string body) {
     const std::string mode = read_mode();
+    if (mode == "peer-garbage") {
+      // Garbage on the netproc<->dataproc link: the real dataproc must refuse it and
+      // both children must be restarted, not the link silently left dead.
+      const char junk[] = "\xff\xfe not a TWIP frame";
+      const ssize_t n = ::send(tw::child_fd::kPeerControl, junk, sizeof junk, MSG_DONTWAIT);
+      (void)std::fprintf(stderr, "hostile: %zd bytes of garbage to dataproc\n", n);
+    }
     if (mode == "wrong-id") {
       // The broker numbers requests in order and asks netproc, then dataproc: id + 1
       // is dataproc's. Then one nobody was ever given.

@@ -73,6 +73,19 @@ status_ok() { cli status --json 2>/dev/null | grep -q '"ok": *true'; }
 wait_for 20 status_ok || { fail "broker never answered status"; tail -20 "$DIR/a/log"; exit 1; }
 ok "broker up with the hostile netproc"
 
+# The real dataproc: an empty, read-only root and hard resource limits.
+DPID=$(pgrep -P "$BROKER" -f tailwarden-dataproc | head -1)
+if [ -n "$DPID" ]; then
+  ents=$(ls -A "/proc/$DPID/root/" 2>&1)
+  [ -z "$ents" ] && ok "dataproc's root is empty" || fail "dataproc's root shows: ${ents:0:200}"
+  awk '/^Max core file size/{c=$5} /^Max open files/{n=$4; h=$5} /^Max processes/{p=$3}
+       END{exit !(c=="0" && n==h && n+0<=1024 && p+0<=512)}' "/proc/$DPID/limits" &&
+    ok "dataproc's limits: no core, bounded files and processes" ||
+    fail "dataproc's limits: $(grep -E 'core|open files|processes' "/proc/$DPID/limits" | tr -s ' ')"
+else
+  fail "no dataproc child of the broker"
+fi
+
 # Malformed replies, one shape after another: status merges them, ping and metrics
 # relay them; every answer is valid JSON and the broker stays up.
 for i in 1 2 3 4 5 6; do
@@ -123,6 +136,20 @@ restarts_after=$(metric child_restarts_total)
 [ "${restarts_after:-0}" -gt "${restarts_before:-0}" ] && ok "children restarted after the violation" ||
   fail "child_restarts_total $restarts_before -> $restarts_after"
 echo ok >"$DIR/libexec/hostile.mode"
+wait_for 20 status_ok || fail "no status after the wrong-id restart"
+
+# Garbage on the netproc<->dataproc link: dataproc refuses it, and both children are
+# restarted (the seal service must never be left silently dead).
+restarts_before=$(metric child_restarts_total)
+echo peer-garbage >"$DIR/libexec/hostile.mode"
+restarted() { cli status --json >/dev/null 2>&1; [ "$(metric child_restarts_total)" -gt "${restarts_before:-0}" ]; }
+wait_for 10 restarted &&
+  ok "garbage on the children's link: both restarted" ||
+  fail "child_restarts_total stayed ${restarts_before:-} after garbage on the children's link"
+echo ok >"$DIR/libexec/hostile.mode"
+grep -q "hostile: [0-9]* bytes of garbage to dataproc" "$DIR/a/log" && ok "the garbage was sent" || fail "the garbage was never sent"
+grep -q "netproc link closed (protocol violation.*); exiting so both children restart" "$DIR/a/log" &&
+  ok "dataproc logged the broken link and exited" || fail "dataproc did not log the broken link"
 wait_for 20 status_ok && alive && ok "broker answers status after all of it" || fail "broker gone or silent at the end"
 
 [ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }

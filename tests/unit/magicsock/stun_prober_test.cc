@@ -23,6 +23,15 @@ struct StunHarness {
   }
 };
 
+// n distinct STUN servers 198.51.100.1.. on port 3478.
+std::vector<IpPort> servers(int n) {
+  std::vector<IpPort> out;
+  out.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i)
+    out.push_back(IpPort{IpAddr::v4(198, 51, 100, static_cast<std::uint8_t>(i + 1)), 3478});
+  return out;
+}
+
 const std::vector<IpPort> kServers{test::ep("198.51.100.10:3478"), test::ep("198.51.100.11:3478")};
 
 TEST(StunProberTest, SweepsAtOnceWhenTheNodeStarts) {
@@ -76,13 +85,25 @@ TEST(StunProberTest, OnlyFixedIpv4ServersAreUsed) {
 
 TEST(StunProberTest, AtMost16TransactionsInFlight) {
   StunHarness h;
-  std::vector<IpPort> many;
-  for (int i = 0; i < 20; ++i)
-    many.push_back(IpPort{IpAddr::v4(198, 51, 100, static_cast<std::uint8_t>(i + 1)), 3478});
+  const std::vector<IpPort> many = servers(20);
   h.p.set_servers(many, h.now);
   EXPECT_EQ(h.poll().size(), kMaxStunInFlight);
   EXPECT_EQ(h.p.in_flight(), kMaxStunInFlight);
   EXPECT_EQ(h.reg.value("stun_request_dropped_in_flight_cap_total"), 4u);
+}
+
+// With more servers than the in-flight cap, successive sweeps rotate: every one of
+// 40 servers is asked within three sweeps, not the first 16 forever.
+TEST(StunProberTest, SweepsRotateThroughMoreServersThanTheCap) {
+  StunHarness h;
+  const std::vector<IpPort> many = servers(40);
+  h.p.set_servers(many, h.now);
+  std::set<IpPort> asked;
+  for (int sweep = 0; sweep < 3; ++sweep) {
+    for (const auto& r : h.poll()) asked.insert(r.server);
+    h.now += 26s;  // past the next periodic sweep; the earlier transactions expired
+  }
+  EXPECT_EQ(asked.size(), many.size());
 }
 
 TEST(StunProberTest, ExpiredTransactionsFreeTheirSlotOnTheNextSweep) {

@@ -2,6 +2,7 @@
 // confirm a direct path and carry attributed datagrams; the binding verifier refuses
 // a wrong node key; blackholing turns the route to DERP; a receive error or a
 // truncated datagram does not stop the loop; operator pings never leak a waiter.
+#include <fcntl.h>
 #include <netinet/ip.h>
 
 #include <memory>
@@ -358,6 +359,88 @@ TEST(RuntimeRelayedDisco, UnknownDiscoTypesAreDroppedAndCountedApartFromMalforme
   EXPECT_EQ(p.a.rt->counters().disco_rx_unknown_type.value(), 7u);
   EXPECT_EQ(p.a.rt->counters().disco_rx_bad_message.value(), 0u);
   EXPECT_EQ(p.a.relay_end.sent, relayed_before);
+}
+
+}  // namespace
+}  // namespace tw::netproc_test
+
+namespace tw::netproc_test {
+namespace {
+
+// A pong relayed over DERP with the txid of a UDP ping in flight must not make the
+// pinged UDP address a trusted path: only a pong over UDP proves that path.
+TEST(RuntimeRelayedDisco, RelayedPongCarryingAUdpPingTxidNeverTrustsTheUdpPath) {
+  boost::asio::io_context io;
+  FakeRelay relay(io);
+  Node a(io, relay);
+  const DiscoPrivate b_disco = DiscoPrivate::generate();
+  const NodePublic b_node = NodePrivate::generate().public_key();
+  auto silent = bind_loopback();  // B's only endpoint: a socket that never answers
+  const magicsock::RuntimePeer b{
+      kIdOfB, b_node, b_disco.public_key(), {loopback(port_of(silent.get()))}, 1};
+  a.rt->set_peers(std::span(&b, 1));
+  a.start();
+  a.rt->send_wireguard(kIdOfB, wg_data(1));
+  a.rt->flush();
+
+  // A pings the endpoint over UDP; we read the ping as B would and learn its txid.
+  auto key = disco::DiscoSharedKey::derive(b_disco, a.disco.public_key());
+  ASSERT_TRUE(static_cast<bool>(key));
+  std::optional<disco::TxId> txid;
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        std::uint8_t buf[2048];
+        const ssize_t n = ::recv(silent.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n <= 0 || !disco::looks_like_disco(ByteView(buf, static_cast<std::size_t>(n))))
+          return false;
+        std::uint8_t plain[2048];
+        auto opened = disco::open(*key, ByteView(buf, static_cast<std::size_t>(n)),
+                                  MutableByteView(plain, sizeof plain));
+        if (!opened.ok()) return false;
+        auto msg = disco::parse_message(opened.plaintext);
+        if (!msg || !std::holds_alternative<disco::Ping>(*msg)) return false;
+        txid = std::get<disco::Ping>(*msg).txid;
+        return true;
+      },
+      3000ms));
+
+  // The pong comes back over DERP, from B's node, sealed by B's disco key.
+  disco::Pong pong;
+  pong.txid = *txid;
+  pong.src = loopback(a.port);
+  Bytes sealed(512);
+  sealed.resize(disco::seal_message(*key, b_disco.public_key(), pong, sealed));
+  a.rt->on_derp_packet(b_node, 1, sealed);
+  io.poll();
+  EXPECT_EQ(a.rt->counters().disco_rx_relayed_pong_ignored.value(), 1u);
+  EXPECT_NE(a.rt->path_of(kIdOfB), PathKind::kDirect) << "a relayed pong trusted the UDP path";
+  EXPECT_EQ(a.metrics.value("disco_pong_recv_solicited_total"), 0u);
+}
+
+}  // namespace
+}  // namespace tw::netproc_test
+
+namespace tw::netproc_test {
+namespace {
+
+// The receive loop's wait failing (here: an fd epoll refuses, as a socket in a broken
+// state would) must reach the owner through udp_failed, never stop silently.
+TEST(RuntimeLoopback, AFailedWaitOnTheUnderlayIsReportedNotSilent) {
+  boost::asio::io_context io;
+  FakeRelay relay(io);
+  RuntimeNodeBase n(relay);
+  std::string reported;
+  magicsock::RuntimeHooks hooks;
+  hooks.deliver = [](std::span<const ipc::OutPacket> p) { return p.size(); };
+  hooks.udp_failed = [&](const std::string& why) { reported = why; };
+  n.build(io, n.config(magicsock::kMaxDatagramBytes), std::move(hooks));
+  n.udp = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));  // epoll: EPERM
+  ASSERT_TRUE(n.udp.valid());
+  n.start();
+  ASSERT_TRUE(run_until(
+      io, [&] { return !reported.empty(); }, 2000ms))
+      << "the failed wait was swallowed";
 }
 
 }  // namespace
