@@ -52,6 +52,9 @@ struct ControlStatus {
   std::uint64_t reconnects = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  std::string key_expiry;
+  bool key_expired = false;
+  std::uint64_t expired_peers = 0;
   pid_t pid = -1;
 };
 

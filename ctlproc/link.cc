@@ -132,6 +132,9 @@ Bytes encode_link(const ToBroker& m) {
           w.u64(v.reconnects);
           w.u64(v.bytes_in);
           w.u64(v.bytes_out);
+          w.text(v.key_expiry.substr(0, 64));
+          w.u8(v.key_expired ? 1 : 0);
+          w.u64(v.expired_peers);
         }
       },
       m);
@@ -218,6 +221,11 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       s.reconnects = r.u64();
       s.bytes_in = r.u64();
       s.bytes_out = r.u64();
+      s.key_expiry = r.text(64);
+      const std::uint8_t expired = r.u8();
+      if (expired > 1) r.fail("key_expired is not 0 or 1");
+      s.key_expired = expired == 1;
+      s.expired_peers = r.u64();
       return finish<ToBroker>(r, std::move(s), "CtlStatus");
     }
     default:

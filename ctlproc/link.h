@@ -85,6 +85,9 @@ struct CtlStatus {
   std::uint64_t reconnects = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  std::string key_expiry;  // our node key's expiry (RFC 3339) from the map; empty: none
+  bool key_expired = false;
+  std::uint64_t expired_peers = 0;  // peers left out of the netmap: key expired
 };
 
 using ToCtlproc = std::variant<CtlSetup, CtlConn, CtlDialFailed, CtlEndpoints>;

@@ -1,7 +1,10 @@
 #include "ctlproc/tailcfg.h"
 
+#include <ctime>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 namespace tw::ctl {
 namespace {
@@ -445,6 +448,59 @@ Status MapState::apply(const MapResponse& m) {
   return ok_status();
 }
 
+std::optional<SystemTime> parse_rfc3339(const std::string& s) {
+  if (s.size() < 20 || s.size() > 40) return std::nullopt;
+  std::tm tm{};
+  std::istringstream in(s.substr(0, 19));
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) return std::nullopt;
+  std::size_t i = 19;
+  if (s[i] == '.') {  // fractional seconds: ignored (expiry to the second is enough)
+    ++i;
+    const std::size_t digits = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == digits) return std::nullopt;
+  }
+  long offset = 0;
+  if (i + 1 == s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    offset = 0;
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    std::tm off{};
+    std::istringstream o(s.substr(i + 1));
+    o >> std::get_time(&off, "%H:%M");
+    if (o.fail()) return std::nullopt;
+    offset = (off.tm_hour * 60L + off.tm_min) * 60L * (s[i] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  const std::time_t t = ::timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t - offset);
+}
+
+namespace {
+// Expired by control's flag or by its KeyExpiry (an unparsable expiry: not expired,
+// as Go's zero time).
+bool key_expired(const ControlNode& n, SystemTime now) {
+  if (n.expired) return true;
+  if (n.key_expiry.empty()) return false;
+  auto t = parse_rfc3339(n.key_expiry);
+  return t && *t <= now;
+}
+}  // namespace
+
+std::optional<SystemTime> MapState::next_key_expiry(SystemTime now) const {
+  std::optional<SystemTime> next;
+  for (const auto& [id, p] : peers_) {
+    if (p.key_expiry.empty()) continue;
+    auto t = parse_rfc3339(p.key_expiry);
+    if (t && *t > now && (!next || *t < *next)) next = t;
+  }
+  return next;
+}
+
+bool MapState::self_key_expired(SystemTime now) const { return self_ && key_expired(*self_, now); }
+
 PacketFilter MapState::packet_filter() const {
   PacketFilter out;
   for (const auto& [name, f] : filters_) {
@@ -471,7 +527,7 @@ std::string netmap_name(const ControlNode& n) {
   return clean + "-" + std::to_string(n.id);
 }
 
-Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
+Result<Netmap> MapState::to_netmap(ConvertStats* stats, SystemTime now) const {
   ConvertStats local;
   ConvertStats& s = stats != nullptr ? *stats : local;
   if (!self_) return make_error("control: no map received yet");
@@ -489,7 +545,7 @@ Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
       ++s.skipped_invalid;
       continue;
     }
-    if (p.expired) {
+    if (key_expired(p, now)) {
       ++s.skipped_expired;
       continue;
     }

@@ -6,6 +6,7 @@
 // of every field we use; an error names the path, e.g. "Peers[3].Key: ...".
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -123,6 +124,12 @@ struct MapResponse {
 };
 Result<MapResponse> parse_map_response(std::string_view text);
 
+using SystemTime = std::chrono::system_clock::time_point;
+
+// RFC 3339 as Go writes time.Time ("2026-12-04T18:00:00Z", fractional seconds and
+// numeric offsets too); nullopt if it is not that.
+std::optional<SystemTime> parse_rfc3339(const std::string& s);
+
 struct ConvertStats {
   std::size_t skipped_no_disco = 0;
   std::size_t skipped_expired = 0;
@@ -145,9 +152,15 @@ class MapState {
   PacketFilter packet_filter() const;
   std::uint64_t updates() const { return updates_; }
 
-  // Our netmap model: peers with a zero disco key (unless WireGuard-only) or expired
-  // are skipped; names are "<host>-<ID>", unique and at most 64 characters.
-  Result<Netmap> to_netmap(ConvertStats* stats = nullptr) const;
+  // Our netmap model: peers with a zero disco key (unless WireGuard-only), expired
+  // (Expired, or KeyExpiry before `now`) are skipped; names are "<host>-<ID>", unique
+  // and at most 64 characters.
+  Result<Netmap> to_netmap(ConvertStats* stats = nullptr,
+                           SystemTime now = std::chrono::system_clock::now()) const;
+  // The earliest peer KeyExpiry after `now`: when the netmap must be made again.
+  std::optional<SystemTime> next_key_expiry(SystemTime now) const;
+  // Whether our own node key has expired (Expired, or KeyExpiry before `now`).
+  bool self_key_expired(SystemTime now) const;
 
  private:
   std::optional<ControlNode> self_;

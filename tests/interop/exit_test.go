@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"testing"
@@ -50,4 +51,50 @@ func TestExitNodeAdvertised(t *testing.T) {
 	})
 	figure(t, "exit node offered: tailscaled sees tw1 as an exit-node option %.2f s after approval (%.2f s after the routes reached control) and selects it",
 		took.Seconds(), time.Since(start).Seconds())
+}
+
+// Key expiry through control: a peer whose node key expires (testcontrol: its
+// KeyExpiry a few seconds ahead, no further map) leaves our netmap when the time comes,
+// and `tailwarden status` counts it.
+func TestPeerKeyExpiry(t *testing.T) {
+	if twMode != "control" {
+		t.Skip("key expiry comes from control (TW_INTEROP_MODE=control)")
+	}
+	w := newWorld(t, tailscaleDERP)
+	sg, sw := hostSite(t, "ts", "198.18.0.3"), hostSite(t, "tw", "198.18.0.2")
+	g := w.startTailscaled("ts1", sg)
+	n := w.startTW("tw1", sw)
+	n.waitReady(t, 1)
+	name := n.nameOf(t, g.key(t))
+	cur := w.control.Node(g.key(t))
+	expiry := time.Now().Add(3 * time.Second)
+	cur.KeyExpiry = expiry
+	w.control.UpdateNode(cur)
+	waitFor(t, 5*time.Second, "the map with ts1's key expiry reaches tw1 (ts1 still in its netmap)", func() bool {
+		return expiredPeers(t, n) == 0 && n.peerPath(t, name) != "absent" && time.Now().Before(expiry)
+	})
+	waitFor(t, 10*time.Second, "ts1 gone from tw1's netmap once its key expired", func() bool {
+		return n.peerPath(t, name) == "absent"
+	})
+	late := time.Since(expiry)
+	if got := expiredPeers(t, n); got != 1 {
+		t.Fatalf("status control.expired_peers = %v, want 1", got)
+	}
+	figure(t, "peer key expiry: ts1 left our netmap %.2f s after its KeyExpiry (no map in between)", late.Seconds())
+}
+
+func expiredPeers(t testing.TB, n *twNode) float64 {
+	out, err := n.cli(t, 5*time.Second, "status", "--json")
+	if err != nil {
+		return -1
+	}
+	var st struct {
+		Control struct {
+			ExpiredPeers float64 `json:"expired_peers"`
+		} `json:"control"`
+	}
+	if json.Unmarshal(out, &st) != nil {
+		return -1
+	}
+	return st.Control.ExpiredPeers
 }

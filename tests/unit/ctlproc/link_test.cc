@@ -39,6 +39,25 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   EXPECT_FALSE(conn.ok()) << "CtlConn without its fd";
 }
 
+TEST(LinkTest, StatusCarriesKeyExpiry) {
+  CtlStatus s;
+  s.state = "connected";
+  s.maps = 3;
+  s.key_expiry = "2026-12-04T18:00:00Z";
+  s.key_expired = true;
+  s.expired_peers = 2;
+  Bytes d = encode_link(ToBroker(s));
+  auto back = decode_to_broker(d, 0);
+  ASSERT_TRUE(back.ok()) << back.error();
+  const auto& got = std::get<CtlStatus>(*back);
+  EXPECT_EQ(got.key_expiry, s.key_expiry);
+  EXPECT_TRUE(got.key_expired);
+  EXPECT_EQ(got.expired_peers, 2u);
+  Bytes bad = d;
+  bad[bad.size() - 9] = 2;  // key_expired must be 0 or 1
+  EXPECT_FALSE(decode_to_broker(bad, 0).ok());
+}
+
 TEST(LinkTest, NetmapsSplitAndReassembleInOrderOnly) {
   Netmap nm;
   nm.self.name = "self-1";

@@ -297,6 +297,51 @@ TEST(TailcfgTest, ZeroDiscoAndExpiredPeersAreSkippedNamesStayUniqueAndBounded) {
   EXPECT_EQ(nm.peer_by_name("r-8")->home_derp, 0) << "a region not in the DERP map is dropped";
 }
 
+TEST(TailcfgTest, Rfc3339AsGoWritesIt) {
+  auto t = parse_rfc3339("2026-12-04T18:00:00Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*t), 1796407200);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T18:00:00.123456789Z"), t);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T19:30:00+01:30"), t);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T16:00:00-02:00"), t);
+  for (const char* bad :
+       {"", "2026-12-04", "2026-12-04T18:00:00", "2026-12-04T18:00:00ZZ", "2026-12-04T18:00:00.Z",
+        "2026-13-04T18:00:00Z", "x026-12-04T18:00:00Z"}) {
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+  }
+}
+
+TEST(TailcfgTest, PeersWhoseKeyExpiredLeaveTheNetmapAtTheirExpiry) {
+  using std::chrono::hours;
+  const SystemTime now = *parse_rfc3339("2026-12-04T18:00:00Z");
+  json past = node(2, "past");
+  past["KeyExpiry"] = "2026-12-04T17:59:59Z";
+  json soon = node(3, "soon");
+  soon["KeyExpiry"] = "2026-12-04T19:00:00Z";
+  json never = node(4, "never");
+  never["KeyExpiry"] = "0001-01-01T00:00:00Z";  // Go's zero time: no expiry
+  json self = node(1, "self");
+  self["KeyExpiry"] = "2026-12-04T20:00:00Z";
+  json m = full_map({past, soon, never});
+  m["Node"] = self;
+  MapState s;
+  ASSERT_TRUE(s.apply(parse(m)).ok());
+  ConvertStats st;
+  auto nm = s.to_netmap(&st, now);
+  ASSERT_TRUE(nm.ok());
+  EXPECT_EQ(st.skipped_expired, 1u);
+  EXPECT_EQ(nm->peer_by_name("past-2"), nullptr);
+  EXPECT_NE(nm->peer_by_name("soon-3"), nullptr);
+  EXPECT_NE(nm->peer_by_name("never-4"), nullptr);
+  EXPECT_EQ(s.next_key_expiry(now), parse_rfc3339("2026-12-04T19:00:00Z"));
+  ConvertStats later;
+  ASSERT_TRUE(s.to_netmap(&later, now + hours(1)).ok());
+  EXPECT_EQ(later.skipped_expired, 2u);
+  EXPECT_FALSE(s.next_key_expiry(now + hours(1)));
+  EXPECT_FALSE(s.self_key_expired(now));
+  EXPECT_TRUE(s.self_key_expired(now + hours(2)));
+}
+
 TEST(TailcfgTest, KeepAliveChangesNothing) {
   MapState s;
   ASSERT_TRUE(s.apply(parse(full_map({node(2, "a")}))).ok());
