@@ -120,7 +120,7 @@ void Daemon::wait_signal() {
       on_sigchld();
     } else if (sig == SIGHUP) {
       if (!config_.netmap_file.empty()) {
-        apply_netmap_file(config_.netmap_file, [](Status st) {
+        apply_netmap_file(config_.netmap_file, [](const Status& st) {
           if (!st) spdlog::error("netmap reload refused: {}", st.error());
         });
       }
