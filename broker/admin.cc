@@ -102,9 +102,14 @@ void Daemon::on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r
     r->finish();
   };
   switch (req.cmd) {
-    case AdminCommand::kStatus: return admin_status(r);
+    // With an exit node, exitproc's counters are fetched first (at most 1 s).
+    case AdminCommand::kStatus:
+      if (exit_) return exit_->refresh([this, r] { admin_status(r); });
+      return admin_status(r);
     case AdminCommand::kAudit: return admin_audit(r);
-    case AdminCommand::kMetrics: return admin_metrics(r);
+    case AdminCommand::kMetrics:
+      if (exit_) return exit_->refresh([this, r] { admin_metrics(r); });
+      return admin_metrics(r);
     case AdminCommand::kPing: return admin_ping(req, r);
     case AdminCommand::kEndpoints: return admin_endpoints(req, r);
     case AdminCommand::kNetcheck:
@@ -186,6 +191,7 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
         c["expired_peers"] = cs.expired_peers;
         reply["control"] = std::move(c);
       }
+      if (exit_) reply["exit"] = exit_status_json();
       r->send(reply);
       r->finish();
     });
@@ -227,6 +233,7 @@ void Daemon::admin_audit(std::shared_ptr<AdminResponder> r) {
       rows.insert(rows.end(), more.begin(), more.end());
     }
   }
+  if (exit_) exit_audit_rows(rows);
   bool pass = true;
   json jrows = json::array();
   for (const auto& row : rows) {
@@ -250,6 +257,7 @@ void Daemon::admin_metrics(std::shared_ptr<AdminResponder> r) {
       };
       section("netproc", n);
       section("dataproc", d);
+      if (exit_) section("exitproc", exit_metrics_text());
       r->send({{"ok", true}, {"text", text}});
       r->finish();
     });

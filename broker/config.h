@@ -35,6 +35,13 @@
 //   enabled = true
 //   name    = "tailwarden0"
 //   mtu     = 1280                 # 1280..65535
+//
+//   [exit]                         # optional: be the tailnet's privacy-proxy exit node
+//   mode = "proxy"                 # required; "host" is refused (not built yet)
+//   proxy = "socks5://198.18.5.2:1080"   # required; or "http://IPv4:port" (HTTP CONNECT)
+//   credentials_file = "/etc/tailwarden/proxy-credentials"  # optional; mode 0600,
+//                                  # one line "username:password"
+//   dns_resolver = "198.18.9.53"   # required; IPv4, queried over TCP through the proxy
 #pragma once
 
 #include <sys/types.h>
@@ -86,6 +93,31 @@ struct AdminGroup {
   gid_t gid = 0;
 };
 
+// The exit node (docs/design.md#exit-node): every peer flow leaves through the one
+// upstream proxy; nothing else is ever dialled for it.
+enum class ExitMode { kProxy };
+enum class ProxyKind { kSocks5, kHttpConnect };
+std::string_view to_string(ProxyKind kind);
+
+struct ExitConfig {
+  ExitMode mode = ExitMode::kProxy;
+  ProxyKind proxy_kind = ProxyKind::kSocks5;
+  IpPort proxy;           // IPv4:port, the only destination dialled for exit flows
+  std::string proxy_url;  // as written (it holds no credentials)
+  std::optional<ConfigPath> credentials_file;
+  IpAddr dns_resolver;    // IPv4
+  int line = 0;           // where [exit] starts
+};
+
+// The credentials file: mode 0600 (no group or other bits), owned by the user loading
+// it, a regular file, one line "username:password" (each 1..255 bytes of printable
+// ASCII, the username without ':'), as SOCKS5 username/password auth allows.
+struct ProxyCredentials {
+  std::string username;
+  std::string password;
+};
+Result<ProxyCredentials> load_proxy_credentials(const std::string& path);
+
 struct BrokerConfig {
   std::string origin;  // the file it came from, for later messages
   std::string state_dir = "/var/lib/tailwarden";
@@ -115,6 +147,7 @@ struct BrokerConfig {
   // Offer this node to the tailnet as an exit node (Hostinfo.RoutableIPs 0.0.0.0/0 and
   // ::/0; the control server's admin approves the routes).
   bool advertise_exit_node = false;
+  std::optional<ExitConfig> exit;  // [exit]: absent = not an exit node
 };
 
 // Parses and validates config text without touching the system; `origin` names the
@@ -129,7 +162,8 @@ Status resolve_accounts(BrokerConfig& config);
 // directories): "<origin>:<line>: endpoints_file: directory \"/x\" does not exist".
 Status check_paths(const BrokerConfig& config);
 
-// Reads the file, parses it, resolves the accounts and checks the paths.
+// Reads the file, parses it, resolves the accounts and checks the paths (and, with
+// [exit], that the credentials file is loadable).
 Result<BrokerConfig> load_config(const std::string& path);
 
 }  // namespace tw::broker

@@ -61,7 +61,9 @@ Status Daemon::start_control() {
     if (!k) return make_error(k.error());
     c.auth_key = *k;
   }
-  if (config_.advertise_exit_node) {
+  // An exit node ([exit]) offers the default routes; advertise_exit_node offers them
+  // without one (the routes are the admin's to approve).
+  if (config_.advertise_exit_node || config_.exit) {
     c.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
   }
   c.hostname = config_.hostname;

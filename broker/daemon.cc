@@ -54,6 +54,7 @@ Daemon::Daemon(BrokerConfig config, NodeKeys keys)
 
 Daemon::~Daemon() {
   if (control_) control_->stop();
+  if (exit_) exit_->stop();
   kill_children();
   allowlist_.reset();                    // deletes the table
   sodium_munlock(&keys_, sizeof keys_);  // wipes, then unlocks
@@ -95,6 +96,9 @@ Status Daemon::start() {
     spdlog::info("tun: {} up, mtu {}", tun_->name, config_.tun.mtu);
   }
 
+  // The exit namespace before the children: dataproc gets tw-exit with its setup.
+  if (auto st = start_exit_namespace(); !st) return st;
+
   std::optional<gid_t> group;
   if (config_.admin_group) group = config_.admin_group->gid;
   ::mkdir(config_.state_dir.c_str(), 0700);
@@ -110,6 +114,7 @@ Status Daemon::start() {
   start_link_monitor();
   start_netmap_watch();
   spawn_children();
+  start_exit();
   return start_control();
 }
 
@@ -128,6 +133,7 @@ void Daemon::wait_signal() {
       spdlog::info("broker: signal {}, stopping", sig);
       stopping_ = true;
       if (control_) control_->stop();
+      if (exit_) exit_->stop();
       kill_children();
       io_.stop();
       return;

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <boost/asio.hpp>
+#include <nlohmann/json.hpp>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -22,6 +23,7 @@
 #include "broker/control_client.h"
 #include "broker/egress_allowlist.h"
 #include "broker/egress_policy.h"
+#include "broker/exit_node.h"
 #include "broker/netmap_state.h"
 #include "broker/tun.h"
 #include "broker/underlay_socket.h"
@@ -99,6 +101,13 @@ class Daemon {
   // Our home DERP region: the netmap's (self.home_derp) if its DERP map has it; with
   // control and none set, the lowest region of the map (what we tell control); else 0.
   std::uint32_t home_region() const;
+  // exit.cc: the privacy-proxy exit node, when [exit] is set
+  Status start_exit_namespace();
+  void start_exit();
+  void send_exit_tun();
+  nlohmann::json exit_status_json() const;
+  std::string exit_metrics_text() const;
+  void exit_audit_rows(std::vector<AuditRow>& rows) const;
 
   // admin.cc
   void on_admin(const AdminRequest& req, std::shared_ptr<AdminResponder> r);
@@ -143,6 +152,7 @@ class Daemon {
   std::optional<IpAddr> tun_addr_;  // the IPv4 address the TUN has (from self.addresses)
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ControlClient> control_;
+  std::unique_ptr<ExitNode> exit_;
   std::map<ipc::Role, ChildHandle> children_;
   std::uint32_t next_request_id_ = 1;
   struct PendingRequest {

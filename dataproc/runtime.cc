@@ -32,8 +32,16 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeFds fds)
           "Packets from peers dropped by the packet filter: multicast or link-local destination")),
       ring_full_drops_(metrics_.counter("dataproc_ring_full_drops_total",
                                         "Datagrams dropped because the data->net ring was full")),
-      seal_refused_(
-          metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")) {}
+      seal_refused_(metrics_.counter("dataproc_seal_refused_total", "ClientInfo seal requests refused")),
+      off_tailnet_dropped_(metrics_.counter("dataproc_off_tailnet_dropped_total",
+                                            "Decrypted packets to a destination outside the tailnet, "
+                                            "dropped because this node is not an exit node")) {
+  static constexpr const char* kNames[kExitClasses] = {"tcp", "udp", "icmp", "ipv6", "other"};
+  for (int i = 0; i < kExitClasses; ++i) {
+    exit_rx_[i] = &metrics_.counter(std::string("exit_rx_") + kNames[i] + "_packets_total",
+                                    std::string("Decrypted ") + kNames[i] + " packets sent into the exit namespace");
+  }
+}
 
 void Runtime::start(std::function<void(int)> on_exit) {
   on_exit_ = std::move(on_exit);
@@ -70,6 +78,15 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
             tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
+          },
+          [&](ipc::SelfAddresses& msg) {
+            self_addresses_ = std::move(msg.addresses);
+            have_self_addresses_ = true;
+          },
+          [&](ipc::ExitTunFd& msg) {
+            if (m.fds.empty()) return;
+            exit_tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_, "exit_tun");
+            exit_tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); });
           },
           [&](ipc::StatusRequest& msg) {
             ipc::StatusReply r;
@@ -154,8 +171,8 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::DataprocFilter>(
-              [&] { peer_.close("message not for dataproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses,
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -192,10 +209,18 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
 }
 
 void Runtime::flush() {
-  if (tun_) {
-    const TimePoint now = Clock::now();
-    for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
-      if (filter_allows(out_.to_tun.bytes(i), now)) tun_->write(out_.to_tun.bytes(i));
+  const TimePoint now = Clock::now();
+  for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
+    const ByteView p = out_.to_tun.bytes(i);
+    // The tailnet's ACLs first, whatever the destination (ours or the exit's).
+    if (!filter_allows(p, now)) continue;
+    if (!have_self_addresses_ || to_self(p)) {
+      if (tun_) tun_->write(p);
+    } else if (exit_tun_) {
+      exit_rx_[classify(p)]->inc();
+      exit_tun_->write(p);
+    } else {
+      off_tailnet_dropped_.inc();
     }
   }
   std::size_t n = out_.to_network.size();
@@ -212,6 +237,32 @@ void Runtime::flush() {
   }
   out_.clear();
   arm_timer();
+}
+
+// The packet was checked by the WireGuard receive path (a whole IPv4 or IPv6 header,
+// source within the peer's AllowedIPs), so the destination bytes are there.
+bool Runtime::to_self(ByteView p) const {
+  std::optional<IpAddr> dst;
+  if (p.size() >= 20 && (p[0] >> 4) == 4) {
+    dst = IpAddr::v4(p[16], p[17], p[18], p[19]);
+  } else if (p.size() >= 40 && (p[0] >> 4) == 6) {
+    dst = IpAddr::from16(p.data() + 24);
+  }
+  if (!dst) return true;  // not IP: the main TUN drops it as before
+  for (const auto& a : self_addresses_) {
+    if (a.contains(*dst)) return true;
+  }
+  return false;
+}
+
+Runtime::ExitClass Runtime::classify(ByteView p) const {
+  if ((p[0] >> 4) == 6) return kExitIpv6;
+  switch (p[9]) {
+    case 6: return kExitTcp;
+    case 17: return kExitUdp;
+    case 1: return kExitIcmp;
+    default: return kExitOther;
+  }
 }
 
 void Runtime::arm_timer() {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <boost/asio.hpp>
+#include <array>
 #include <memory>
 #include <optional>
 #include <utility>  // before Asio
@@ -85,6 +86,16 @@ class Runtime {
   wg::EngineOutput out_;
   ipc::NetmapAssembler<ipc::DataprocNetmap> assembler_;
   std::unique_ptr<TunIo> tun_;
+  // The exit path (docs/design.md#exit-node): decrypted packets to a destination that
+  // is not one of self_addresses_ go to exit_tun_ (tw-exit), or are dropped and
+  // counted without one. Packets read from exit_tun_ are routed like the main TUN's.
+  std::unique_ptr<TunIo> exit_tun_;
+  std::vector<IpPrefix> self_addresses_;
+  bool have_self_addresses_ = false;
+  enum ExitClass { kExitTcp, kExitUdp, kExitIcmp, kExitIpv6, kExitOther, kExitClasses };
+  bool to_self(ByteView packet) const;
+  ExitClass classify(ByteView packet) const;
+  std::array<Counter*, kExitClasses> exit_rx_{};
   boost::asio::steady_timer timer_;
   std::optional<TimePoint> timer_at_;
   bool have_key_ = false;
@@ -98,6 +109,7 @@ class Runtime {
   Counter& filter_drop_multicast_;
   Counter& ring_full_drops_;
   Counter& seal_refused_;
+  Counter& off_tailnet_dropped_;
   // netproc may ask for a ClientInfo seal per DERP connection, not in a loop.
   TokenBucket seal_bucket_{2.0, 16.0};
 };

@@ -13,13 +13,14 @@ namespace {
 constexpr int kBurst = 64;
 }
 
-TunIo::TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics)
+TunIo::TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics,
+             const std::string& name)
     : fd_(io, fd.release()),
       buf_(std::max<std::size_t>(mtu, 1500) + 64),
-      rx_packets_(metrics.counter("tun_rx_packets_total", "Packets read from the TUN device")),
-      tx_packets_(metrics.counter("tun_tx_packets_total", "Packets written to the TUN device")),
-      tx_dropped_(metrics.counter("tun_tx_dropped_total", "Packets the TUN device did not take")),
-      read_errors_(metrics.counter("tun_read_errors_total", "Failed TUN reads")) {}
+      rx_packets_(metrics.counter(name + "_rx_packets_total", "Packets read from the TUN device")),
+      tx_packets_(metrics.counter(name + "_tx_packets_total", "Packets written to the TUN device")),
+      tx_dropped_(metrics.counter(name + "_tx_dropped_total", "Packets the TUN device did not take")),
+      read_errors_(metrics.counter(name + "_read_errors_total", "Failed TUN reads")) {}
 
 TunIo::~TunIo() { *alive_ = false; }
 

@@ -24,7 +24,9 @@ class TunIo {
   // Called after a burst has been handed over (a good moment to flush output).
   using BurstDone = std::function<void()>;
 
-  TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics);
+  // `name` prefixes the counters: "tun" (the main device) or "exit_tun" (tw-exit).
+  TunIo(boost::asio::io_context& io, ipc::UniqueFd fd, std::size_t mtu, MetricsRegistry& metrics,
+        const std::string& name = "tun");
   ~TunIo();
   void start(PacketHandler on_packet, BurstDone on_burst);
   // Writes one packet; a full device queue drops it (counted), as a NIC would.

@@ -9,7 +9,7 @@ constexpr std::uint8_t kBrokerToChild = kBrokerToNetproc | kBrokerToDataproc;
 constexpr std::uint8_t kChildToBroker = kNetprocToBroker | kDataprocToBroker;
 
 using T = MessageType;
-constexpr std::array<CatalogueEntry, 22> kCatalogue{{
+constexpr std::array<CatalogueEntry, 24> kCatalogue{{
     // type                     name                     routes              fds phases ends_setup
     {T::kNetprocSetup, "NetprocSetup", kBrokerToNetproc, 0, kInSetup, true},
     {T::kNetprocNetmap, "NetprocNetmap", kBrokerToNetproc, 0, kInRunning, false},
@@ -32,6 +32,8 @@ constexpr std::array<CatalogueEntry, 22> kCatalogue{{
     {T::kCandidatesVerdict, "CandidatesVerdict", kBrokerToNetproc, 0, kInRunning, false},
     {T::kOperatorPing, "OperatorPing", kBrokerToNetproc, 0, kInRunning, false},
     {T::kReleaseUdp, "ReleaseUdp", kBrokerToNetproc, 0, kInRunning, false},
+    {T::kSelfAddresses, "SelfAddresses", kBrokerToDataproc, 0, kInRunning, false},
+    {T::kExitTunFd, "ExitTunFd", kBrokerToDataproc, 1, kInRunning, false},
     {T::kDataprocFilter, "DataprocFilter", kBrokerToDataproc, 0, kInRunning, false},
 }};
 

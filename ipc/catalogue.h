@@ -41,7 +41,9 @@ enum class MessageType : std::uint16_t {
   kCandidatesVerdict = 19,      // broker -> netproc
   kOperatorPing = 20,           // broker -> netproc (answered with a StatusReply)
   kReleaseUdp = 21,             // broker -> netproc (answered with a StatusReply)
-  kDataprocFilter = 22,         // broker -> dataproc
+  kSelfAddresses = 22,          // broker -> dataproc: our own tailnet addresses
+  kExitTunFd = 23,              // broker -> dataproc, 1 fd: the exit namespace's TUN
+  kDataprocFilter = 24,         // broker -> dataproc
 };
 
 // Bit set of (sender, receiver) pairs.

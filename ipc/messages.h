@@ -228,6 +228,21 @@ struct TunFd {  // + 1 fd: the TUN device
   friend bool operator==(const TunFd&, const TunFd&) = default;
 };
 
+// Our own tailnet addresses: decrypted packets to these go to the main TUN; any other
+// destination goes to the exit TUN when there is one, else is dropped and counted
+// (docs/design.md#exit-node). Sent before each DataprocNetmap.
+struct SelfAddresses {
+  static constexpr MessageType kType = MessageType::kSelfAddresses;
+  std::vector<IpPrefix> addresses;
+  friend bool operator==(const SelfAddresses&, const SelfAddresses&) = default;
+};
+
+struct ExitTunFd {  // + 1 fd: tw-exit, the TUN device of the exit namespace
+  static constexpr MessageType kType = MessageType::kExitTunFd;
+  std::uint32_t mtu = 0;
+  friend bool operator==(const ExitTunFd&, const ExitTunFd&) = default;
+};
+
 // The tailnet's packet filter for traffic from peers (docs/control.md#packet-filter),
 // sent after each netmap generation. enabled = false: no filter, all is delivered.
 struct DataprocFilter {
@@ -258,7 +273,8 @@ using AnyMessage =
     std::variant<NetprocSetup, NetprocNetmap, UdpSocket, DerpConn, DerpDialFailed, Shutdown,
                  RingReset, StatusRequest, StatusReply, Ready, DerpDialRequest, EndpointsUpdate,
                  DataprocSetup, DataprocNetmap, TunFd, SealClientInfoRequest, SealClientInfoReply,
-                 RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp, DataprocFilter>;
+                 RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp, SelfAddresses,
+                 ExitTunFd, DataprocFilter>;
 
 MessageType type_of(const AnyMessage& m);
 

@@ -203,6 +203,20 @@ DataprocNetmap get_dataproc_netmap(BodyReader& r) {
 void put(BodyWriter& w, const TunFd& m) { w.u32(m.mtu); }
 TunFd get_tun_fd(BodyReader& r) { return TunFd{r.u32()}; }
 
+void put(BodyWriter& w, const SelfAddresses& m) {
+  w.u32(static_cast<std::uint32_t>(m.addresses.size()));
+  for (const auto& a : m.addresses) w.prefix(a);
+}
+SelfAddresses get_self_addresses(BodyReader& r) {
+  SelfAddresses m;
+  m.addresses.resize(r.count(kMaxAllowedIps, kPrefixBytes));
+  for (auto& a : m.addresses) a = r.prefix();
+  return m;
+}
+
+void put(BodyWriter& w, const ExitTunFd& m) { w.u32(m.mtu); }
+ExitTunFd get_exit_tun_fd(BodyReader& r) { return ExitTunFd{r.u32()}; }
+
 void put(BodyWriter& w, const SealClientInfoRequest& m) {
   w.u32(m.request_id);
   w.key(m.server_key.bytes());
@@ -353,6 +367,10 @@ AnyMessage get_any(MessageType t, BodyReader& r) {
       return get_operator_ping(r);
     case MessageType::kReleaseUdp:
       return get_release_udp(r);
+    case MessageType::kSelfAddresses:
+      return get_self_addresses(r);
+    case MessageType::kExitTunFd:
+      return get_exit_tun_fd(r);
     case MessageType::kDataprocFilter:
       return get_dataproc_filter(r);
   }

@@ -169,7 +169,8 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
           // carries one is not what it claims, so it is closed (and we exit).
           on_any_of<ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
-                    ipc::SealClientInfoReply, ipc::RegisterCandidates, ipc::DataprocFilter>([&] {
+                    ipc::SealClientInfoReply, ipc::RegisterCandidates, ipc::SelfAddresses,
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] {
             spdlog::error("unexpected message from the broker");
             broker_.close("message not for netproc");
           }),
@@ -204,8 +205,8 @@ void App::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::DataprocFilter>(
-              [&] { peer_.close("message not for netproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses,
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for netproc"); }),
       },
       m.message);
 }

@@ -77,6 +77,11 @@ ChildLimits limits_for(ProcessRole role) {
     case ProcessRole::kDataproc:
     case ProcessRole::kCtlproc:
       return {64, 512};
+    // exitproc: two sockets per flow (client, proxy) up to 4096 flows, one per DNS
+    // query in flight, plus its link, listeners and epoll; it clamps the limits the
+    // broker sends to this budget (exitproc/app.h).
+    case ProcessRole::kExitproc:
+      return {16384, 512};
   }
   return {64, 512};
 }

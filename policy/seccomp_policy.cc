@@ -46,8 +46,9 @@ struct TableRow {
 
 std::vector<TableRow> rows_of(ProcessRole role) {
   std::vector<TableRow> rows;
-  const auto table = role == ProcessRole::kNetproc   ? detail::netproc_table()
+  const auto table = role == ProcessRole::kNetproc    ? detail::netproc_table()
                      : role == ProcessRole::kDataproc ? detail::dataproc_table()
+                     : role == ProcessRole::kExitproc ? detail::exitproc_table()
                                                       : detail::ctlproc_table();
   for (const auto& r : table) {
     rows.push_back({r, false});
@@ -61,9 +62,9 @@ std::vector<TableRow> rows_of(ProcessRole role) {
 // A table row naming a syscall that is denied on purpose is a policy bug, not a
 // configuration: refuse to build such a filter at all. The one exception is the
 // sanitizer allowance narrowing a denial with argument conditions.
-Status check_not_denied(const TableRow& row) {
+Status check_not_denied(ProcessRole role, const TableRow& row) {
   if (row.from_sanitizer_allowance && row.rule.n_checks > 0) return ok_status();
-  for (const auto& d : detail::denied_in_both()) {
+  for (const auto& d : detail::denials_of(role)) {
     if (d.nr == row.rule.nr) {
       return make_error(std::string("policy bug: ") + row.rule.name + " is allowed but must be denied");
     }
@@ -104,7 +105,7 @@ Result<Filter> build_filter(ProcessRole role, pid_t self_pid) {
     if (int rc = seccomp_attr_set(ctx.get(), a.attr, a.value); rc < 0) return make_error(libseccomp_error(a.what, rc));
   }
   for (const auto& row : rows_of(role)) {
-    if (auto st = check_not_denied(row); !st) return make_error(st.error());
+    if (auto st = check_not_denied(role, row); !st) return make_error(st.error());
     if (auto st = add_rule(ctx.get(), row.rule, self_pid); !st) return make_error(st.error());
   }
   return ctx;
@@ -132,7 +133,7 @@ std::string pfc_header(ProcessRole role) {
        " here)\n";
   h += "# denied on purpose (KILL_PROCESS, like everything not allowed below):\n#  ";
   std::size_t col = 2;
-  for (const auto& d : detail::denied_in_both()) {
+  for (const auto& d : detail::denials_of(role)) {
     std::string item = std::string(" ") + d.name;
     if (col + item.size() > 88) {
       h += "\n#  ";
@@ -160,6 +161,8 @@ std::string_view role_name(ProcessRole role) {
     case ProcessRole::kNetproc: return "netproc";
     case ProcessRole::kDataproc: return "dataproc";
     case ProcessRole::kCtlproc: return "ctlproc";
+    case ProcessRole::kExitproc:
+      return "exitproc";
   }
   return "?";
 }

@@ -13,7 +13,7 @@
 
 namespace tw::policy {
 
-enum class ProcessRole { kNetproc, kDataproc, kCtlproc };
+enum class ProcessRole { kNetproc, kDataproc, kCtlproc, kExitproc };
 
 std::string_view role_name(ProcessRole role);
 

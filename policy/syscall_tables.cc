@@ -8,16 +8,21 @@
 // with SCM_RIGHTS, shared-memory rings on a memfd, eventfd doorbells, libsodium and
 // OpenSSL randomness from getrandom, and std::thread. Start-up (opening, mapping,
 // creating the loop's own fds) happens before the filter is loaded.
+
 #include "policy/syscall_tables.h"
 
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+
+// After <netinet/in.h>: the kernel header defers to glibc only in this order.
+#include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST
 
 namespace tw::policy::detail {
 namespace {
@@ -257,6 +262,79 @@ constexpr SyscallRule kCtlproc[] = {
     allow(SYS(shutdown)),  // ending a control connection cleanly
 };
 
+// exitproc: the exit flows. Its network fds were all made by the broker in the exit
+// namespace (a TCP listener, two UDP sockets) or dialled by it (proxy connections);
+// exitproc accepts on the listener, reads the redirect's original destination, resets
+// clients with SO_LINGER 0, and reads and writes the rest. It creates, binds and
+// connects nothing: socket, connect, bind and listen stay killed as in every child;
+// accept4 is the one denial lifted, for this process only.
+// One row per syscall, as in the other tables.
+// clang-format off
+constexpr SyscallRule kExitproc[] = {
+    allow(SYS(brk)),
+    allow_if(SYS(mmap), kProtNotExec),
+    allow_if(SYS(mprotect), kProtNotExec),
+    allow(SYS(munmap)),
+    allow(SYS(mremap)),
+    allow(SYS(madvise)),
+    allow(SYS(mlock)),
+    allow(SYS(munlock)),
+    allow_if(SYS(clone), kThreadCloneFlags),
+    fail_with(SYS(clone3), ENOSYS),
+    allow(SYS(futex)),
+    allow(SYS(set_robust_list)),
+    allow(SYS(rseq)),
+    allow(SYS(sched_yield)),
+    allow(SYS(exit)),
+    allow(SYS(exit_group)),
+    allow(SYS(rt_sigreturn)),
+    allow(SYS(rt_sigprocmask)),
+    allow(SYS(rt_sigaction)),
+    allow(SYS(restart_syscall)),
+    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
+    allow(SYS(getpid)),
+    allow(SYS(gettid)),
+    allow(SYS(clock_gettime)),
+    allow(SYS(clock_getres)),
+    allow(SYS(gettimeofday)),
+    allow(SYS(clock_nanosleep)),
+    allow(SYS(nanosleep)),
+    allow(SYS(getrandom)),
+    allow(SYS(epoll_wait)),  // the epoll fd exists before the filter
+    allow(SYS(epoll_pwait)),
+    allow(SYS(epoll_ctl)),
+    allow(SYS(poll)),
+    allow(SYS(ppoll)),
+    allow(SYS(timerfd_settime)),
+    allow(SYS(timerfd_gettime)),
+    allow(SYS(read)),
+    allow(SYS(write)),
+    allow(SYS(readv)),
+    allow(SYS(writev)),
+    allow(SYS(close)),
+    allow(SYS(fstat)),
+    allow_if(SYS(newfstatat), kFstatOfFd),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
+    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
+    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
+    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
+    allow(SYS(recvmsg)),  // the broker link (SCM_RIGHTS: listeners, proxy connections)
+    allow(SYS(sendmsg)),
+    allow_if(SYS(getsockopt), kSolSocket),  // SO_TYPE/SO_DOMAIN/SO_ACCEPTCONN of passed fds
+    // exitproc only:
+    allow(SYS(accept4)),  // peers' flows on the broker's listener (not accept: no flags)
+    allow_if(SYS(getsockopt), arg_masked(1, kLow32, SOL_IP), arg_masked(2, kLow32, SO_ORIGINAL_DST)),
+    allow_if(SYS(setsockopt), arg_masked(1, kLow32, SOL_SOCKET), arg_masked(2, kLow32, SO_LINGER)),  // RST
+    allow(SYS(recvfrom)),  // relay reads; DNS queries and other UDP on the passed sockets
+    allow(SYS(sendto)),    // relay writes; DNS answers to the client (the NAT reverses them)
+    allow(SYS(shutdown)),  // half-close in both directions
+};
+// clang-format on
+
 // What ASan/UBSan/LSan do at run time that our code does not: alternate signal stacks
 // and an affinity look-up (pthread_getattr_np) for each new thread, a pipe through
 // which the runtime probes whether memory is readable (pthread_create's interceptor),
@@ -321,7 +399,20 @@ constexpr SyscallDenial kDeniedInBoth[] = {
 std::span<const SyscallRule> netproc_table() { return kNetproc; }
 std::span<const SyscallRule> dataproc_table() { return kDataproc; }
 std::span<const SyscallRule> ctlproc_table() { return kCtlproc; }
+std::span<const SyscallRule> exitproc_table() { return kExitproc; }
 std::span<const SyscallRule> sanitizer_allowance() { return kSanitizerAllowance; }
 std::span<const SyscallDenial> denied_in_both() { return kDeniedInBoth; }
+
+bool denial_lifted_for(ProcessRole role, int nr) {
+  return role == ProcessRole::kExitproc && nr == SCMP_SYS(accept4);
+}
+
+std::vector<SyscallDenial> denials_of(ProcessRole role) {
+  std::vector<SyscallDenial> out;
+  for (const auto& d : kDeniedInBoth) {
+    if (!denial_lifted_for(role, d.nr)) out.push_back(d);
+  }
+  return out;
+}
 
 }  // namespace tw::policy::detail

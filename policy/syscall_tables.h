@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
+
+#include "policy/seccomp_policy.h"
 
 namespace tw::policy::detail {
 
@@ -44,8 +47,14 @@ struct SyscallDenial {
 std::span<const SyscallRule> netproc_table();
 std::span<const SyscallRule> dataproc_table();
 std::span<const SyscallRule> ctlproc_table();
+std::span<const SyscallRule> exitproc_table();
 // Extra rows for binaries instrumented by ASan/UBSan/LSan (TW_SANITIZER_BUILD only).
 std::span<const SyscallRule> sanitizer_allowance();
 std::span<const SyscallDenial> denied_in_both();
+// A denial a role's own table lifts: only exitproc's accept4 (it accepts the peers'
+// flows on the listener the broker made). Everything else in denied_in_both() is
+// denied for every role.
+bool denial_lifted_for(ProcessRole role, int nr);
+std::vector<SyscallDenial> denials_of(ProcessRole role);
 
 }  // namespace tw::policy::detail

@@ -241,6 +241,8 @@ type twNode struct {
 	filter []tailcfg.FilterRule
 	// advertiseExit: the config asks control for exit-node routes (control mode).
 	advertiseExit bool
+	// exitProxy: the node is an exit node through this upstream proxy URL (control mode).
+	exitProxy string
 }
 
 // twMode is how our nodes join: "enroll" (the harness puts them into testcontrol and
@@ -364,6 +366,10 @@ func (n *twNode) startControlled(t testing.TB) {
 	exit := ""
 	if n.advertiseExit {
 		exit = "advertise_exit_node = true\n"
+	}
+	if n.exitProxy != "" {
+		// An exit node (its [exit] section offers the default routes to control).
+		exit += fmt.Sprintf("[exit]\nmode = \"proxy\"\nproxy = %q\ndns_resolver = %q\n", n.exitProxy, backboneIP)
 	}
 	cfg := fmt.Sprintf(`state_dir = %q
 key_file = %q

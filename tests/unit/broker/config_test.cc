@@ -1,5 +1,6 @@
 #include "broker/config.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -314,6 +315,162 @@ TEST(BrokerConfigFile, MissingFileIsNamed) {
   auto r = load_config("/nonexistent/tailwarden.toml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().rfind("/nonexistent/tailwarden.toml: cannot open", 0), 0u) << r.error();
+}
+
+
+// ---- [exit] ----
+
+const std::string kExit =
+    "[exit]\n"
+    "mode = \"proxy\"\n"
+    "proxy = \"socks5://198.18.5.2:1080\"\n"
+    "dns_resolver = \"198.18.9.53\"\n";
+
+TEST(BrokerConfigExit, AbsentMeansNoExit) {
+  auto r = parse(kRequired);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_FALSE(r->exit.has_value());
+}
+
+TEST(BrokerConfigExit, Socks5AndHttpProxiesAreRead) {
+  auto r = parse(kRequired + kExit);
+  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_TRUE(r->exit.has_value());
+  EXPECT_EQ(r->exit->mode, ExitMode::kProxy);
+  EXPECT_EQ(r->exit->proxy_kind, ProxyKind::kSocks5);
+  EXPECT_EQ(r->exit->proxy.to_string(), "198.18.5.2:1080");
+  EXPECT_EQ(r->exit->proxy_url, "socks5://198.18.5.2:1080");
+  EXPECT_EQ(r->exit->dns_resolver.to_string(), "198.18.9.53");
+  EXPECT_FALSE(r->exit->credentials_file.has_value());
+  EXPECT_EQ(r->exit->line, 4);
+
+  auto h = parse(kRequired +
+                 "[exit]\nmode = \"proxy\"\nproxy = \"http://198.18.5.3:3128/\"\n"
+                 "dns_resolver = \"198.18.9.53\"\ncredentials_file = \"/etc/tw/creds\"\n");
+  ASSERT_TRUE(h.ok()) << h.error();
+  EXPECT_EQ(h->exit->proxy_kind, ProxyKind::kHttpConnect);
+  EXPECT_EQ(h->exit->proxy_url, "http://198.18.5.3:3128");
+  ASSERT_TRUE(h->exit->credentials_file.has_value());
+  EXPECT_EQ(h->exit->credentials_file->path, "/etc/tw/creds");
+  EXPECT_EQ(h->exit->credentials_file->line, 8);
+}
+
+TEST(BrokerConfigExit, HostModeIsRefusedNeverImplied) {
+  EXPECT_EQ(refusal(kRequired + "[exit]\nmode = \"host\"\nproxy = \"socks5://198.18.5.2:1080\"\n"
+                                "dns_resolver = \"198.18.9.53\"\n"),
+            "test.toml:5: exit.mode: \"host\" (the broker dials destinations from this host) is not "
+            "built yet; use \"proxy\" with an upstream proxy");
+  EXPECT_EQ(refusal(kRequired + "[exit]\nmode = \"direct\"\n"),
+            "test.toml:5: exit.mode: expected one of \"proxy\", \"host\", got the string \"direct\"");
+  // mode must be written: an [exit] table alone does not pick one.
+  EXPECT_EQ(refusal(kRequired + "[exit]\nproxy = \"socks5://198.18.5.2:1080\"\ndns_resolver = \"198.18.9.53\"\n"),
+            "test.toml: missing required field exit.mode");
+}
+
+TEST(BrokerConfigExit, ProxyIsAnIpv4UrlWithPortAndNoCredentials) {
+  auto with_proxy = [](const std::string& url) {
+    return kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"" + url + "\"\ndns_resolver = \"198.18.9.53\"\n";
+  };
+  EXPECT_EQ(refusal(with_proxy("https://198.18.5.2:443")),
+            "test.toml:6: exit.proxy: expected a socks5:// or http:// URL, got \"https://198.18.5.2:443\"");
+  EXPECT_EQ(refusal(with_proxy("socks5://proxy.example:1080")),
+            "test.toml:6: exit.proxy: expected <scheme>://<IPv4>:<port 1..65535> (host names are not "
+            "resolved), got \"socks5://proxy.example:1080\"");
+  EXPECT_EQ(refusal(with_proxy("socks5://198.18.5.2")),
+            "test.toml:6: exit.proxy: expected an explicit port (<scheme>://<IPv4>:<port>), got "
+            "\"socks5://198.18.5.2\"");
+  EXPECT_NE(refusal(with_proxy("socks5://198.18.5.2:0")).find("port 1..65535"), std::string::npos);
+  EXPECT_NE(refusal(with_proxy("socks5://0.0.0.0:1080")).find("IPv4"), std::string::npos);
+  EXPECT_NE(refusal(with_proxy("socks5://[2001:db8::1]:1080")).find("IPv4"), std::string::npos);
+  EXPECT_NE(refusal(with_proxy("socks5://198.18.5.2:99999")).find("IPv4"), std::string::npos);
+  const std::string creds = refusal(with_proxy("socks5://user:secret@198.18.5.2:1080"));
+  EXPECT_EQ(creds,
+            "test.toml:6: exit.proxy: credentials do not belong in the URL (it shows in status); put "
+            "\"username:password\" in exit.credentials_file");
+  EXPECT_EQ(creds.find("secret"), std::string::npos);
+}
+
+TEST(BrokerConfigExit, DnsResolverIsIpv4AndRequired) {
+  const std::string head = kRequired + "[exit]\nmode = \"proxy\"\nproxy = \"socks5://198.18.5.2:1080\"\n";
+  EXPECT_EQ(refusal(head), "test.toml: missing required field exit.dns_resolver");
+  EXPECT_EQ(refusal(head + "dns_resolver = \"2001:db8::53\"\n"),
+            "test.toml:7: exit.dns_resolver: expected an IPv4 unicast address (port 53 is implied), got "
+            "\"2001:db8::53\"");
+  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53:53\"\n").find("IPv4 unicast"), std::string::npos);
+  EXPECT_NE(refusal(head + "dns_resolver = 53\n").find("expected an IPv4 address"), std::string::npos);
+  EXPECT_NE(refusal(head + "dns_resolver = \"198.18.9.53\"\nresolver = \"x\"\n").find("exit.resolver: unknown key"),
+            std::string::npos);
+  EXPECT_EQ(refusal(kRequired + "exit = \"proxy\"\n"), "test.toml:4: exit: expected a table ([exit]), got the string \"proxy\"");
+}
+
+// A credentials file: written with `mode`, holding `content`.
+std::string write_creds(const std::string& content, mode_t mode) {
+  char path[] = "/tmp/tw-creds-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  ::fchmod(fd, mode);
+  ::close(fd);
+  return path;
+}
+
+TEST(BrokerConfigExit, CredentialsFileIsCheckedLikeTheKeyFile) {
+  const std::string good = write_creds("alice:s3cr:et\n", 0600);
+  auto c = load_proxy_credentials(good);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->username, "alice");
+  EXPECT_EQ(c->password, "s3cr:et");
+
+  const std::string open_file = write_creds("alice:secret\n", 0640);
+  auto r = load_proxy_credentials(open_file);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), open_file + ": mode 0640 lets group or others read the proxy credentials; chmod 600 it");
+
+  struct Case {
+    std::string content;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"alice\n", "no ':'; expected one line \"username:password\""},
+      {":secret\n", "the username must be 1..255 bytes"},
+      {"alice:\n", "the password must be 1..255 bytes"},
+      {"alice:secret\nbob:x\n", "more than one line; expected one line \"username:password\""},
+      {"al\x01ice:secret\n", "username and password must be printable ASCII"},
+      {std::string(300, 'a') + ":secret\n", "the username must be 1..255 bytes"},
+  };
+  for (const auto& k : cases) {
+    const std::string p = write_creds(k.content, 0600);
+    auto e = load_proxy_credentials(p);
+    ASSERT_FALSE(e.ok()) << k.content;
+    EXPECT_EQ(e.error(), p + ": " + k.error);
+    EXPECT_EQ(e.error().find("secret"), std::string::npos) << "the error leaks the secret";
+    ::unlink(p.c_str());
+  }
+  auto missing = load_proxy_credentials("/nonexistent/creds");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error(), "/nonexistent/creds: cannot open: No such file or directory");
+  ::unlink(good.c_str());
+  ::unlink(open_file.c_str());
+}
+
+TEST(BrokerConfigExit, LoadChecksTheCredentialsFileWithItsLine) {
+  const std::string creds = write_creds("alice:secret\n", 0644);
+  char path[] = "/tmp/tw-config-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text = kRequired + kExit + "credentials_file = \"" + creds + "\"\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  auto r = load_config(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), std::string(path) + ":8: exit.credentials_file: " + creds +
+                           ": mode 0644 lets group or others read the proxy credentials; chmod 600 it");
+  ::chmod(creds.c_str(), 0600);
+  auto ok = load_config(path);
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->exit->credentials_file->path, creds);
+  ::unlink(path);
+  ::unlink(creds.c_str());
 }
 
 }  // namespace

@@ -89,6 +89,8 @@ inline std::vector<AnyMessage> sample_messages() {
           6, 2, 45, {*IpPort::parse("198.18.5.5:41641")}, {*IpPort::parse("10.0.0.1:1")}},
       OperatorPing{7, 2},
       ReleaseUdp{8},
+      SelfAddresses{{*IpPrefix::parse("100.64.0.1/32"), *IpPrefix::parse("fd7a:115c:a1e0::1/128")}},
+      ExitTunFd{1280},
       filter,
   };
 }

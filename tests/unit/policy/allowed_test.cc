@@ -22,6 +22,9 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+// After <netinet/in.h>: the kernel header defers to glibc only in this order.
+#include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST
+
 #include "tests/unit/policy/sandbox_child.h"
 
 namespace tw::policy {
@@ -202,7 +205,8 @@ TEST_P(AllowedInBoth, AbortStillRaisesSigabrt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, AllowedInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 // netproc's underlay I/O: batched datagrams on a UDP socket bound before the sandbox.
@@ -244,6 +248,51 @@ TEST(NetprocSandbox, UnderlaySocketSendsAndReceivesBatches) {
   });
   ::close(a);
   ::close(b);
+}
+
+// exitproc's flow work on sockets made before the sandbox (as the broker makes them):
+// accept4 on the listener, SO_ORIGINAL_DST (no redirect here: ENOENT, not a kill),
+// SO_LINGER 0 for a reset, recvfrom/sendto on a UDP socket, half-close.
+TEST(ExitprocSandbox, AcceptOriginalDstLingerAndUdpWork) {
+  int lst = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lst, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lst, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(lst, 4), 0);
+  socklen_t sl = sizeof sa;
+  ASSERT_EQ(::getsockname(lst, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+  int cli = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(cli, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  int u1 = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int u2 = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in ua{};
+  ua.sin_family = AF_INET;
+  ua.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(u1, reinterpret_cast<sockaddr*>(&ua), sizeof ua), 0);
+  socklen_t ul = sizeof ua;
+  ASSERT_EQ(::getsockname(u1, reinterpret_cast<sockaddr*>(&ua), &ul), 0);
+  ASSERT_EQ(::sendto(u2, "q", 1, 0, reinterpret_cast<sockaddr*>(&ua), sizeof ua), 1);
+  EXPECT_WORKS_IN_SANDBOX(ProcessRole::kExitproc, {
+    const int fd = ::accept4(lst, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    require(fd >= 0, "accept4");
+    sockaddr_in dst{};
+    socklen_t dl = sizeof dst;
+    require(::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dl) == -1 && errno == ENOENT,
+            "SO_ORIGINAL_DST answers ENOENT without a redirect");
+    require(::shutdown(fd, SHUT_WR) == 0, "half-close");
+    linger lg{1, 0};
+    require(::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0, "SO_LINGER");
+    require(::close(fd) == 0, "close");
+    char b = 0;
+    sockaddr_in from{};
+    socklen_t fl = sizeof from;
+    require(::recvfrom(u1, &b, 1, 0, reinterpret_cast<sockaddr*>(&from), &fl) == 1 && b == 'q',
+            "recvfrom");
+    require(::sendto(u1, "a", 1, 0, reinterpret_cast<sockaddr*>(&from), fl) == 1, "sendto");
+  });
+  for (int fd : {lst, cli, u1, u2}) ::close(fd);
 }
 
 }  // namespace

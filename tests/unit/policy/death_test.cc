@@ -57,7 +57,9 @@ TEST_P(ForbiddenInBoth, ConnectBindListenAcceptOnInheritedSocketAreKilled) {
   EXPECT_KILLED_IN_SANDBOX(GetParam(), ::bind(fd, addr, sizeof sa));
   EXPECT_KILLED_IN_SANDBOX(GetParam(), ::listen(fd, 1));
   EXPECT_KILLED_IN_SANDBOX(GetParam(), ::accept(fd, nullptr, nullptr));
-  EXPECT_KILLED_IN_SANDBOX(GetParam(), ::accept4(fd, nullptr, nullptr, 0));
+  if (GetParam() != ProcessRole::kExitproc) {  // exitproc's one lifted denial
+    EXPECT_KILLED_IN_SANDBOX(GetParam(), ::accept4(fd, nullptr, nullptr, 0));
+  }
   ::close(fd);
 }
 
@@ -152,7 +154,7 @@ TEST_P(ForbiddenInBoth, ForeignSyscallAbiIsKilled) {
 // a harmless bad pointer, fd or flag set for the others should one not be killed.
 TEST_P(ForbiddenInBoth, EveryDeniedSyscallIsKilled) {
   constexpr long kArg = O_WRONLY | O_CREAT;
-  for (const auto& d : detail::denied_in_both()) {
+  for (const auto& d : detail::denials_of(GetParam())) {
     SCOPED_TRACE(d.name);
     if (d.nr == SYS_vfork) continue;  // a surviving vfork child would run on our stack
     EXPECT_KILLED_IN_SANDBOX(GetParam(), ::syscall(d.nr, kArg, kArg, kArg, kArg, kArg, kArg));
@@ -160,7 +162,8 @@ TEST_P(ForbiddenInBoth, EveryDeniedSyscallIsKilled) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Roles, ForbiddenInBoth,
-                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 // dataproc has no network socket, so the batched and addressed socket calls that
@@ -200,6 +203,43 @@ TEST(CtlprocSandbox, DialsAndDatagramIoAreKilled) {
   EXPECT_KILLED_IN_SANDBOX(ProcessRole::kCtlproc, ::recvfrom(sv[1], &byte, 1, MSG_DONTWAIT, nullptr, nullptr));
   ::close(sv[0]);
   ::close(sv[1]);
+}
+
+// exitproc accepts on the broker's listener and reads SO_ORIGINAL_DST, but it never
+// makes, aims or binds a socket, and its only setsockopt is SO_LINGER (the reset);
+// anything that would let it reach the internet on its own is killed.
+TEST(ExitprocSandbox, DialsAndOtherSocketOptionsAreKilled) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(9);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int one = 1;
+  char byte = 0;
+  mmsghdr msg{};
+  iovec iov{&byte, 1};
+  msg.msg_hdr.msg_iov = &iov;
+  msg.msg_hdr.msg_iovlen = 1;
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::socket(AF_INET, SOCK_STREAM, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::socket(AF_INET, SOCK_DGRAM, 0));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::listen(fd, 1));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::accept(fd, nullptr, nullptr));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc,
+                           ::setsockopt(fd, SOL_SOCKET, SO_MARK, &one, sizeof one));
+  socklen_t l = sizeof one;
+  int v = 0;
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::getsockopt(fd, SOL_IP, IP_OPTIONS, &v, &l));
+  EXPECT_KILLED_IN_SANDBOX(ProcessRole::kExitproc, ::sendmmsg(fd, &msg, 1, 0));
+  ::close(fd);
 }
 
 }  // namespace

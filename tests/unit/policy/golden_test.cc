@@ -58,7 +58,9 @@ TEST_P(GoldenFilter, ExportIsTheSameInEveryProcess) {
   EXPECT_EQ(export_pfc(GetParam()), export_pfc(GetParam(), kGoldenSelfPid));
 }
 
-INSTANTIATE_TEST_SUITE_P(Roles, GoldenFilter, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
+INSTANTIATE_TEST_SUITE_P(Roles, GoldenFilter,
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 }  // namespace

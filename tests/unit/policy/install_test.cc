@@ -76,7 +76,9 @@ TEST_P(Install, ThreadStartedBeforeInstallIsFilteredToo) {
       ::testing::KilledBySignal(SIGSYS), "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Roles, Install, ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc),
+INSTANTIATE_TEST_SUITE_P(Roles, Install,
+                         ::testing::Values(ProcessRole::kNetproc, ProcessRole::kDataproc,
+                                           ProcessRole::kCtlproc, ProcessRole::kExitproc),
                          testing::role_param_name);
 
 }  // namespace

@@ -39,6 +39,26 @@ TEST(ChildTables, NoChildTableAllowsADeniedSyscall) {
 }
 
 // The sanitizer allowance may narrow a denial (read-only opens), never lift it whole.
+// exitproc lifts exactly one denial, accept4, and nothing that creates or aims a
+// socket: it can only take connections from the listener the broker made.
+TEST(ChildTables, ExitprocLiftsOnlyAccept4) {
+  for (const auto& r : detail::exitproc_table()) {
+    for (const auto& d : detail::denied_in_both()) {
+      if (r.nr == d.nr) {
+        EXPECT_EQ(std::string(r.name), "accept4");
+      }
+    }
+  }
+  const auto exit = names(detail::exitproc_table());
+  for (const char* n :
+       {"socket", "socketpair", "connect", "bind", "listen", "accept", "sendmmsg", "recvmmsg"}) {
+    EXPECT_FALSE(exit.count(n)) << n;
+  }
+  EXPECT_TRUE(exit.count("accept4"));
+  EXPECT_EQ(detail::denials_of(ProcessRole::kExitproc).size() + 1, detail::denied_in_both().size());
+  EXPECT_EQ(detail::denials_of(ProcessRole::kCtlproc).size(), detail::denied_in_both().size());
+}
+
 TEST(ChildTables, SanitizerAllowanceRelaxesDenialsOnlyWithConditions) {
   for (const auto& r : detail::sanitizer_allowance()) {
     for (const auto& d : detail::denied_in_both()) {
@@ -57,11 +77,12 @@ TEST(ChildTables, EveryRowNamesASyscallOfThisArchitecture) {
 }
 
 TEST(ChildTables, ExportNamesEveryDeniedSyscallInItsHeader) {
-  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc}) {
+  for (auto role : {ProcessRole::kNetproc, ProcessRole::kDataproc, ProcessRole::kCtlproc,
+                    ProcessRole::kExitproc}) {
     const std::string text = export_pfc(role);
     ASSERT_FALSE(text.empty());
     const std::string header = text.substr(0, text.find("# pseudo filter code start"));
-    for (const auto& d : detail::denied_in_both()) {
+    for (const auto& d : detail::denials_of(role)) {
       EXPECT_NE(header.find(std::string(" ") + d.name), std::string::npos) << d.name;
     }
     // The default action and the foreign-architecture action both kill.

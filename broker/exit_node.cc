@@ -1,0 +1,264 @@
+#include "broker/exit_node.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "broker/spawn.h"
+#include "common/child_fds.h"
+#include "ipc/control_socket.h"
+
+namespace tw::broker {
+
+namespace asio = boost::asio;
+
+namespace {
+ino_t inode_of(int fd) {
+  struct stat sb {};
+  return ::fstat(fd, &sb) == 0 ? sb.st_ino : 0;
+}
+}  // namespace
+
+ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry& metrics)
+    : io_(io),
+      config_(std::move(config)),
+      restart_timer_(io),
+      refresh_timer_(io),
+      dial_bucket_(config_.dial_rate, config_.dial_burst),
+      dials_(metrics.counter("exit_proxy_dials_total", "TCP connections dialled to the exit's upstream proxy")),
+      dial_failures_(metrics.counter("exit_proxy_dial_failures_total", "Failed dials to the upstream proxy")),
+      dials_refused_(metrics.counter("exit_proxy_dials_refused_total",
+                                     "DialProxy requests refused: rate limit or too many in flight")),
+      violations_(metrics.counter("exit_link_violations_total",
+                                  "exitproc messages refused as protocol violations (exitproc restarted)")),
+      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {}
+
+ExitNode::~ExitNode() { stop(); }
+
+Status ExitNode::create_namespace() {
+  auto ns = create_exit_namespace(config_.mtu, ExitPorts{});
+  if (!ns) return make_error(ns.error());
+  ns_ = std::move(*ns);
+  spdlog::info("exit: namespace ready ({} up, listeners on :{} :{} :{}), proxy {}", ns_->tun_name,
+               exitproc::kExitTcpPort, exitproc::kExitDnsPort, exitproc::kExitUdpPort, config_.exit.proxy_url);
+  return ok_status();
+}
+
+void ExitNode::start() { spawn(); }
+
+void ExitNode::stop() {
+  stopped_ = true;
+  restart_timer_.cancel();
+  refresh_timer_.cancel();
+  if (link_) {
+    boost::system::error_code ec;
+    link_->close(ec);
+    link_.reset();
+  }
+  if (status_.pid > 0) {
+    ::kill(status_.pid, SIGKILL);
+    ::waitpid(status_.pid, nullptr, 0);  // the daemon's SIGCHLD loop may have reaped it
+    status_.pid = -1;
+  }
+}
+
+void ExitNode::spawn() {
+  if (stopped_ || !ns_) return;
+  auto pair = ipc::make_control_pair();
+  if (!pair) return on_link_closed("exit socketpair: " + pair.error(), false);
+  ChildSpec spec;
+  spec.path = config_.binary;
+  spec.args = config_.child_args;
+  spec.env = config_.child_env;
+  spec.fds = {{child_fd::kBrokerControl, pair->second.get()}};
+  spec.new_netns = config_.new_netns;
+  expected_fds_ = ExpectedFds{};
+  expected_fds_.inodes.insert(inode_of(pair->second.get()));
+  const int setup_fds[exitproc::kSetupFds] = {ns_->tcp_listener.get(), ns_->dns_socket.get(),
+                                              ns_->udp_socket.get()};
+  for (int fd : setup_fds) {
+    expected_fds_.inodes.insert(inode_of(fd));
+    expected_fds_.inet_inodes.insert(inode_of(fd));
+  }
+  auto pid = spawn_child(spec);
+  if (!pid) return on_link_closed("spawning exitproc: " + pid.error(), false);
+  status_.pid = *pid;
+  status_.state = "running";
+  status_.error.clear();
+  pair->second.reset();
+  if (auto st = ipc::set_nonblocking(pair->first.get()); !st) return on_link_closed(st.error(), false);
+  link_ = std::make_unique<asio::posix::stream_descriptor>(io_, pair->first.release());
+  ++link_generation_;
+
+  exitproc::ExitSetup setup;
+  setup.kind = config_.exit.proxy_kind == ProxyKind::kSocks5 ? exitproc::ProxyKind::kSocks5
+                                                             : exitproc::ProxyKind::kHttpConnect;
+  setup.proxy_host = config_.exit.proxy.to_string();
+  if (config_.credentials) {
+    setup.username = config_.credentials->username;
+    setup.password = config_.credentials->password;
+  }
+  const auto& r = config_.exit.dns_resolver.raw();
+  setup.dns_resolver = {r[0], r[1], r[2], r[3]};
+  spdlog::info("exit: exitproc started (pid {}), proxy {}", *pid, config_.exit.proxy_url);
+  const bool sent = send(setup, std::span<const int>(setup_fds, exitproc::kSetupFds));
+  std::fill(setup.password.begin(), setup.password.end(), '\0');
+  if (!sent) return;
+  wait_link();
+}
+
+bool ExitNode::send(const exitproc::ToExitproc& m, std::span<const int> fds) {
+  if (!link_) return false;
+  Bytes d = exitproc::encode_link(m);
+  auto r = ipc::send_datagram(link_->native_handle(), d, fds);
+  std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
+  if (!r || *r != ipc::SendOutcome::kSent) {
+    // A child that does not read its link is not one we keep.
+    on_link_closed(r ? "exitproc link full" : r.error(), !r ? false : true);
+    return false;
+  }
+  return true;
+}
+
+void ExitNode::wait_link() {
+  if (!link_) return;
+  link_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted || stopped_) return;
+    if (ec) return on_link_closed(ec.message(), false);
+    on_link_readable();
+  });
+}
+
+void ExitNode::on_link_readable() {
+  // At most a burst per wake-up, so a flooding exitproc cannot starve the broker.
+  for (int i = 0; i < 256; ++i) {
+    if (!link_) return;
+    ipc::ReceivedDatagram d;
+    auto r = ipc::receive_datagram(link_->native_handle(), exitproc::kMaxLinkDatagram, d);
+    if (!r) return on_link_closed(r.error(), true);
+    if (*r == ipc::ReceiveOutcome::kPeerClosed) return on_link_closed("exitproc closed its link", false);
+    if (*r == ipc::ReceiveOutcome::kWouldBlock) return wait_link();
+    auto m = exitproc::decode_to_broker(d.bytes, d.fds.size());
+    if (!m) return on_link_closed(m.error(), true);  // a hostile child: drop and restart it
+    if (auto* dp = std::get_if<exitproc::DialProxy>(&*m)) {
+      on_dial(dp->flow);
+    } else if (auto* s = std::get_if<exitproc::ExitStats>(&*m)) {
+      status_.stats = std::move(*s);
+      finish_refreshes();
+    }
+  }
+  // More to read: yield to the event loop, then continue.
+  asio::post(io_, [this, gen = link_generation_] {
+    if (link_ && gen == link_generation_) on_link_readable();
+  });
+}
+
+void ExitNode::on_link_closed(const std::string& why, bool violation) {
+  if (stopped_) return;
+  if (violation) violations_.inc();
+  spdlog::warn("exit: exitproc link: {}; restarting it in {} ms", why, restart_backoff_.count());
+  if (link_) {
+    boost::system::error_code ec;
+    link_->close(ec);
+    link_.reset();
+  }
+  ++link_generation_;
+  if (status_.pid > 0) {
+    ::kill(status_.pid, SIGKILL);
+    status_.pid = -1;  // reaped by the daemon's SIGCHLD loop (or by stop())
+  }
+  status_.state = "restarting";
+  status_.error = why;
+  restarts_.inc();
+  finish_refreshes();
+  restart_timer_.expires_after(restart_backoff_);
+  restart_backoff_ = std::min(restart_backoff_ * 2, std::chrono::milliseconds(30000));
+  restart_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopped_) spawn();
+  });
+}
+
+void ExitNode::dial_failed(std::uint64_t flow, const std::string& why) {
+  (void)send(exitproc::ProxyDialFailed{flow, why.substr(0, exitproc::kMaxLinkText)});
+}
+
+// The egress rule for exit flows: the one configured proxy address (IPv4:port, fixed
+// in the config; exitproc names no destination at all), rate-limited, bounded in flight.
+void ExitNode::on_dial(std::uint64_t flow) {
+  if (dials_in_flight_ >= config_.max_dials_in_flight) {
+    dials_refused_.inc();
+    return dial_failed(flow, "refused: too many proxy dials in flight");
+  }
+  if (!dial_bucket_.take(TokenBucket::Clock::now())) {
+    dials_refused_.inc();
+    return dial_failed(flow, "refused: proxy dial rate limit");
+  }
+  dials_.inc();
+  ++dials_in_flight_;
+  auto sock = std::make_shared<asio::ip::tcp::socket>(io_);
+  auto timer = std::make_shared<asio::steady_timer>(io_, config_.dial_timeout);
+  const IpPort& proxy = config_.exit.proxy;
+  const auto& b = proxy.ip.raw();
+  const asio::ip::tcp::endpoint ep(asio::ip::address_v4(asio::ip::address_v4::bytes_type{b[0], b[1], b[2], b[3]}),
+                                   proxy.port);
+  timer->async_wait([sock](boost::system::error_code ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      sock->close(ignored);
+    }
+  });
+  sock->async_connect(ep, [this, sock, timer, flow, gen = link_generation_](boost::system::error_code ec) {
+    timer->cancel();
+    --dials_in_flight_;
+    if (stopped_ || !link_ || gen != link_generation_) return;  // for an exitproc that is gone
+    if (ec) {
+      dial_failures_.inc();
+      return dial_failed(flow, "connect " + config_.exit.proxy.to_string() + ": " + ec.message());
+    }
+    boost::system::error_code ignored;
+    sock->set_option(asio::ip::tcp::no_delay(true), ignored);
+    const int fd = sock->native_handle();
+    const ino_t ino = inode_of(fd);
+    expected_fds_.inodes.insert(ino);
+    expected_fds_.inet_inodes.insert(ino);
+    (void)send(exitproc::ProxyConn{flow}, std::span<const int>(&fd, 1));
+    // The send duplicated the fd; the broker's copy closes with `sock`.
+  });
+}
+
+void ExitNode::refresh(std::function<void()> done) {
+  if (!link_) return done();
+  refresh_waiters_.push_back(std::move(done));
+  if (refresh_waiters_.size() > 1) return;  // one request answers them all
+  if (!send(exitproc::StatsRequest{})) return;
+  refresh_timer_.expires_after(std::chrono::seconds(1));
+  refresh_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) finish_refreshes();
+  });
+}
+
+void ExitNode::finish_refreshes() {
+  refresh_timer_.cancel();
+  auto waiters = std::move(refresh_waiters_);
+  refresh_waiters_.clear();
+  for (auto& w : waiters) w();
+}
+
+ExitIsolation ExitNode::inspect() const {
+  if (!ns_) {
+    ExitIsolation iso;
+    iso.problems.push_back("no exit namespace");
+    return iso;
+  }
+  return inspect_exit_namespace(ns_->netns.get());
+}
+
+Result<ExitKernelCounters> ExitNode::kernel_counters() const {
+  if (!ns_) return make_error("no exit namespace");
+  return read_exit_counters(ns_->netns.get());
+}
+
+}  // namespace tw::broker
