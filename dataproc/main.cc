@@ -10,7 +10,8 @@
 #include "policy/child_sandbox.h"
 
 int main(int argc, char** argv) {
-  auto boot = tw::policy::bootstrap_child(argc, argv, "tailwarden-dataproc", "dataproc");
+  auto boot = tw::policy::bootstrap_child(argc, argv, "tailwarden-dataproc", "dataproc",
+                                          tw::ipc::Direction::kNetToData);
   if (!boot) return 2;
   boost::asio::io_context io(1);
   tw::dataproc::Runtime runtime(io, {tw::ipc::UniqueFd(tw::child_fd::kBrokerControl),

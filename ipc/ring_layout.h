@@ -3,6 +3,8 @@
 //                separate lines: producer index, consumer index, wakeup flag
 //   [4096, ...)  ring 0 slots, then ring 1 slots (dense: header + first 2 KiB)
 //   [page, ...)  ring 0 overflow areas, then ring 1's (bytes beyond 2 KiB)
+// Each of the four slot areas starts on a page of its own, so that a consumer maps
+// the other side's slots read-only (ring_memory.h: RingMemory::attach).
 // A slot is [u32 length][u32 peer id][first kInlineBytes of payload]; the rest of
 // a long datagram goes to the slot's overflow area. A length of kSlotSkipped marks
 // a slot the producer received something else into (in-place receive, ring.h):
@@ -18,7 +20,7 @@
 namespace tw::ipc::layout {
 
 constexpr std::uint32_t kMagic = 0x54575247;  // "TWRG"
-constexpr std::uint32_t kVersion = 2;  // 2: skipped slots
+constexpr std::uint32_t kVersion = 3;         // 2: skipped slots; 3: page-aligned areas
 // Two lines apart, because adjacent-line prefetch pairs 64-byte lines.
 constexpr std::size_t kLine = 128;
 constexpr std::size_t kPage = 4096;

@@ -44,10 +44,19 @@ std::size_t inline_capacity(std::uint32_t slot_capacity) {
   return std::min<std::size_t>(slot_capacity, layout::kInlineBytes);
 }
 
-// Offset of ring 0's overflow area: after both rings' dense slots, page aligned.
-std::size_t overflow_offset(const RingGeometry& g) {
-  std::size_t dense = std::size_t{g.slot_count} * ring_slot_stride(g.slot_capacity);
-  return round_up(layout::kSlotsOffset + 2 * dense, layout::kPage);
+// Every area starts on a page, so that a consumer's view of the other side's slots
+// can be mapped read-only on its own (docs/design.md#4-ipc).
+std::size_t dense_bytes(const RingGeometry& g) {
+  return round_up(std::size_t{g.slot_count} * ring_slot_stride(g.slot_capacity), layout::kPage);
+}
+std::size_t overflow_bytes(const RingGeometry& g) {
+  return round_up(std::size_t{g.slot_count} * ring_overflow_stride(g.slot_capacity), layout::kPage);
+}
+std::size_t dense_offset(const RingGeometry& g, std::size_t ring) {
+  return layout::kSlotsOffset + ring * dense_bytes(g);
+}
+std::size_t overflow_offset(const RingGeometry& g, std::size_t ring) {
+  return layout::kSlotsOffset + 2 * dense_bytes(g) + ring * overflow_bytes(g);
 }
 
 }  // namespace
@@ -68,8 +77,7 @@ std::size_t ring_overflow_stride(std::uint32_t slot_capacity) {
 
 std::size_t ring_mapping_size(const RingGeometry& g) {
   if (!geometry_valid(g)) return 0;
-  std::size_t overflow = std::size_t{g.slot_count} * ring_overflow_stride(g.slot_capacity);
-  return round_up(overflow_offset(g) + 2 * overflow, layout::kPage);
+  return overflow_offset(g, 2);
 }
 
 Result<RingMemory> RingMemory::create(const RingGeometry& geometry) {
@@ -89,7 +97,7 @@ Result<RingMemory> RingMemory::create(const RingGeometry& geometry) {
   return m;
 }
 
-Result<RingMemory> RingMemory::attach(UniqueFd fd) {
+Result<RingMemory> RingMemory::attach(UniqueFd fd, std::optional<Direction> consumed) {
   int seals = ::fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0) return make_error(errno_text("ring memory: F_GET_SEALS"));
   if ((seals & kRequiredSeals) != kRequiredSeals) {
@@ -105,7 +113,32 @@ Result<RingMemory> RingMemory::attach(UniqueFd fd) {
   if (auto s = m.map_and_layout(static_cast<std::size_t>(st.st_size), false); !s) {
     return make_error(s.error());
   }
+  if (consumed) {
+    if (auto s = m.protect_consumed(*consumed); !s) return make_error(s.error());
+  }
   return m;
+}
+
+Status RingMemory::protect_consumed(Direction d) {
+  // A read-only open file description of the same memfd: a shared mapping made from
+  // it can never be made writable again (mprotect gives EACCES). The writable fd is
+  // closed afterwards, so nothing in this process can map those pages writable anew.
+  const std::string path = "/proc/self/fd/" + std::to_string(fd_.get());
+  UniqueFd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ro) return make_error(errno_text("ring memory: reopening read-only"));
+  const auto ring = static_cast<std::size_t>(d);
+  const std::pair<std::size_t, std::size_t> areas[] = {
+      {dense_offset(geometry_, ring), dense_bytes(geometry_)},
+      {overflow_offset(geometry_, ring), overflow_bytes(geometry_)}};
+  for (auto [offset, bytes] : areas) {
+    if (bytes == 0) continue;
+    void* p = ::mmap(base_ + offset, bytes, PROT_READ, MAP_SHARED | MAP_FIXED, ro.get(),
+                     static_cast<off_t>(offset));
+    if (p == MAP_FAILED)
+      return make_error(errno_text("ring memory: mapping the consumed ring read-only"));
+  }
+  fd_.reset();
+  return ok_status();
 }
 
 Status RingMemory::map_and_layout(std::size_t size, bool writable_header) {
@@ -161,8 +194,8 @@ RingEnd RingMemory::ring(Direction d) const {
   e.inline_capacity = inline_capacity(geometry_.slot_capacity);
   e.overflow_stride = ring_overflow_stride(geometry_.slot_capacity);
   e.control = base_ + layout::kControlOffset + i * layout::kControlBytes;
-  e.slots = base_ + layout::kSlotsOffset + i * std::size_t{e.slot_count} * e.slot_stride;
-  e.overflow = base_ + overflow_offset(geometry_) + i * std::size_t{e.slot_count} * e.overflow_stride;
+  e.slots = base_ + dense_offset(geometry_, i);
+  e.overflow = base_ + overflow_offset(geometry_, i);
   return e;
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "common/result.h"
 #include "ipc/unique_fd.h"
@@ -47,8 +48,11 @@ class RingMemory {
   // Broker side: a fresh, zeroed, sealed memfd of the right size, mapped.
   static Result<RingMemory> create(const RingGeometry& geometry);
   // Child side: maps a memfd received from the broker after checking its seals,
-  // its size and the geometry in its header. Takes ownership of the fd.
-  static Result<RingMemory> attach(UniqueFd fd);
+  // its size and the geometry in its header. Takes ownership of the fd. With
+  // `consumed`, the slots of the ring this child consumes are mapped read-only from
+  // a read-only reopen and the writable fd is closed: a consumer cannot rewrite
+  // what the producer may still be parsing (only the index lines stay writable).
+  static Result<RingMemory> attach(UniqueFd fd, std::optional<Direction> consumed = std::nullopt);
 
   RingMemory(RingMemory&& o) noexcept;
   RingMemory& operator=(RingMemory&& o) noexcept;
@@ -57,7 +61,7 @@ class RingMemory {
   ~RingMemory();
 
   RingEnd ring(Direction d) const;
-  int fd() const { return fd_.get(); }
+  int fd() const { return fd_.get(); }  // -1 in a child that protected its consumed ring
   std::size_t size() const { return size_; }
   const RingGeometry& geometry() const { return geometry_; }
 
@@ -68,6 +72,7 @@ class RingMemory {
  private:
   RingMemory() = default;
   Status map_and_layout(std::size_t size, bool writable_header);
+  Status protect_consumed(Direction d);
 
   UniqueFd fd_;
   std::uint8_t* base_ = nullptr;

@@ -11,7 +11,8 @@
 #include "policy/child_sandbox.h"
 
 int main(int argc, char** argv) {
-  auto boot = tw::policy::bootstrap_child(argc, argv, "tailwarden-netproc", "netproc");
+  auto boot = tw::policy::bootstrap_child(argc, argv, "tailwarden-netproc", "netproc",
+                                          tw::ipc::Direction::kDataToNet);
   if (!boot) return 2;
   boost::asio::io_context io(1);
   tw::netproc::App app(io, {tw::ipc::UniqueFd(tw::child_fd::kBrokerControl),

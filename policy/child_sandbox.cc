@@ -171,7 +171,7 @@ Status validate_child_fds() {
 }
 
 Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
-                                       const std::string& log_tag) {
+                                       const std::string& log_tag, ipc::Direction consumed) {
   auto args = parse_child_args(argc, argv, program);
   if (!args) {
     std::fprintf(stderr, "%s\n", args.error().c_str());
@@ -182,7 +182,7 @@ Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string&
     spdlog::error("start-up: {}", st.error());
     return Error{st.error()};
   }
-  auto rings = ipc::RingMemory::attach(ipc::UniqueFd(child_fd::kRingMemory));
+  auto rings = ipc::RingMemory::attach(ipc::UniqueFd(child_fd::kRingMemory), consumed);
   if (!rings) {
     spdlog::error("start-up: rings: {}", rings.error());
     return Error{rings.error()};

@@ -29,13 +29,14 @@ Result<ChildArgs> parse_child_args(int argc, char** argv, const std::string& pro
 Status validate_child_fds();
 
 // The shared first half of a child's main: arguments, logging under the process
-// tag, fd validation, the ring mapping and libsodium. Errors are already logged.
+// tag, fd validation, the ring mapping (the slots of the ring the child consumes
+// read-only) and libsodium. Errors are already logged.
 struct ChildBootstrap {
   ChildArgs args;
   ipc::RingMemory rings;
 };
 Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,
-                                       const std::string& log_tag);
+                                       const std::string& log_tag, ipc::Direction consumed);
 
 // Resource limits of a child, set before it drops root (hard = soft, so they cannot
 // be raised again): CORE 0 always, FSIZE 0 unless stderr is a regular file.

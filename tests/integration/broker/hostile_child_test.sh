@@ -7,32 +7,12 @@
 # answer, throttle the floods, and refuse and count the violations (restarting the
 # children). Needs root (network namespace); exits 77 otherwise. Env: BIN.
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for b in tailwardend tailwarden tailwarden-dataproc hostile_child; do
-  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
-done
+. "$(dirname "$0")/../../lib/check.sh"
+tw_check_init hostile tailwardend tailwarden tailwarden-dataproc hostile_child
 
 NS="tw15h$$"
-DIR=$(mktemp -d /tmp/tw-hostile-XXXXXX)
-chmod 755 "$DIR"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  ip netns del "$NS" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
+NSS+=("$NS")
 cli() { "$BIN/tailwarden" --socket "$DIR/a/admin.sock" "$@"; }
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
-}
 metric() { cli metrics 2>/dev/null | sed -n "s/^tailwarden_$1 \([0-9]*\)$/\1/p" | head -1; }
 
 ip netns add "$NS" || exit 1
@@ -152,4 +132,4 @@ grep -q "netproc link closed (protocol violation.*); exiting so both children re
   ok "dataproc logged the broken link and exited" || fail "dataproc did not log the broken link"
 wait_for 20 status_ok && alive && ok "broker answers status after all of it" || fail "broker gone or silent at the end"
 
-[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }
+tw_finish

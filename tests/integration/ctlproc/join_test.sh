@@ -9,39 +9,20 @@
 # Needs root; exits 77 (skipped) otherwise. Env: BIN (build/*/bin), SRC, CONTROLSERVER
 # (built here with GO when set).
 set -u
+. "$(dirname "$0")/../../lib/check.sh"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-ctlproc; do
-  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
-done
 if [ -n "${GO:-}" ] && [ -x "$GO" ]; then
   (cd "$SRC/tests/interop/controlserver" && GOFLAGS=-mod=readonly "$GO" build -o "$CONTROLSERVER" .) ||
     { echo "FAIL: go build of tests/interop/controlserver"; exit 1; }
 fi
 [ -x "$CONTROLSERVER" ] || { echo "SKIP: $CONTROLSERVER not built (needs Go)"; exit 77; }
 
+tw_check_init join tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-ctlproc
 NS="tw17j$$"
-DIR=$(mktemp -d /tmp/tw-join-XXXXXX)
-chmod 755 "$DIR"
-PIDS=()
+NSS+=("$NS")
 CS_PID=""
-cleanup() {
-  for p in "${PIDS[@]}" $CS_PID; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}" $CS_PID; do kill -9 "$p" 2>/dev/null; done
-  ip netns del "$NS" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
+tw_extra_cleanup() { [ -n "$CS_PID" ] && PIDS+=("$CS_PID"); }
 cli() { "$BIN/tailwarden" --socket "$DIR/admin.sock" "$@"; }
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
-}
 status_json() { cli status --json 2>/dev/null; }
 jq_status() { status_json | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
 
@@ -146,4 +127,4 @@ else
   fail "did not rejoin: $(status_json | head -c 400)"; tail -20 "$DIR/node.log"
 fi
 
-[ "$FAILS" -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s)"; exit 1; }
+tw_finish

@@ -13,36 +13,14 @@
 #     gone once the broker stops.
 # Needs root; exits 77 (skipped) otherwise. Env: BIN (build/*/bin).
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc egress_inject; do
-  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
-done
+. "$(dirname "$0")/../../lib/check.sh"
 command -v tcpdump >/dev/null && command -v nft >/dev/null || { echo "SKIP: tcpdump/nft missing"; exit 77; }
+tw_check_init egress tailwardend tailwarden tailwarden-netproc tailwarden-dataproc egress_inject
 
 NSA="tw15ea$$" NSB="tw15eb$$"
-DIR=$(mktemp -d /tmp/tw-egress-XXXXXX)
-chmod 755 "$DIR"
-PIDS=()
+NSS+=("$NSA" "$NSB")
 A_IP=198.18.15.1 B_IP=198.18.15.2 UNLISTED=198.18.250.1
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  ip netns del "$NSA" 2>/dev/null
-  ip netns del "$NSB" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
 cli() { local n=$1; shift; "$BIN/tailwarden" --socket "$DIR/$n/admin.sock" "$@"; }
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
-}
 
 ip netns add "$NSA" && ip netns add "$NSB" || exit 1
 ip link add "tw15a$$" netns "$NSA" type veth peer name "tw15b$$" netns "$NSB" || exit 1
@@ -176,4 +154,4 @@ sys.exit(0 if rows["not dumpable (no core file with the keys)"]["pass"] else 1)'
 run_phase unenforced
 run_phase nftables
 
-[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }
+tw_finish

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -328,6 +329,34 @@ TEST(RingMemory, SealedMemoryCannotBeShrunkByAChild) {
   ASSERT_TRUE(child.ok()) << child.error();
   EXPECT_NE(::ftruncate(child->fd(), 4096), 0);
   EXPECT_EQ(child->geometry().slot_count, 8u);
+}
+
+// A consumer's view of the other side's slots is read-only and cannot be made
+// writable: it cannot rewrite a datagram the producer is still parsing. Its own
+// producer slots and the index lines stay writable.
+TEST(RingMemory, ConsumerCannotWriteTheSlotsItConsumes) {
+  auto mem = make_memory(8, 65536);  // dense and overflow areas both in use
+  auto child = RingMemory::attach(UniqueFd(::dup(mem.fd())), Direction::kNetToData);
+  ASSERT_TRUE(child.ok()) << child.error();
+  EXPECT_EQ(child->fd(), -1) << "the writable fd must be gone";
+  const RingEnd consumed = child->ring(Direction::kNetToData);
+  const RingEnd produced = child->ring(Direction::kDataToNet);
+  // What the producer (the broker's mapping here) writes is visible.
+  mem.ring(Direction::kNetToData).slots[0] = 0x5a;
+  EXPECT_EQ(consumed.slots[0], 0x5a);
+  // Own slots and the index lines: writable.
+  produced.slots[0] = 1;
+  produced.overflow[0] = 1;
+  consumed.control[layout::kConsumerIndex] = 0;
+  // The consumed areas cannot be made writable again.
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(consumed.slots) % 4096, 0u) << "areas start on a page";
+  EXPECT_NE(::mprotect(consumed.slots, 4096, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(errno, EACCES);
+  auto poke = [](std::uint8_t* p) { *static_cast<volatile std::uint8_t*>(p) = 0; };
+  EXPECT_DEATH(poke(consumed.slots), "") << "a write to a consumed slot must fault";
+  EXPECT_DEATH(poke(consumed.overflow + 100), "");
+  EXPECT_DEATH(poke(consumed.slots + std::size_t{consumed.slot_count} * consumed.slot_stride - 1),
+               "");
 }
 
 TEST(RingMemory, DefaultGeometryHolds64KiBDatagrams) {
