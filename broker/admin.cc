@@ -186,6 +186,9 @@ void Daemon::admin_status(std::shared_ptr<AdminResponder> r) {
         if (!cs.auth_url.empty()) c["auth_url"] = cs.auth_url;
         if (!cs.error.empty()) c["error"] = cs.error;
         if (!cs.user.empty()) c["user"] = cs.user;
+        if (!cs.key_expiry.empty()) c["key_expiry"] = cs.key_expiry;
+        c["key_expired"] = cs.key_expired;
+        c["expired_peers"] = cs.expired_peers;
         reply["control"] = std::move(c);
       }
       if (exit_) reply["exit"] = exit_status_json();

@@ -142,7 +142,7 @@ void Daemon::send_setup() {
   ns.disco_private = keys_.disco;
   ns.node_public = keys_.node.public_key();
   ns.listen_port = udp_ ? udp_->port : 0;
-  ns.home_derp = static_cast<std::uint32_t>(netmap_.netmap().self.home_derp);
+  ns.home_derp = home_region();
   ns.flags = (config_.enable_ipv6 ? ipc::NetprocSetup::kFlagIpv6 : 0) |
              (config_.allow_lan_endpoints ? ipc::NetprocSetup::kFlagAllowLanEndpoints : 0) |
              (config_.advertise_lan_endpoints ? ipc::NetprocSetup::kFlagAdvertiseLanEndpoints : 0) |
@@ -173,7 +173,8 @@ void Daemon::send_netmap_to_children() {
   if (n == nullptr || d == nullptr) return;
   if (auto restarted = netmap_.take_restarted(); !restarted.empty())
     reset_dataproc_sessions(restarted);
-  auto np = ipc::split_netproc_netmap(netmap_.generation(), netmap_.netproc_peers(), netmap_.derp_map_json());
+  auto np = ipc::split_netproc_netmap(netmap_.generation(), netmap_.netproc_peers(),
+                                      netmap_.derp_map_json(), home_region());
   auto dp = ipc::split_dataproc_netmap(netmap_.generation(), netmap_.dataproc_peers());
   if (!np || !dp) {
     spdlog::error("broker: netmap does not fit the control channel: {}", !np ? np.error() : dp.error());
@@ -183,6 +184,11 @@ void Daemon::send_netmap_to_children() {
   // Our own addresses first: dataproc routes the rest to the exit (or drops them).
   (void)d->link->send(ipc::SelfAddresses{netmap_.netmap().self.addresses});
   for (const auto& part : *dp) (void)d->link->send(part);
+  ipc::DataprocFilter f;
+  f.generation = netmap_.generation();
+  f.enabled = netmap_.netmap().packet_filter.has_value();
+  if (f.enabled) f.filter = *netmap_.netmap().packet_filter;
+  if (auto st = d->link->send(f); !st) spdlog::error("broker: packet filter: {}", st.error());
 }
 
 // A peer with a new disco key restarted, so its WireGuard session is gone on its side.
@@ -225,43 +231,45 @@ void Daemon::on_child_message(ipc::Role role, ipc::ReceivedMessage msg) {
   // Nothing a child sends may take the broker down (docs/design.md: failure posture): every handler
   // reads type-checked values; anything that still throws is a refused message.
   try {
-    std::visit(
-        Overloaded{
-            [&](ipc::Ready&) {
-              children_[role].ready = true;
-              maybe_ready();
-            },
-            [&](ipc::StatusReply& m) {
-              auto it = pending_.find(m.request_id);
-              if (it == pending_.end() || it->second.role != role) {
-                // A late answer to a request that timed out is harmless; an id
-                // this child was never asked (another child's, or made up) is not.
-                if (it == pending_.end() && std::find(expired_ids_.begin(), expired_ids_.end(),
-                                                      m.request_id) != expired_ids_.end()) {
-                  return;
-                }
-                return child_violation(role, "StatusReply for request id " +
-                                                 std::to_string(m.request_id) +
-                                                 " it was not asked");
-              }
-              auto done = std::move(it->second.done);
-              pending_.erase(it);
-              done(std::move(m.body));
-            },
-            [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
-            [&](ipc::RegisterCandidates& m) { on_register_candidates(m); },
-            [&](ipc::EndpointsUpdate& m) { on_endpoints_update(std::move(m.endpoints)); },
-            // The catalogue lets none of these reach the broker; if one does, the
-            // link is not what it claims: drop it (the children are restarted).
-            on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
-                      ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
-                      ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
-                      ipc::SealClientInfoRequest, ipc::SealClientInfoReply, ipc::CandidatesVerdict,
-                      ipc::OperatorPing, ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd>([&] {
-              if (auto* c = child(role); c && c->link) c->link->close("message not for the broker");
-            }),
-        },
-        msg.message);
+    std::visit(Overloaded{
+                   [&](ipc::Ready&) {
+                     children_[role].ready = true;
+                     maybe_ready();
+                   },
+                   [&](ipc::StatusReply& m) {
+                     auto it = pending_.find(m.request_id);
+                     if (it == pending_.end() || it->second.role != role) {
+                       // A late answer to a request that timed out is harmless; an id
+                       // this child was never asked (another child's, or made up) is not.
+                       if (it == pending_.end() &&
+                           std::find(expired_ids_.begin(), expired_ids_.end(), m.request_id) !=
+                               expired_ids_.end()) {
+                         return;
+                       }
+                       return child_violation(role, "StatusReply for request id " +
+                                                        std::to_string(m.request_id) +
+                                                        " it was not asked");
+                     }
+                     auto done = std::move(it->second.done);
+                     pending_.erase(it);
+                     done(std::move(m.body));
+                   },
+                   [&](ipc::DerpDialRequest& m) { on_derp_dial_request(m); },
+                   [&](ipc::RegisterCandidates& m) { on_register_candidates(m); },
+                   [&](ipc::EndpointsUpdate& m) { on_endpoints_update(std::move(m.endpoints)); },
+                   // The catalogue lets none of these reach the broker; if one does, the
+                   // link is not what it claims: drop it (the children are restarted).
+                   on_any_of<ipc::NetprocSetup, ipc::NetprocNetmap, ipc::UdpSocket, ipc::DerpConn,
+                             ipc::DerpDialFailed, ipc::Shutdown, ipc::RingReset, ipc::StatusRequest,
+                             ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd,
+                             ipc::SealClientInfoRequest, ipc::SealClientInfoReply,
+                             ipc::CandidatesVerdict, ipc::OperatorPing, ipc::ReleaseUdp,
+                             ipc::SelfAddresses, ipc::ExitTunFd, ipc::DataprocFilter>([&] {
+                     if (auto* c = child(role); c && c->link)
+                       c->link->close("message not for the broker");
+                   }),
+               },
+               msg.message);
   } catch (const std::exception& e) {
     child_violation(role, std::string("message refused: ") + e.what());
   }

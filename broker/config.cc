@@ -359,9 +359,10 @@ constexpr FieldSpec kTopFields[] = {
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
     {"key_file",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.key_file); }, true},
+    // Required unless control_url is set (checked in parse_config_text).
     {"netmap_file",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.netmap_file); },
-     true},
+     false},
     {"listen_port", set_listen_port, false},
     {"enable_ipv6",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.enable_ipv6); }, false},
@@ -398,6 +399,9 @@ constexpr FieldSpec kTopFields[] = {
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.auth_key_file); },
      false},
     {"hostname", set_hostname, false},
+    {"advertise_exit_node",
+     [](const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.advertise_exit_node); },
+     false},
     {"exit", set_exit, false},
 };
 
@@ -535,6 +539,15 @@ Result<BrokerConfig> parse_config_text(std::string_view text, const std::string&
   BrokerConfig config;
   config.origin = origin;
   if (auto st = apply_table(table, origin, "", kTopFields, config); !st) return make_error(st.error());
+  if (config.advertise_exit_node && config.control_url.empty()) {
+    return make_error(
+        origin + ": advertise_exit_node needs control_url (it is offered to the control server)");
+  }
+  if (config.netmap_file.empty() && config.control_url.empty()) {
+    return make_error(origin +
+                      ": missing required field netmap_file (or control_url, to take the map from "
+                      "a control server)");
+  }
   return config;
 }
 

@@ -4,7 +4,7 @@
 //
 //   state_dir    = "/var/lib/tailwarden"          # default
 //   key_file     = "/var/lib/tailwarden/node.key"  # required
-//   netmap_file  = "/etc/tailwarden/netmap.json"   # required
+//   netmap_file  = "/etc/tailwarden/netmap.json"   # required unless control_url is set
 //   listen_port  = 41641           # 0 (default) = ephemeral
 //   enable_ipv6  = false
 //   admin_socket = "/run/tailwarden/tailwarden.sock"
@@ -28,6 +28,8 @@
 //   auth_key_file = "/etc/tailwarden/authkey"  # optional: pre-auth key (else the
 //                                  # login URL shows in `tailwarden status`)
 //   hostname     = "vps1"          # optional: the name shown to the tailnet
+//   advertise_exit_node = false    # optional: offer 0.0.0.0/0 and ::/0 to control
+//   netmap_file is optional with control_url (the map then comes from control only)
 //
 //   [tun]
 //   enabled = true
@@ -142,6 +144,9 @@ struct BrokerConfig {
   std::string control_key;  // "mkey:..." or empty
   std::string auth_key_file;
   std::string hostname;
+  // Offer this node to the tailnet as an exit node (Hostinfo.RoutableIPs 0.0.0.0/0 and
+  // ::/0; the control server's admin approves the routes).
+  bool advertise_exit_node = false;
   std::optional<ExitConfig> exit;  // [exit]: absent = not an exit node
 };
 

@@ -61,6 +61,11 @@ Status Daemon::start_control() {
     if (!k) return make_error(k.error());
     c.auth_key = *k;
   }
+  // An exit node ([exit]) offers the default routes; advertise_exit_node offers them
+  // without one (the routes are the admin's to approve).
+  if (config_.advertise_exit_node || config_.exit) {
+    c.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
+  }
   c.hostname = config_.hostname;
   if (c.hostname.empty()) {
     char host[256] = {};
@@ -79,9 +84,17 @@ Status Daemon::start_control() {
   return ok_status();
 }
 
+std::uint32_t Daemon::home_region() const {
+  const Netmap& nm = netmap_.netmap();
+  if (nm.self.home_derp > 0 && nm.derp_map.region(nm.self.home_derp) != nullptr)
+    return static_cast<std::uint32_t>(nm.self.home_derp);
+  if (control_ && !nm.derp_map.regions.empty())
+    return static_cast<std::uint32_t>(nm.derp_map.regions.begin()->first);
+  return 0;
+}
+
 // netproc reports plain addresses; control wants a type per endpoint. Private and
 // link-local addresses are local interface addresses, the rest were learned by STUN.
-// The home region is the one control recorded for us, else the lowest region.
 void Daemon::forward_endpoints_to_control() {
   if (!control_) return;
   std::vector<ctl::Endpoint> eps;
@@ -89,11 +102,7 @@ void Daemon::forward_endpoints_to_control() {
     const bool local = e.ip.is_private() || e.ip.is_link_local_unicast() || e.ip.is_loopback();
     eps.push_back({e, local ? ctl::EndpointType::kLocal : ctl::EndpointType::kStun});
   }
-  const Netmap& nm = netmap_.netmap();
-  std::uint32_t home = static_cast<std::uint32_t>(nm.self.home_derp);
-  if (home == 0 && !nm.derp_map.regions.empty())
-    home = static_cast<std::uint32_t>(nm.derp_map.regions.begin()->first);
-  control_->update_endpoints(std::move(eps), home);
+  control_->update_endpoints(std::move(eps), home_region());
 }
 
 }  // namespace tw::broker

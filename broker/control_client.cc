@@ -85,6 +85,7 @@ void ControlClient::spawn() {
   setup.authority = config_.authority;
   setup.auth_key = config_.auth_key;
   setup.hostname = config_.hostname;
+  setup.routable_ips = config_.routable_ips;
   setup.home_derp = home_derp_;
   setup.endpoints = endpoints_;
   assembler_ = ctl::NetmapAssembler();
@@ -147,6 +148,11 @@ void ControlClient::on_link_readable() {
       status_.reconnects = s->reconnects;
       status_.bytes_in = s->bytes_in;
       status_.bytes_out = s->bytes_out;
+      if (s->key_expired && !status_.key_expired)
+        spdlog::warn("control: this node's key expired ({}): log in again", s->key_expiry);
+      status_.key_expiry = s->key_expiry;
+      status_.key_expired = s->key_expired;
+      status_.expired_peers = s->expired_peers;
       if (!s->auth_url.empty()) spdlog::warn("control: login required: visit {}", s->auth_url);
       if (!s->error.empty()) spdlog::warn("control: {} ({})", s->state, s->error);
     }

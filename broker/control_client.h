@@ -39,6 +39,7 @@ struct ControlClientConfig {
   DiscoPublic disco_public;
   std::string auth_key;
   std::string hostname;
+  std::vector<IpPrefix> routable_ips;  // offered to control (exit node: 0.0.0.0/0, ::/0)
 };
 
 struct ControlStatus {
@@ -51,6 +52,9 @@ struct ControlStatus {
   std::uint64_t reconnects = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  std::string key_expiry;
+  bool key_expired = false;
+  std::uint64_t expired_peers = 0;
   pid_t pid = -1;
 };
 
@@ -67,6 +71,7 @@ class ControlClient {
   void stop();
   // New endpoints (with types), home region or disco key from netproc.
   void update_endpoints(std::vector<ctl::Endpoint> endpoints, std::uint32_t home_derp);
+  std::uint32_t home_derp() const { return home_derp_; }
   const ControlStatus& status() const { return status_; }
   // What `audit` accepts in ctlproc's fd table: its link end and the control TCP fds.
   const ExpectedFds& expected_fds() const { return expected_fds_; }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #ifdef TW_HAVE_SYSTEMD
@@ -63,7 +64,14 @@ Status Daemon::start() {
   // The same path as every later reload: read, validate, check our key, set the
   // egress policy. It answers synchronously.
   Status loaded = make_error("netmap: not loaded");
-  apply_netmap_file(config_.netmap_file, [&loaded](Status st) { loaded = std::move(st); });
+  if (config_.netmap_file.empty()) {
+    // With control and no file: ourselves only, no address, until control's map.
+    nlohmann::json self = {{"name", "self"}, {"node_key", keys_.node.public_key().to_string()}};
+    apply_netmap_text(nlohmann::json{{"self", self}, {"peers", nlohmann::json::array()}}.dump(),
+                      "initial netmap", [&loaded](Status st) { loaded = std::move(st); });
+  } else {
+    apply_netmap_file(config_.netmap_file, [&loaded](Status st) { loaded = std::move(st); });
+  }
   if (!loaded) return loaded;
 
   auto sock = bind_underlay({config_.listen_port, config_.enable_ipv6});
@@ -81,6 +89,7 @@ Status Daemon::start() {
     auto tun = create_tun({config_.tun.name, config_.tun.mtu, netmap_.netmap().self.addresses});
     if (!tun) return make_error("tun: " + tun.error());
     tun_ = std::move(*tun);
+    tun_addr_ = tun_ipv4(netmap_.netmap().self.addresses);
     if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       return make_error("tun: " + st.error());
     }
@@ -116,9 +125,11 @@ void Daemon::wait_signal() {
     if (sig == SIGCHLD) {
       on_sigchld();
     } else if (sig == SIGHUP) {
-      apply_netmap_file(config_.netmap_file, [](Status st) {
-        if (!st) spdlog::error("netmap reload refused: {}", st.error());
-      });
+      if (!config_.netmap_file.empty()) {
+        apply_netmap_file(config_.netmap_file, [](const Status& st) {
+          if (!st) spdlog::error("netmap reload refused: {}", st.error());
+        });
+      }
     } else {
       spdlog::info("broker: signal {}, stopping", sig);
       stopping_ = true;

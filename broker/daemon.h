@@ -98,6 +98,9 @@ class Daemon {
   // control.cc: the control plane client (ctlproc), when control_url is set
   Status start_control();
   void forward_endpoints_to_control();
+  // Our home DERP region: the netmap's (self.home_derp) if its DERP map has it; with
+  // control and none set, the lowest region of the map (what we tell control); else 0.
+  std::uint32_t home_region() const;
   // exit.cc: the privacy-proxy exit node, when [exit] is set
   Status start_exit_namespace();
   void start_exit();
@@ -146,6 +149,7 @@ class Daemon {
   std::vector<std::function<void(Status)>> rebind_waiters_;  // queued behind the running one
   std::optional<TunDevice> tun_;
   std::vector<IpPrefix> tun_routes_;
+  std::optional<IpAddr> tun_addr_;  // the IPv4 address the TUN has (from self.addresses)
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<ControlClient> control_;
   std::unique_ptr<ExitNode> exit_;

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
-    auto nm = tw::load_netmap_file(config->netmap_file);
+    auto nm = config->netmap_file.empty() ? tw::Result<tw::Netmap>(tw::Netmap{})
+                                          : tw::load_netmap_file(config->netmap_file);
     if (!nm) {
       std::cerr << "tailwardend: " << nm.error() << "\n";
       return 2;

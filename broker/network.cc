@@ -248,16 +248,31 @@ void Daemon::apply_netmap_text(const std::string& text, const std::string& path,
   egress_.set_derp_map(netmap_.netmap().derp_map);
   rebuild_allowlist();  // before the children hear of the new peers
   if (tun_) {
+    // Control assigns our addresses (and may change them): the TUN follows the map.
+    const auto want = tun_ipv4(netmap_.netmap().self.addresses);
+    if (want != tun_addr_) {
+      if (auto st = set_tun_address(tun_->name, netmap_.netmap().self.addresses); !st) {
+        spdlog::warn("netmap: tun address: {}", st.error());
+      } else {
+        spdlog::info("tun: {} address {}", tun_->name,
+                     want ? want->to_string() + "/32" : "removed");
+        tun_addr_ = want;
+      }
+    }
     if (auto st = sync_tun_routes(tun_->name, planned_tun_routes(), &tun_routes_); !st) {
       spdlog::warn("netmap: routes: {}", st.error());
     }
   }
   send_netmap_to_children();
+  // A map that moves our home region (the first one with a DERP map, or control's view
+  // of us) is news for control too.
+  if (control_ && control_->home_derp() != home_region()) forward_endpoints_to_control();
   spdlog::info("netmap: generation {} applied ({} peers)", netmap_.generation(), netmap_.netmap().peers.size());
   done(ok_status());
 }
 
 void Daemon::start_netmap_watch() {
+  if (config_.netmap_file.empty()) return;  // the map comes from control only
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return;
   const std::string& path = config_.netmap_file;

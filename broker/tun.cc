@@ -82,6 +82,32 @@ Result<TunDevice> create_tun(const TunSettings& s) {
   return dev;
 }
 
+std::optional<IpAddr> tun_ipv4(const std::vector<IpPrefix>& addresses) {
+  for (const auto& a : addresses) {
+    if (a.addr.is_v4()) return a.addr;
+  }
+  return std::nullopt;
+}
+
+Status set_tun_address(const std::string& ifname, const std::vector<IpPrefix>& addresses) {
+  if (ifname.size() >= IFNAMSIZ) return make_error("tun name too long: " + ifname);
+  ipc::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return sys_error("socket for interface configuration");
+  ifreq req{};
+  std::memcpy(req.ifr_name, ifname.c_str(), ifname.size());
+  const auto v4 = tun_ipv4(addresses);
+  // 0.0.0.0 removes the interface's IPv4 address.
+  fill_sin(&req.ifr_addr, v4.value_or(IpAddr::v4(0, 0, 0, 0)));
+  if (::ioctl(sock.get(), SIOCSIFADDR, &req) != 0 && (v4 || errno != EADDRNOTAVAIL))
+    return sys_error("set address of " + ifname);
+  if (v4) {
+    fill_sin(&req.ifr_netmask, netmask(32));
+    if (::ioctl(sock.get(), SIOCSIFNETMASK, &req) != 0)
+      return sys_error("set netmask of " + ifname);
+  }
+  return ok_status();
+}
+
 Status sync_tun_routes(const std::string& ifname, const std::vector<IpPrefix>& prefixes,
                        std::vector<IpPrefix>* installed) {
   ipc::UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));

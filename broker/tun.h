@@ -2,6 +2,7 @@
 // passes the fd to dataproc, which only reads and writes packets.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,14 @@ struct TunDevice {
 // offload where the kernel has them, assigns the IPv4 addresses as /32,
 // sets the MTU and brings the link up.
 Result<TunDevice> create_tun(const TunSettings& settings);
+
+// Gives the device the first IPv4 address of `addresses` (as /32), replacing the one
+// it has, or removes its address when there is none. IPv6 addresses are not assigned
+// (as create_tun).
+Status set_tun_address(const std::string& ifname, const std::vector<IpPrefix>& addresses);
+
+// The IPv4 address create_tun/set_tun_address assign for `addresses` (nullopt: none).
+std::optional<IpAddr> tun_ipv4(const std::vector<IpPrefix>& addresses);
 
 // Makes the kernel route exactly `prefixes` (IPv4, already planned by
 // plan_tun_routes: de-duplicated, no /0, none covering an underlay destination)

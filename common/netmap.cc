@@ -370,7 +370,8 @@ Result<Netmap> parse_netmap(const std::string& text, const std::string& origin) 
   if (text.size() > kMaxNetmapBytes) return r.fail("netmap", "larger than 64 MiB");
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return r.fail("netmap", "not valid JSON");
-  if (auto st = r.check_keys(j, "netmap", {"self", "peers", "derp_map"}); !st) return Error{st.error()};
+  if (auto st = r.check_keys(j, "netmap", {"self", "peers", "derp_map", "packet_filter"}); !st)
+    return Error{st.error()};
   Netmap m;
   if (!j.contains("self")) return r.fail("netmap", "missing field \"self\"");
   auto self = parse_self(r, j["self"]);
@@ -380,6 +381,11 @@ Result<Netmap> parse_netmap(const std::string& text, const std::string& origin) 
     auto dm = parse_derp_map_json(r, j["derp_map"], "derp_map");
     if (!dm) return Error{dm.error()};
     m.derp_map = std::move(*dm);
+  }
+  if (j.contains("packet_filter")) {
+    auto pf = parse_filter_rules(j["packet_filter"], "packet_filter");
+    if (!pf) return r.fail("netmap", pf.error());
+    m.packet_filter = std::move(*pf);
   }
   if (m.self.home_derp != 0 && m.derp_map.region(m.self.home_derp) == nullptr) {
     return r.fail("self.home_derp", "region " + std::to_string(m.self.home_derp) + " is not in derp_map");

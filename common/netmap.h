@@ -11,6 +11,7 @@
 
 #include "common/ipaddr.h"
 #include "common/keys.h"
+#include "common/packet_filter.h"
 #include "common/result.h"
 
 namespace tw {
@@ -77,6 +78,9 @@ struct Netmap {
   NetmapSelf self;
   std::vector<NetmapPeer> peers;
   DerpMap derp_map;
+  // The tailnet's ACLs for traffic from peers ("packet_filter", tailcfg.FilterRule
+  // JSON); nullopt: none (everything a peer sends is delivered).
+  std::optional<PacketFilter> packet_filter;
 
   const NetmapPeer* peer_by_name(const std::string& name) const;
   const NetmapPeer* peer_by_node_key(const NodePublic& key) const;

@@ -50,7 +50,14 @@ void App::send_status() {
   s.error = last_error_;
   s.maps = maps_;
   s.reconnects = reconnects_;
-  const std::string key = s.state + "|" + s.auth_url + "|" + s.error + "|" + std::to_string(s.maps);
+  if (session_ && session_->map_state().self() != nullptr) {
+    s.key_expiry = session_->map_state().self()->key_expiry;
+    s.key_expired = session_->map_state().self_key_expired(std::chrono::system_clock::now());
+  }
+  s.expired_peers = expired_peers_;
+  const std::string key = s.state + "|" + s.auth_url + "|" + s.error + "|" +
+                          std::to_string(s.maps) + "|" + s.key_expiry + "|" +
+                          (s.key_expired ? "x" : "") + "|" + std::to_string(s.expired_peers);
   if (key == last_status_) return;
   last_status_ = key;
   (void)send(s);
@@ -99,6 +106,7 @@ void App::on_conn(CtlConn c, int fd) {
     cfg.hostinfo.hostname = setup_->hostname;
     cfg.hostinfo.ipn_version = std::string("tailwarden-") + TW_VERSION;
     cfg.hostinfo.preferred_derp = setup_->home_derp;
+    cfg.hostinfo.routable_ips = setup_->routable_ips;
     cfg.endpoints = setup_->endpoints;
     session_ = std::make_unique<Session>(std::move(cfg));
     auto first = session_->start();
@@ -161,9 +169,7 @@ void App::pump_session() {
   auto nms = session_->take_netmaps();
   if (!nms.empty()) {
     // Only the newest matters; the broker applies it as one generation.
-    const std::string json = netmap_to_json(nms.back());
-    ++netmap_seq_;
-    for (auto& part : split_netmap(netmap_seq_, json)) (void)send(part);
+    send_netmap(nms.back());
     maps_ += nms.size();
     backoff_ = std::chrono::milliseconds(1000);  // a working session resets the backoff
     last_error_.clear();
@@ -177,6 +183,30 @@ void App::pump_session() {
     return;
   }
   (void)flush_out();
+  send_status();
+}
+
+void App::send_netmap(const Netmap& nm) {
+  const std::string json = netmap_to_json(nm);
+  ++netmap_seq_;
+  for (auto& part : split_netmap(netmap_seq_, json)) (void)send(part);
+  const auto now = std::chrono::system_clock::now();
+  if (session_) {
+    expiry_at_ = session_->map_state().next_key_expiry(now);
+    ConvertStats st;
+    (void)session_->map_state().to_netmap(&st, now);
+    expired_peers_ = st.skipped_expired;
+  }
+}
+
+// A peer whose key expired since the last netmap leaves it now, map or no map.
+void App::check_key_expiry() {
+  if (!expiry_at_ || !session_ || std::chrono::system_clock::now() < *expiry_at_) return;
+  expiry_at_.reset();
+  auto nm = session_->map_state().to_netmap();
+  if (!nm) return;
+  spdlog::info("control: a peer's node key expired: netmap made again without it");
+  send_netmap(*nm);
   send_status();
 }
 
@@ -292,6 +322,7 @@ int App::run() {
       request_dial(KeyBytes{} == setup_->control_key ? ConnPurpose::kKeyFetch
                                                      : ConnPurpose::kSession);
     }
+    check_key_expiry();
     if (session_ && session_->state() == SessionState::kMapping &&
         Clock::now() - last_message_ > kWatchdog) {
       drop_conn("map watchdog: no message from control for 120 s");

@@ -32,6 +32,8 @@ class App {
   void drop_conn(const std::string& why);
   void schedule_redial();
   void pump_session();
+  void send_netmap(const Netmap& nm);
+  void check_key_expiry();
   void send_status();
   bool flush_out();
 
@@ -52,6 +54,9 @@ class App {
   std::uint64_t maps_ = 0;
   std::string last_error_;
   std::string last_status_;
+  // When a peer's key expires: the netmap is made again then, without that peer.
+  std::optional<SystemTime> expiry_at_;
+  std::uint64_t expired_peers_ = 0;
   bool ever_connected_ = false;
   bool key_pinned_ = false;  // from config; else fetched, and fetched again after a failed session
 };

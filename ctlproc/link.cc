@@ -94,6 +94,8 @@ Bytes encode_link(const ToCtlproc& m) {
           w.text(v.hostname);
           w.u32(v.home_derp);
           put_endpoints(w, v.endpoints);
+          w.u32(static_cast<std::uint32_t>(v.routable_ips.size()));
+          for (const auto& p : v.routable_ips) w.prefix(p);
         } else if constexpr (std::is_same_v<T, CtlConn>) {
           w.u8(static_cast<std::uint8_t>(v.purpose));
         } else if constexpr (std::is_same_v<T, CtlDialFailed>) {
@@ -130,6 +132,9 @@ Bytes encode_link(const ToBroker& m) {
           w.u64(v.reconnects);
           w.u64(v.bytes_in);
           w.u64(v.bytes_out);
+          w.text(v.key_expiry.substr(0, 64));
+          w.u8(v.key_expired ? 1 : 0);
+          w.u64(v.expired_peers);
         }
       },
       m);
@@ -153,6 +158,8 @@ Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
       s.hostname = r.text(255);
       s.home_derp = r.u32();
       s.endpoints = get_endpoints(r);
+      s.routable_ips.resize(r.count(kMaxRoutableIps, 18));
+      for (auto& p : s.routable_ips) p = r.prefix();
       if (r.ok() && s.node_public.is_zero()) r.fail("zero node key");
       if (r.ok() && s.authority.empty()) r.fail("empty control authority");
       auto out = finish<ToCtlproc>(r, std::move(s), "CtlSetup");
@@ -214,6 +221,11 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       s.reconnects = r.u64();
       s.bytes_in = r.u64();
       s.bytes_out = r.u64();
+      s.key_expiry = r.text(64);
+      const std::uint8_t expired = r.u8();
+      if (expired > 1) r.fail("key_expired is not 0 or 1");
+      s.key_expired = expired == 1;
+      s.expired_peers = r.u64();
       return finish<ToBroker>(r, std::move(s), "CtlStatus");
     }
     default:

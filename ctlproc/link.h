@@ -28,6 +28,7 @@ constexpr std::size_t kMaxLinkBody = 150 * 1024;
 constexpr std::size_t kMaxLinkDatagram = kLinkHeaderBytes + kMaxLinkBody;
 constexpr std::size_t kNetmapChunk = 128 * 1024;
 constexpr std::size_t kMaxLinkText = 2048;
+constexpr std::uint32_t kMaxRoutableIps = 64;
 
 enum class ConnPurpose : std::uint8_t { kKeyFetch = 1, kSession = 2 };
 
@@ -43,6 +44,8 @@ struct CtlSetup {
   std::string hostname;
   std::uint32_t home_derp = 0;
   std::vector<Endpoint> endpoints;
+  // Hostinfo.RoutableIPs: the routes we offer (0.0.0.0/0 and ::/0: an exit node).
+  std::vector<IpPrefix> routable_ips;
 };
 struct CtlConn {  // carries 1 fd
   static constexpr std::uint16_t kType = 2;
@@ -82,6 +85,9 @@ struct CtlStatus {
   std::uint64_t reconnects = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  std::string key_expiry;  // our node key's expiry (RFC 3339) from the map; empty: none
+  bool key_expired = false;
+  std::uint64_t expired_peers = 0;  // peers left out of the netmap: key expired
 };
 
 using ToCtlproc = std::variant<CtlSetup, CtlConn, CtlDialFailed, CtlEndpoints>;

@@ -77,6 +77,7 @@ std::string netmap_to_json(const Netmap& nm) {
   json out = {{"self", std::move(self)},
               {"peers", std::move(peers)},
               {"derp_map", derp_map_json(nm.derp_map)}};
+  if (nm.packet_filter) out["packet_filter"] = filter_rules_json(*nm.packet_filter);
   return out.dump();
 }
 

@@ -1,7 +1,10 @@
 #include "ctlproc/tailcfg.h"
 
+#include <ctime>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 namespace tw::ctl {
 namespace {
@@ -239,6 +242,11 @@ json hostinfo_json(const Hostinfo& h) {
   j["OS"] = h.os;
   if (!h.ipn_version.empty()) j["IPNVersion"] = h.ipn_version;
   if (h.preferred_derp != 0) j["NetInfo"] = json{{"PreferredDERP", h.preferred_derp}};
+  if (!h.routable_ips.empty()) {
+    json r = json::array();
+    for (const auto& p : h.routable_ips) r.push_back(p.to_string());
+    j["RoutableIPs"] = std::move(r);
+  }
   return j;
 }
 
@@ -363,6 +371,25 @@ Result<MapResponse> parse_map_response(std::string_view text) {
     }
   }
   m.has_packet_filter = field(j, "PacketFilter") != nullptr || field(j, "PacketFilters") != nullptr;
+  if (const json* pf = field(j, "PacketFilter"); pf != nullptr) {
+    auto f = parse_filter_rules(*pf, "PacketFilter");
+    if (!f) return Error{f.error()};
+    m.packet_filter = std::move(*f);
+  }
+  if (const json* pfs = field(j, "PacketFilters"); pfs != nullptr) {
+    if (!pfs->is_object()) return fail("PacketFilters", "expected an object");
+    if (pfs->size() > 1024) return fail("PacketFilters", "too many chunks");
+    for (const auto& [name, rules] : pfs->items()) {
+      if (name.size() > 256) return fail("PacketFilters", "chunk name longer than 256 bytes");
+      if (rules.is_null()) {
+        m.packet_filters[name] = std::nullopt;
+        continue;
+      }
+      auto f = parse_filter_rules(rules, "PacketFilters[\"" + name + "\"]");
+      if (!f) return Error{f.error()};
+      m.packet_filters[name] = std::move(*f);
+    }
+  }
   auto dom = get_str(j, "MapResponse", "Domain");
   if (!dom) return Error{dom.error()};
   m.domain = *dom;
@@ -375,6 +402,27 @@ Status MapState::apply(const MapResponse& m) {
   if (m.node) self_ = *m.node;
   if (m.derp_map) derp_map_ = *m.derp_map;
   if (!m.domain.empty()) domain_ = m.domain;
+  if (m.packet_filter) filters_["base"] = *m.packet_filter;
+  if (auto all = m.packet_filters.find("*"); all != m.packet_filters.end() && !all->second)
+    filters_.clear();
+  for (const auto& [name, f] : m.packet_filters) {
+    if (name == "*") continue;
+    if (f) {
+      filters_[name] = *f;
+    } else {
+      filters_.erase(name);
+    }
+  }
+  std::size_t rules = 0;
+  std::size_t prefixes = 0;
+  for (const auto& [name, f] : filters_) {
+    rules += f.rules.size();
+    for (const auto& r : f.rules) prefixes += r.srcs.size() + r.dsts.size();
+  }
+  if (rules > kMaxFilterRules || prefixes > kMaxFilterPrefixes) {
+    filters_.clear();  // fail closed: an empty filter drops what peers start
+    return make_error("PacketFilters: more rules or prefixes in all than tailwarden accepts");
+  }
   if (!m.peers.empty()) {
     // A full list replaces everything; the deltas in the same message are ignored.
     peers_.clear();
@@ -400,6 +448,67 @@ Status MapState::apply(const MapResponse& m) {
   return ok_status();
 }
 
+std::optional<SystemTime> parse_rfc3339(const std::string& s) {
+  if (s.size() < 20 || s.size() > 40) return std::nullopt;
+  std::tm tm{};
+  std::istringstream in(s.substr(0, 19));
+  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
+  if (in.fail()) return std::nullopt;
+  std::size_t i = 19;
+  if (s[i] == '.') {  // fractional seconds: ignored (expiry to the second is enough)
+    ++i;
+    const std::size_t digits = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == digits) return std::nullopt;
+  }
+  long offset = 0;
+  if (i + 1 == s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    offset = 0;
+  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    std::tm off{};
+    std::istringstream o(s.substr(i + 1));
+    o >> std::get_time(&off, "%H:%M");
+    if (o.fail()) return std::nullopt;
+    offset = (off.tm_hour * 60L + off.tm_min) * 60L * (s[i] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  const std::time_t t = ::timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t - offset);
+}
+
+namespace {
+// Expired by control's flag or by its KeyExpiry (an unparsable expiry: not expired,
+// as Go's zero time).
+bool key_expired(const ControlNode& n, SystemTime now) {
+  if (n.expired) return true;
+  if (n.key_expiry.empty()) return false;
+  auto t = parse_rfc3339(n.key_expiry);
+  return t && *t <= now;
+}
+}  // namespace
+
+std::optional<SystemTime> MapState::next_key_expiry(SystemTime now) const {
+  std::optional<SystemTime> next;
+  for (const auto& [id, p] : peers_) {
+    if (p.key_expiry.empty()) continue;
+    auto t = parse_rfc3339(p.key_expiry);
+    if (t && *t > now && (!next || *t < *next)) next = t;
+  }
+  return next;
+}
+
+bool MapState::self_key_expired(SystemTime now) const { return self_ && key_expired(*self_, now); }
+
+PacketFilter MapState::packet_filter() const {
+  PacketFilter out;
+  for (const auto& [name, f] : filters_) {
+    out.rules.insert(out.rules.end(), f.rules.begin(), f.rules.end());
+  }
+  return out;
+}
+
 std::string netmap_name(const ControlNode& n) {
   std::string base = n.name.substr(0, n.name.find('.'));
   if (base.empty()) base = n.hostname;
@@ -418,12 +527,13 @@ std::string netmap_name(const ControlNode& n) {
   return clean + "-" + std::to_string(n.id);
 }
 
-Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
+Result<Netmap> MapState::to_netmap(ConvertStats* stats, SystemTime now) const {
   ConvertStats local;
   ConvertStats& s = stats != nullptr ? *stats : local;
   if (!self_) return make_error("control: no map received yet");
   Netmap nm;
   nm.derp_map = derp_map_;
+  nm.packet_filter = packet_filter();
   nm.self.name = netmap_name(*self_);
   nm.self.node_key = self_->key;
   nm.self.addresses = self_->addresses;
@@ -435,7 +545,7 @@ Result<Netmap> MapState::to_netmap(ConvertStats* stats) const {
       ++s.skipped_invalid;
       continue;
     }
-    if (p.expired) {
+    if (key_expired(p, now)) {
       ++s.skipped_expired;
       continue;
     }

@@ -6,6 +6,7 @@
 // of every field we use; an error names the path, e.g. "Peers[3].Key: ...".
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "common/ipaddr.h"
 #include "common/keys.h"
 #include "common/netmap.h"
+#include "common/packet_filter.h"
 #include "common/result.h"
 
 namespace tw::ctl {
@@ -29,6 +31,7 @@ struct Hostinfo {
   std::string os = "linux";
   std::string ipn_version;
   std::int64_t preferred_derp = 0;
+  std::vector<IpPrefix> routable_ips;  // RoutableIPs: routes we offer (exit: /0s)
 };
 
 // Endpoint types as in tailcfg.EndpointType.
@@ -114,9 +117,18 @@ struct MapResponse {
   std::vector<ControlNode> peers_changed;
   std::vector<PeerPatch> peers_changed_patch;
   bool has_packet_filter = false;
+  std::optional<PacketFilter> packet_filter;  // PacketFilter: the "base" chunk
+  // PacketFilters: named chunks; nullopt value deletes the chunk, "*" (null) clears all.
+  std::map<std::string, std::optional<PacketFilter>> packet_filters;
   std::string domain;
 };
 Result<MapResponse> parse_map_response(std::string_view text);
+
+using SystemTime = std::chrono::system_clock::time_point;
+
+// RFC 3339 as Go writes time.Time ("2026-12-04T18:00:00Z", fractional seconds and
+// numeric offsets too); nullopt if it is not that.
+std::optional<SystemTime> parse_rfc3339(const std::string& s);
 
 struct ConvertStats {
   std::size_t skipped_no_disco = 0;
@@ -135,16 +147,26 @@ class MapState {
   const std::map<std::int64_t, ControlNode>& peers() const { return peers_; }
   const DerpMap& derp_map() const { return derp_map_; }
   const std::string& domain() const { return domain_; }
+  // The concatenation of the named filter chunks in key order (Tailscale's order);
+  // empty until control sends one, which drops everything peers start.
+  PacketFilter packet_filter() const;
   std::uint64_t updates() const { return updates_; }
 
-  // Our netmap model: peers with a zero disco key (unless WireGuard-only) or expired
-  // are skipped; names are "<host>-<ID>", unique and at most 64 characters.
-  Result<Netmap> to_netmap(ConvertStats* stats = nullptr) const;
+  // Our netmap model: peers with a zero disco key (unless WireGuard-only), expired
+  // (Expired, or KeyExpiry before `now`) are skipped; names are "<host>-<ID>", unique
+  // and at most 64 characters.
+  Result<Netmap> to_netmap(ConvertStats* stats = nullptr,
+                           SystemTime now = std::chrono::system_clock::now()) const;
+  // The earliest peer KeyExpiry after `now`: when the netmap must be made again.
+  std::optional<SystemTime> next_key_expiry(SystemTime now) const;
+  // Whether our own node key has expired (Expired, or KeyExpiry before `now`).
+  bool self_key_expired(SystemTime now) const;
 
  private:
   std::optional<ControlNode> self_;
   std::map<std::int64_t, ControlNode> peers_;
   DerpMap derp_map_;
+  std::map<std::string, PacketFilter> filters_;
   std::string domain_;
   std::uint64_t updates_ = 0;
 };

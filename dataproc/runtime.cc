@@ -21,6 +21,15 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeFds fds)
       to_net_bell_(std::move(fds.doorbell_data_to_net)),
       reader_bell_(std::move(fds.doorbell_net_to_data)),
       timer_(io),
+      filter_drop_no_rule_(
+          metrics_.counter("dataproc_filter_drop_no_rule_total",
+                           "Packets from peers dropped: no packet filter rule allows them")),
+      filter_drop_invalid_(metrics_.counter(
+          "dataproc_filter_drop_invalid_total",
+          "Packets from peers dropped by the packet filter: not a parsable IP packet")),
+      filter_drop_multicast_(metrics_.counter(
+          "dataproc_filter_drop_multicast_total",
+          "Packets from peers dropped by the packet filter: multicast or link-local destination")),
       ring_full_drops_(metrics_.counter("dataproc_ring_full_drops_total",
                                         "Datagrams dropped because the data->net ring was full")),
       seal_refused_(
@@ -67,6 +76,7 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
             (void)broker_.send(ipc::Ready{});
           },
           [&](ipc::DataprocNetmap& msg) { on_netmap(std::move(msg)); },
+          [&](ipc::DataprocFilter& msg) { on_filter(std::move(msg)); },
           [&](ipc::TunFd& msg) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
@@ -130,6 +140,35 @@ void Runtime::on_netmap(ipc::DataprocNetmap part) {
   arm_timer();
 }
 
+void Runtime::on_filter(ipc::DataprocFilter msg) {
+  std::size_t rules = msg.filter.rules.size();
+  if (msg.enabled) {
+    filter_ = std::move(msg.filter);
+  } else {
+    filter_.reset();
+  }
+  spdlog::info("packet filter for generation {}: {}", msg.generation,
+               msg.enabled ? std::to_string(rules) + " rules" : std::string("none"));
+}
+
+bool Runtime::filter_allows(ByteView packet, TimePoint now) {
+  if (!filter_) return true;
+  switch (filter_inbound(*filter_, packet, &flows_, now)) {
+    case FilterVerdict::kAccept:
+      return true;
+    case FilterVerdict::kDropNoRule:
+      filter_drop_no_rule_.inc();
+      return false;
+    case FilterVerdict::kDropInvalid:
+      filter_drop_invalid_.inc();
+      return false;
+    case FilterVerdict::kDropMulticast:
+      filter_drop_multicast_.inc();
+      return false;
+  }
+  return false;
+}
+
 // netproc may ask for one thing only: a ClientInfo sealed with the node key.
 void Runtime::on_peer_message(ipc::ReceivedMessage m) {
   std::visit(
@@ -140,8 +179,8 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd>(
-              [&] { peer_.close("message not for dataproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses,
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }
@@ -164,7 +203,9 @@ void Runtime::on_seal_request(const ipc::SealClientInfoRequest& req) {
 
 // The packet path, in the order of runtime.h's header: outbound, inbound, flush.
 void Runtime::on_tun_packet(ByteView packet) {
-  device_.on_tun_packet(packet, Clock::now(), out_);
+  const TimePoint now = Clock::now();
+  if (filter_) flows_.note_outbound(packet, now);  // lets the replies of our UDP flows in
+  device_.on_tun_packet(packet, now, out_);
   // One TSO read becomes dozens of datagrams: hand them over a ring burst at a time
   // rather than after the whole TUN burst, so the ring never has to hold it all.
   if (out_.to_network.size() >= ipc::kMaxBurst) flush();
@@ -179,11 +220,14 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
 }
 
 void Runtime::flush() {
+  const TimePoint now = Clock::now();
   // GRO for the main TUN: consecutive segments of one TCP flow go to the kernel as
   // one write (the coalescer keeps the order within a flow).
   auto write = [this](ByteView frame, std::size_t packets) { tun_->write_frame(frame, packets); };
   for (std::size_t i = 0; i < out_.to_tun.size(); ++i) {
     const ByteView p = out_.to_tun.bytes(i);
+    // The tailnet's ACLs first, whatever the destination (ours or the exit's).
+    if (!filter_allows(p, now)) continue;
     if (!have_self_addresses_ || to_self(p)) {
       if (!tun_) continue;
       if (!coalescer_.add(p)) {

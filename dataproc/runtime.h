@@ -31,6 +31,7 @@
 #include <utility>  // before Asio
 
 #include "common/metrics.h"
+#include "common/packet_filter.h"
 #include "common/throttle.h"
 #include "dataproc/tun_io.h"
 #include "dataproc/wireguard/device.h"
@@ -62,6 +63,9 @@ class Runtime {
  private:
   void on_broker_message(ipc::ReceivedMessage m);
   void on_netmap(ipc::DataprocNetmap part);
+  void on_filter(ipc::DataprocFilter msg);
+  // The packet filter's verdict on one packet decrypted from a peer (counted).
+  bool filter_allows(ByteView packet, TimePoint now);
   void on_peer_message(ipc::ReceivedMessage m);
   void on_seal_request(const ipc::SealClientInfoRequest& req);
   void on_ring_batch(const ipc::PacketBatch& batch);
@@ -100,6 +104,12 @@ class Runtime {
   bool have_key_ = false;
   std::vector<std::uint32_t> known_peer_ids_;
   std::function<void(int)> on_exit_;
+  // The tailnet's packet filter (docs/control.md#packet-filter): nullopt = none.
+  std::optional<PacketFilter> filter_;
+  FlowTable flows_;
+  Counter& filter_drop_no_rule_;
+  Counter& filter_drop_invalid_;
+  Counter& filter_drop_multicast_;
   Counter& ring_full_drops_;
   Counter& seal_refused_;
   Counter& off_tailnet_dropped_;

@@ -9,7 +9,7 @@ constexpr std::uint8_t kBrokerToChild = kBrokerToNetproc | kBrokerToDataproc;
 constexpr std::uint8_t kChildToBroker = kNetprocToBroker | kDataprocToBroker;
 
 using T = MessageType;
-constexpr std::array<CatalogueEntry, 23> kCatalogue{{
+constexpr std::array<CatalogueEntry, 24> kCatalogue{{
     // type                     name                     routes              fds phases ends_setup
     {T::kNetprocSetup, "NetprocSetup", kBrokerToNetproc, 0, kInSetup, true},
     {T::kNetprocNetmap, "NetprocNetmap", kBrokerToNetproc, 0, kInRunning, false},
@@ -34,6 +34,7 @@ constexpr std::array<CatalogueEntry, 23> kCatalogue{{
     {T::kReleaseUdp, "ReleaseUdp", kBrokerToNetproc, 0, kInRunning, false},
     {T::kSelfAddresses, "SelfAddresses", kBrokerToDataproc, 0, kInRunning, false},
     {T::kExitTunFd, "ExitTunFd", kBrokerToDataproc, 1, kInRunning, false},
+    {T::kDataprocFilter, "DataprocFilter", kBrokerToDataproc, 0, kInRunning, false},
 }};
 
 constexpr bool catalogue_is_dense() {

@@ -43,6 +43,7 @@ enum class MessageType : std::uint16_t {
   kReleaseUdp = 21,             // broker -> netproc (answered with a StatusReply)
   kSelfAddresses = 22,          // broker -> dataproc: our own tailnet addresses
   kExitTunFd = 23,              // broker -> dataproc, 1 fd: the exit namespace's TUN
+  kDataprocFilter = 24,         // broker -> dataproc
 };
 
 // Bit set of (sender, receiver) pairs.

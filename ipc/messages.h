@@ -13,6 +13,7 @@
 #include "common/bytes.h"
 #include "common/ipaddr.h"
 #include "common/keys.h"
+#include "common/packet_filter.h"
 #include "common/result.h"
 #include "ipc/catalogue.h"
 #include "ipc/wire.h"
@@ -81,6 +82,7 @@ struct NetprocNetmap {
   std::uint64_t generation = 0;
   std::uint16_t part = 0;
   std::uint16_t parts = 1;
+  std::uint32_t home_derp = 0;  // our home DERP region in this netmap (0: none); every part
   std::vector<NetprocPeer> peers;
   std::string derp_map_json;
   friend bool operator==(const NetprocNetmap&, const NetprocNetmap&) = default;
@@ -241,6 +243,16 @@ struct ExitTunFd {  // + 1 fd: tw-exit, the TUN device of the exit namespace
   friend bool operator==(const ExitTunFd&, const ExitTunFd&) = default;
 };
 
+// The tailnet's packet filter for traffic from peers (docs/control.md#packet-filter),
+// sent after each netmap generation. enabled = false: no filter, all is delivered.
+struct DataprocFilter {
+  static constexpr MessageType kType = MessageType::kDataprocFilter;
+  std::uint64_t generation = 0;
+  bool enabled = false;
+  PacketFilter filter;
+  friend bool operator==(const DataprocFilter&, const DataprocFilter&) = default;
+};
+
 // ---- netproc <-> dataproc ----
 struct SealClientInfoRequest {
   static constexpr MessageType kType = MessageType::kSealClientInfoRequest;
@@ -262,7 +274,7 @@ using AnyMessage =
                  RingReset, StatusRequest, StatusReply, Ready, DerpDialRequest, EndpointsUpdate,
                  DataprocSetup, DataprocNetmap, TunFd, SealClientInfoRequest, SealClientInfoReply,
                  RegisterCandidates, CandidatesVerdict, OperatorPing, ReleaseUdp, SelfAddresses,
-                 ExitTunFd>;
+                 ExitTunFd, DataprocFilter>;
 
 MessageType type_of(const AnyMessage& m);
 

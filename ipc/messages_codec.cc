@@ -54,6 +54,7 @@ void put(BodyWriter& w, const NetprocNetmap& m) {
   w.u64(m.generation);
   w.u16(m.part);
   w.u16(m.parts);
+  w.u32(m.home_derp);
   w.u32(static_cast<std::uint32_t>(m.peers.size()));
   for (const auto& p : m.peers) {
     w.u32(p.peer_id);
@@ -76,6 +77,7 @@ NetprocNetmap get_netproc_netmap(BodyReader& r) {
   m.part = r.u16();
   m.parts = r.u16();
   check_part(r, m.part, m.parts);
+  m.home_derp = r.u32();
   m.peers.resize(r.count(kMaxPeersPerPart, kNetprocPeerMinBytes));
   for (auto& p : m.peers) {
     p.peer_id = r.u32();
@@ -289,6 +291,55 @@ OperatorPing get_operator_ping(BodyReader& r) {
 void put(BodyWriter& w, const ReleaseUdp& m) { w.u32(m.request_id); }
 ReleaseUdp get_release_udp(BodyReader& r) { return ReleaseUdp{r.u32()}; }
 
+void put(BodyWriter& w, const DataprocFilter& m) {
+  w.u64(m.generation);
+  w.u8(m.enabled ? 1 : 0);
+  w.u32(static_cast<std::uint32_t>(m.filter.rules.size()));
+  for (const auto& rule : m.filter.rules) {
+    w.u32(static_cast<std::uint32_t>(rule.protos.size()));
+    for (auto p : rule.protos) w.u8(p);
+    w.u32(static_cast<std::uint32_t>(rule.srcs.size()));
+    for (const auto& s : rule.srcs) w.prefix(s);
+    w.u32(static_cast<std::uint32_t>(rule.dsts.size()));
+    for (const auto& d : rule.dsts) {
+      w.prefix(d.net);
+      w.u16(d.first);
+      w.u16(d.last);
+    }
+  }
+}
+// Bounded by the filter limits and by the bytes that remain; a rule that could never
+// match (no protocol, source or destination) or a reversed port range is refused.
+DataprocFilter get_dataproc_filter(BodyReader& r) {
+  DataprocFilter m;
+  m.generation = r.u64();
+  const std::uint8_t enabled = r.u8();
+  if (enabled > 1) r.fail("DataprocFilter: enabled is not 0 or 1");
+  m.enabled = enabled == 1;
+  m.filter.rules.resize(r.count(kMaxFilterRules, 12));
+  if (!m.enabled && !m.filter.rules.empty()) r.fail("DataprocFilter: rules without a filter");
+  std::size_t prefixes = 0;
+  for (auto& rule : m.filter.rules) {
+    rule.protos.resize(r.count(256, 1));
+    for (auto& p : rule.protos) p = r.u8();
+    rule.srcs.resize(r.count(kMaxFilterPrefixes, kPrefixBytes));
+    for (auto& s : rule.srcs) s = r.prefix();
+    rule.dsts.resize(r.count(kMaxFilterPrefixes, kPrefixBytes + 4));
+    for (auto& d : rule.dsts) {
+      d.net = r.prefix();
+      d.first = r.u16();
+      d.last = r.u16();
+      if (d.first > d.last) r.fail("DataprocFilter: reversed port range");
+    }
+    prefixes += rule.srcs.size() + rule.dsts.size();
+    if (prefixes > kMaxFilterPrefixes) r.fail("DataprocFilter: too many prefixes");
+    if (rule.protos.empty() || rule.srcs.empty() || rule.dsts.empty())
+      r.fail("DataprocFilter: a rule that matches nothing");
+    if (!r.ok()) break;
+  }
+  return m;
+}
+
 AnyMessage get_any(MessageType t, BodyReader& r) {
   switch (t) {
     case MessageType::kNetprocSetup: return get_netproc_setup(r);
@@ -320,6 +371,8 @@ AnyMessage get_any(MessageType t, BodyReader& r) {
       return get_self_addresses(r);
     case MessageType::kExitTunFd:
       return get_exit_tun_fd(r);
+    case MessageType::kDataprocFilter:
+      return get_dataproc_filter(r);
   }
   r.fail("unknown message type");
   return Ready{};

@@ -40,12 +40,14 @@ Result<std::vector<Msg>> pack(std::uint64_t generation, std::vector<Peer> peers,
 
 Result<std::vector<NetprocNetmap>> split_netproc_netmap(std::uint64_t generation,
                                                         std::vector<NetprocPeer> peers,
-                                                        std::string derp_map_json) {
+                                                        std::string derp_map_json,
+                                                        std::uint32_t home_derp) {
   if (derp_map_json.size() > kMaxDerpMapBytes) return make_error("DERP map JSON too large");
   if (peers.size() > kMaxNetmapPeers) return make_error("netmap has too many peers");
   auto parts = pack<NetprocNetmap>(generation, std::move(peers), derp_map_json.size());
   if (!parts) return parts;
   parts->front().derp_map_json = std::move(derp_map_json);
+  for (auto& p : *parts) p.home_derp = home_derp;
   return parts;
 }
 

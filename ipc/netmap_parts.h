@@ -15,7 +15,8 @@ namespace tw::ipc {
 
 Result<std::vector<NetprocNetmap>> split_netproc_netmap(std::uint64_t generation,
                                                         std::vector<NetprocPeer> peers,
-                                                        std::string derp_map_json);
+                                                        std::string derp_map_json,
+                                                        std::uint32_t home_derp = 0);
 Result<std::vector<DataprocNetmap>> split_dataproc_netmap(std::uint64_t generation,
                                                           std::vector<DataprocPeer> peers);
 
@@ -34,7 +35,7 @@ class NetmapAssembler {
       pending_ = std::move(part);
     } else {
       if (!pending_ || pending_->generation != part.generation || pending_->parts != part.parts ||
-          index != next_part_) {
+          index != next_part_ || !same_header(*pending_, part)) {
         return make_error("netmap part out of order");
       }
       if (pending_->peers.size() + part.peers.size() > kMaxNetmapPeers) {
@@ -55,6 +56,14 @@ class NetmapAssembler {
   }
 
  private:
+  static bool same_header(const Msg& a, const Msg& b) {
+    if constexpr (requires { a.home_derp; }) {
+      return a.home_derp == b.home_derp;
+    } else {
+      return true;
+    }
+  }
+
   static bool peer_ids_unique(const Msg& m) {
     std::vector<std::uint32_t> ids;
     ids.reserve(m.peers.size());

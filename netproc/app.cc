@@ -115,6 +115,7 @@ void App::on_netmap(ipc::NetprocNetmap part) {
   spdlog::info("netmap generation {}: {} peers", (*full)->generation, (*full)->peers.size());
   auto map = parse_derp_map((*full)->derp_map_json, "netmap from broker");
   if (map) {
+    home_derp_ = (*full)->home_derp;  // the broker's choice for this netmap
     derp_->set_map(std::move(*map), home_derp_);
   } else {
     spdlog::warn("derp map: {}", map.error());
@@ -169,7 +170,7 @@ void App::on_broker_message(ipc::ReceivedMessage m) {
           on_any_of<ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
                     ipc::SealClientInfoReply, ipc::RegisterCandidates, ipc::SelfAddresses,
-                    ipc::ExitTunFd>([&] {
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] {
             spdlog::error("unexpected message from the broker");
             broker_.close("message not for netproc");
           }),
@@ -204,8 +205,8 @@ void App::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd>(
-              [&] { peer_.close("message not for netproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses,
+                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for netproc"); }),
       },
       m.message);
 }

@@ -3,11 +3,13 @@ package interop
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -546,4 +548,61 @@ func TestScenario6UnknownDiscoTypes(t *testing.T) {
 		t.Fatalf("ping after the unknown types: %v", err)
 	}
 	figure(t, "types 0x04-0x09 (Tailscale-encoded): %d dropped and counted, ping still answered", len(msgs))
+}
+
+// The tailnet's ACLs, enforced by ours on what peers send: control (or, in enroll mode,
+// our netmap file) allows TCP to one port of our node only. A real tailscaled reaches
+// that port, not the other one (the SYN is dropped and counted by reason), and
+// connections our node opens still work (their replies are not new connections).
+func TestPacketFilter(t *testing.T) {
+	w := newWorld(t, tailscaleDERP)
+	sg, sw := hostSite(t, "ts", "198.18.0.3"), hostSite(t, "tw", "198.18.0.2")
+	g := w.startTailscaled("ts1", sg)
+	n := w.startTW("tw1", sw)
+	n.waitReady(t, 1)
+	const open, closed = 7101, 7102
+	startEcho(t, sw.ns, fmt.Sprintf("%s:%d", n.ip, open), n.dir+"/echo-open.log")
+	startEcho(t, sw.ns, fmt.Sprintf("%s:%d", n.ip, closed), n.dir+"/echo-closed.log")
+	startEcho(t, sg.ns, "127.0.0.1:7103", g.dir+"/echo-7103.log")
+	time.Sleep(200 * time.Millisecond)
+	for _, port := range []int{open, closed} {
+		if reply, err := g.nc(t, n.ip, port, "before"); err != nil || reply != "echo:before" {
+			t.Fatalf("before the filter, TCP ts1 -> tw1:%d: %q %v", port, reply, err)
+		}
+	}
+	rules := []tailcfg.FilterRule{{
+		SrcIPs:   []string{"*"},
+		DstPorts: []tailcfg.NetPortRange{{IP: n.ip.String(), Ports: tailcfg.PortRange{First: open, Last: open}}},
+		IPProto:  []int{6},
+	}}
+	n.setFilter(rules)
+	waitFor(t, 10*time.Second, "dataproc has a 1-rule packet filter", func() bool {
+		b, _ := os.ReadFile(filepath.Join(n.dir, "log"))
+		return strings.Contains(string(b), "packet filter for generation") &&
+			strings.Contains(string(b[strings.LastIndex(string(b), "packet filter for generation"):]), ": 1 rules")
+	})
+	drops0 := n.metric(t, "dataproc_filter_drop_no_rule_total")
+	if reply, err := g.nc(t, n.ip, open, "allowed"); err != nil || reply != "echo:allowed" {
+		t.Fatalf("TCP to the allowed port %d: %q %v", open, reply, err)
+	}
+	if reply, err := g.ncWithin(t, n.ip, closed, "forbidden", 3*time.Second); err == nil {
+		t.Fatalf("TCP to the forbidden port %d answered: %q", closed, reply)
+	}
+	drops := n.metric(t, "dataproc_filter_drop_no_rule_total") - drops0
+	if drops < 1 {
+		t.Fatalf("forbidden connection not counted: dataproc_filter_drop_no_rule_total +%v", drops)
+	}
+	if b, _ := os.ReadFile(n.dir + "/echo-closed.log"); strings.Contains(string(b), "forbidden") {
+		t.Fatalf("the forbidden port's server got data: %s", b)
+	}
+	// Outbound: our node opens a connection; its replies pass the filter.
+	if reply, err := dialEcho(t, sw.ns, fmt.Sprintf("%s:7103", g.ip4(t)), "outbound"); err != nil || reply != "echo:outbound" {
+		t.Fatalf("TCP tw1 -> ts1 under the filter: %q %v", reply, err)
+	}
+	figure(t, "packet filter (TCP to port %d only): allowed port answered, forbidden port silent, %v SYNs dropped and counted, outbound TCP unaffected", open, drops)
+	n.setFilter(nil)
+	waitFor(t, 15*time.Second, "the forbidden port reachable again after the filter is lifted", func() bool {
+		reply, err := g.ncWithin(t, n.ip, closed, "after", 3*time.Second)
+		return err == nil && reply == "echo:after"
+	})
 }

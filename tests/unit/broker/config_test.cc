@@ -106,7 +106,9 @@ TEST(BrokerConfig, UnknownKeysAreErrorsWithTheirLine) {
 }
 
 TEST(BrokerConfig, MissingRequiredFieldIsNamed) {
-  EXPECT_EQ(refusal("key_file = \"/k\"\nchild_user = \"nobody\"\n"), "test.toml: missing required field netmap_file");
+  EXPECT_EQ(refusal("key_file = \"/k\"\nchild_user = \"nobody\"\n"),
+            "test.toml: missing required field netmap_file (or control_url, to take the map from a "
+            "control server)");
   EXPECT_EQ(refusal("key_file = \"/k\"\nnetmap_file = \"/n\"\n"), "test.toml: missing required field child_user");
 }
 
@@ -259,6 +261,22 @@ TEST(BrokerConfig, ControlUrlIsPlainHttpToAFixedIpv4) {
             std::string::npos);
   EXPECT_NE(refusal(kRequired + "control_key = \"nodekey:00\"\n").find("test.toml:4: control_key"), std::string::npos);
   EXPECT_NE(refusal(kRequired + "hostname = \"a b\"\n").find("test.toml:4: hostname"), std::string::npos);
+}
+
+TEST(BrokerConfig, NetmapFileIsOptionalWithControlAndExitNeedsControl) {
+  auto r = parse(
+      "key_file = \"/k\"\nchild_user = \"nobody\"\ncontrol_url = \"http://198.18.0.1:8080\"\n"
+      "advertise_exit_node = true\n");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_TRUE(r->netmap_file.empty());
+  EXPECT_TRUE(r->advertise_exit_node);
+  EXPECT_FALSE(parse(kRequired)->advertise_exit_node);
+  EXPECT_NE(refusal(kRequired + "advertise_exit_node = true\n")
+                .find("advertise_exit_node needs control_url"),
+            std::string::npos);
+  EXPECT_NE(refusal(kRequired + "advertise_exit_node = \"yes\"\n")
+                .find("test.toml:4: advertise_exit_node"),
+            std::string::npos);
 }
 
 TEST(BrokerConfigPaths, EndpointsFileDirectoryMustExistAtLoad) {

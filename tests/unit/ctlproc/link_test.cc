@@ -18,6 +18,7 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   s.hostname = "h";
   s.home_derp = 7;
   s.endpoints = {{*IpPort::parse("198.18.0.2:41641"), EndpointType::kStun}};
+  s.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
   Bytes d = encode_link(ToCtlproc(s));
   auto back = decode_to_ctlproc(d, 0);
   ASSERT_TRUE(back.ok()) << back.error();
@@ -26,6 +27,7 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   EXPECT_EQ(got.authority, s.authority);
   EXPECT_EQ(got.endpoints.size(), 1u);
   EXPECT_EQ(got.endpoints[0].type, EndpointType::kStun);
+  EXPECT_EQ(got.routable_ips, s.routable_ips);
   EXPECT_FALSE(decode_to_ctlproc(d, 1).ok()) << "an fd on CtlSetup";
   Bytes cut(d.begin(), d.end() - 1);
   EXPECT_FALSE(decode_to_ctlproc(cut, 0).ok());
@@ -35,6 +37,25 @@ TEST(LinkTest, SetupRoundTripsAndBadBodiesAreRefused) {
   EXPECT_FALSE(decode_to_broker(d, 0).ok()) << "a broker-bound decoder refuses ctlproc types";
   auto conn = decode_to_ctlproc(encode_link(ToCtlproc(CtlConn{ConnPurpose::kSession})), 0);
   EXPECT_FALSE(conn.ok()) << "CtlConn without its fd";
+}
+
+TEST(LinkTest, StatusCarriesKeyExpiry) {
+  CtlStatus s;
+  s.state = "connected";
+  s.maps = 3;
+  s.key_expiry = "2026-12-04T18:00:00Z";
+  s.key_expired = true;
+  s.expired_peers = 2;
+  Bytes d = encode_link(ToBroker(s));
+  auto back = decode_to_broker(d, 0);
+  ASSERT_TRUE(back.ok()) << back.error();
+  const auto& got = std::get<CtlStatus>(*back);
+  EXPECT_EQ(got.key_expiry, s.key_expiry);
+  EXPECT_TRUE(got.key_expired);
+  EXPECT_EQ(got.expired_peers, 2u);
+  Bytes bad = d;
+  bad[bad.size() - 9] = 2;  // key_expired must be 0 or 1
+  EXPECT_FALSE(decode_to_broker(bad, 0).ok());
 }
 
 TEST(LinkTest, NetmapsSplitAndReassembleInOrderOnly) {

@@ -126,6 +126,52 @@ TEST(TailcfgTest, LiteUpdateCarriesEndpointsTypesDiscoAndHomeRegion) {
   EXPECT_FALSE(json::parse(map_request_json(p)).contains("DiscoKey"));
 }
 
+TEST(TailcfgTest, HostinfoOffersRoutableIpsForAnExitNode) {
+  MapRequestParams p;
+  p.node_key = *NodePublic::parse(nodekey(1));
+  EXPECT_FALSE(json::parse(map_request_json(p))["Hostinfo"].contains("RoutableIPs"));
+  p.hostinfo.routable_ips = {*IpPrefix::parse("0.0.0.0/0"), *IpPrefix::parse("::/0")};
+  EXPECT_EQ(json::parse(map_request_json(p))["Hostinfo"]["RoutableIPs"],
+            json({"0.0.0.0/0", "::/0"}));
+}
+
+TEST(TailcfgTest, PacketFilterBaseAndNamedChunksInTailscalesOrder) {
+  const json allow22 = json::parse(
+      R"([{"SrcIPs":["100.64.0.2"],"DstPorts":[{"IP":"100.64.0.1","Ports":{"First":22,"Last":22}}]}])");
+  const json allow80 = json::parse(
+      R"([{"SrcIPs":["*"],"DstPorts":[{"IP":"*","Ports":{"First":80,"Last":80}}],"IPProto":[6]}])");
+  MapState s;
+  json first = full_map({node(2, "alpha")});
+  first["PacketFilter"] = allow22;
+  ASSERT_TRUE(s.apply(parse(first)).ok());
+  Netmap nm = netmap_of(s);
+  ASSERT_TRUE(nm.packet_filter);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 1u);
+  EXPECT_EQ(nm.packet_filter->rules[0].dsts[0].first, 22);
+  // A delta without PacketFilter keeps it; a named chunk is added after "base".
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"zz", allow80}}}})).ok());
+  nm = netmap_of(s);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 2u);
+  EXPECT_EQ(nm.packet_filter->rules[1].dsts[0].first, 80);
+  // null deletes a chunk; "*": null clears all, then the rest of the map applies.
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"zz", nullptr}}}})).ok());
+  EXPECT_EQ(netmap_of(s).packet_filter->rules.size(), 1u);
+  ASSERT_TRUE(s.apply(parse({{"PacketFilters", {{"*", nullptr}, {"a", allow80}}}})).ok());
+  nm = netmap_of(s);
+  ASSERT_EQ(nm.packet_filter->rules.size(), 1u);
+  EXPECT_EQ(nm.packet_filter->rules[0].dsts[0].first, 80);
+  // An empty PacketFilter is a filter that allows nothing, not "no filter".
+  MapState empty;
+  ASSERT_TRUE(empty.apply(parse(full_map({node(2, "alpha")}))).ok());
+  nm = netmap_of(empty);
+  ASSERT_TRUE(nm.packet_filter);
+  EXPECT_TRUE(nm.packet_filter->rules.empty());
+  // A malformed rule refuses the message, naming the field.
+  auto bad = parse_map_response(R"({"PacketFilter":[{"SrcIPs":["not-an-ip"]}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("PacketFilter[0].SrcIPs[0]"), std::string::npos) << bad.error();
+}
+
 TEST(TailcfgTest, RegisterResponses) {
   auto ok = parse_register_response(
       R"({"User":{"DisplayName":"u"},"Login":{"LoginName":"u@x"},"MachineAuthorized":true,"New":1})");
@@ -249,6 +295,51 @@ TEST(TailcfgTest, ZeroDiscoAndExpiredPeersAreSkippedNamesStayUniqueAndBounded) {
   EXPECT_NE(nm.peer_by_name("same-6"), nullptr);
   for (const auto& p : nm.peers) EXPECT_LE(p.name.size(), 64u);
   EXPECT_EQ(nm.peer_by_name("r-8")->home_derp, 0) << "a region not in the DERP map is dropped";
+}
+
+TEST(TailcfgTest, Rfc3339AsGoWritesIt) {
+  auto t = parse_rfc3339("2026-12-04T18:00:00Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*t), 1796407200);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T18:00:00.123456789Z"), t);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T19:30:00+01:30"), t);
+  EXPECT_EQ(parse_rfc3339("2026-12-04T16:00:00-02:00"), t);
+  for (const char* bad :
+       {"", "2026-12-04", "2026-12-04T18:00:00", "2026-12-04T18:00:00ZZ", "2026-12-04T18:00:00.Z",
+        "2026-13-04T18:00:00Z", "x026-12-04T18:00:00Z"}) {
+    EXPECT_FALSE(parse_rfc3339(bad)) << bad;
+  }
+}
+
+TEST(TailcfgTest, PeersWhoseKeyExpiredLeaveTheNetmapAtTheirExpiry) {
+  using std::chrono::hours;
+  const SystemTime now = *parse_rfc3339("2026-12-04T18:00:00Z");
+  json past = node(2, "past");
+  past["KeyExpiry"] = "2026-12-04T17:59:59Z";
+  json soon = node(3, "soon");
+  soon["KeyExpiry"] = "2026-12-04T19:00:00Z";
+  json never = node(4, "never");
+  never["KeyExpiry"] = "0001-01-01T00:00:00Z";  // Go's zero time: no expiry
+  json self = node(1, "self");
+  self["KeyExpiry"] = "2026-12-04T20:00:00Z";
+  json m = full_map({past, soon, never});
+  m["Node"] = self;
+  MapState s;
+  ASSERT_TRUE(s.apply(parse(m)).ok());
+  ConvertStats st;
+  auto nm = s.to_netmap(&st, now);
+  ASSERT_TRUE(nm.ok());
+  EXPECT_EQ(st.skipped_expired, 1u);
+  EXPECT_EQ(nm->peer_by_name("past-2"), nullptr);
+  EXPECT_NE(nm->peer_by_name("soon-3"), nullptr);
+  EXPECT_NE(nm->peer_by_name("never-4"), nullptr);
+  EXPECT_EQ(s.next_key_expiry(now), parse_rfc3339("2026-12-04T19:00:00Z"));
+  ConvertStats later;
+  ASSERT_TRUE(s.to_netmap(&later, now + hours(1)).ok());
+  EXPECT_EQ(later.skipped_expired, 2u);
+  EXPECT_FALSE(s.next_key_expiry(now + hours(1)));
+  EXPECT_FALSE(s.self_key_expired(now));
+  EXPECT_TRUE(s.self_key_expired(now + hours(2)));
 }
 
 TEST(TailcfgTest, KeepAliveChangesNothing) {

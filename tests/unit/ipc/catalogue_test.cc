@@ -19,9 +19,9 @@ TEST(Catalogue, EveryTypeHasOneRowWithAUniqueName) {
     EXPECT_EQ(t(find_entry(i)->type), i);
     EXPECT_TRUE(names.insert(find_entry(i)->name).second) << find_entry(i)->name;
   }
-  EXPECT_EQ(names.size(), 23u);
+  EXPECT_EQ(names.size(), 24u);
   EXPECT_EQ(find_entry(0), nullptr);
-  EXPECT_EQ(find_entry(24), nullptr);
+  EXPECT_EQ(find_entry(25), nullptr);
   // The exit TUN carries its fd; our own addresses do not.
   EXPECT_FALSE(
       check_admissible(kDataSide, Role::kDataproc, Phase::kRunning, t(MessageType::kExitTunFd), 1));

@@ -23,7 +23,7 @@ Bytes encode_ok(const AnyMessage& m) {
 
 TEST(Codec, EveryMessageTypeSurvivesTheRoundTrip) {
   auto samples = sample_messages();
-  ASSERT_EQ(samples.size(), 23u);
+  ASSERT_EQ(samples.size(), 24u);
   for (const auto& m : samples) {
     Bytes wire = encode_ok(m);
     auto back = decode_message(wire);
@@ -127,7 +127,7 @@ TEST(NetmapParts, LargeNetmapIsSplitUnderTheLimitAndReassembledExactly) {
     peers.push_back(p);
   }
   std::string derp(40000, ' ');
-  auto parts = split_netproc_netmap(12, peers, derp);
+  auto parts = split_netproc_netmap(12, peers, derp, 7);
   ASSERT_TRUE(parts.ok()) << parts.error();
   ASSERT_GT(parts->size(), 3u);
   NetmapAssembler<NetprocNetmap> assembler;
@@ -145,6 +145,27 @@ TEST(NetmapParts, LargeNetmapIsSplitUnderTheLimitAndReassembledExactly) {
   EXPECT_EQ(whole->generation, 12u);
   EXPECT_EQ(whole->peers, peers);
   EXPECT_EQ(whole->derp_map_json, derp);
+  EXPECT_EQ(whole->home_derp, 7u);  // every part carries it; the assembler checks they agree
+}
+
+TEST(Codec, DataprocFilterThatCouldNeverMatchOrIsReversedIsRefused) {
+  // The encoder checks its own output with the decoder, so these never leave a sender.
+  DataprocFilter f;
+  f.enabled = true;
+  f.filter.rules.push_back(FilterRule{{6}, {*IpPrefix::parse("0.0.0.0/0")}, {}});  // no destination
+  EXPECT_FALSE(encode_message(f).ok());
+  f.filter.rules[0].dsts.push_back(FilterDst{*IpPrefix::parse("100.64.0.1/32"), 80, 79});
+  EXPECT_FALSE(encode_message(f).ok());
+  f.enabled = false;  // rules without a filter
+  f.filter.rules[0].dsts[0].last = 80;
+  EXPECT_FALSE(encode_message(f).ok());
+  f.enabled = true;
+  Bytes wire = encode_ok(f);
+  ASSERT_TRUE(decode_message(wire).ok());
+  // A forged body: the last field is the range's upper port; make it 79 < 80.
+  wire[wire.size() - 2] = 0;
+  wire[wire.size() - 1] = 79;
+  EXPECT_FALSE(decode_message(wire).ok());
 }
 
 TEST(NetmapParts, PartsOutOfOrderOrInterleavedAreRefused) {

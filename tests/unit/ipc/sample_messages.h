@@ -47,6 +47,16 @@ inline std::vector<AnyMessage> sample_messages() {
   nm.generation = 3;
   nm.peers = {sample_netproc_peer(1), sample_netproc_peer(2)};
   nm.derp_map_json = R"({"Regions":{"9":{"RegionID":9}}})";
+  nm.home_derp = 9;
+
+  DataprocFilter filter;
+  filter.generation = 3;
+  filter.enabled = true;
+  filter.filter.rules.push_back(
+      FilterRule{{6, 17},
+                 {*IpPrefix::parse("100.64.0.0/10"), *IpPrefix::parse("fd7a:115c:a1e0::/48")},
+                 {FilterDst{*IpPrefix::parse("100.64.0.1/32"), 22, 22},
+                  FilterDst{*IpPrefix::parse("::/0"), 0, 65535}}});
 
   DataprocNetmap dm;
   dm.generation = 3;
@@ -81,6 +91,7 @@ inline std::vector<AnyMessage> sample_messages() {
       ReleaseUdp{8},
       SelfAddresses{{*IpPrefix::parse("100.64.0.1/32"), *IpPrefix::parse("fd7a:115c:a1e0::1/128")}},
       ExitTunFd{1280},
+      filter,
   };
 }
 
