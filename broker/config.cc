@@ -17,6 +17,7 @@
 #include <set>
 #include <span>
 #include <sstream>
+#include <system_error>
 #include <vector>
 
 #include "common/keys.h"
@@ -469,7 +470,7 @@ std::string_view to_string(ProxyKind kind) {
 
 Result<ProxyCredentials> load_proxy_credentials(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error(path + ": cannot open: " + std::strerror(errno));
+  if (fd < 0) return make_error(path + ": cannot open: " + std::generic_category().message(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -478,7 +479,7 @@ Result<ProxyCredentials> load_proxy_credentials(const std::string& path) {
   if ((st.st_mode & 077) != 0) {
     ::close(fd);
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return make_error(path + ": mode " + mode +
                       " lets group or others read the proxy credentials; chmod 600 it");
   }

@@ -18,6 +18,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <system_error>
 
 #include "broker/tun.h"
 
@@ -25,7 +26,7 @@ namespace tw::broker {
 namespace {
 
 Error sys_error(const std::string& what) {
-  return make_error("exit namespace: " + what + ": " + std::strerror(errno));
+  return make_error("exit namespace: " + what + ": " + std::generic_category().message(errno));
 }
 
 // Returns to the saved namespace when it goes out of scope.

@@ -42,7 +42,12 @@ ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry&
       restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {
 }
 
-ExitNode::~ExitNode() { stop(); }
+ExitNode::~ExitNode() {
+  try {
+    stop();
+  } catch (...) {  // nothing may escape a destructor; stop() only closes and kills
+  }
+}
 
 Status ExitNode::create_namespace() {
   auto ns = create_exit_namespace(config_.mtu, ExitPorts{});
