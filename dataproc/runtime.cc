@@ -179,8 +179,8 @@ void Runtime::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoReply,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::SelfAddresses,
-                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for dataproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd, ipc::DataprocFilter>(
+              [&] { peer_.close("message not for dataproc"); }),
       },
       m.message);
 }

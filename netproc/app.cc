@@ -205,8 +205,8 @@ void App::on_peer_message(ipc::ReceivedMessage m) {
                     ipc::StatusReply, ipc::Ready, ipc::DerpDialRequest, ipc::EndpointsUpdate,
                     ipc::DataprocSetup, ipc::DataprocNetmap, ipc::TunFd, ipc::SealClientInfoRequest,
                     ipc::RegisterCandidates, ipc::CandidatesVerdict, ipc::OperatorPing,
-                    ipc::ReleaseUdp, ipc::SelfAddresses,
-                    ipc::ExitTunFd, ipc::DataprocFilter>([&] { peer_.close("message not for netproc"); }),
+                    ipc::ReleaseUdp, ipc::SelfAddresses, ipc::ExitTunFd, ipc::DataprocFilter>(
+              [&] { peer_.close("message not for netproc"); }),
       },
       m.message);
 }

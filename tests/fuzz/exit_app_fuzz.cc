@@ -79,22 +79,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 1:
         if (proxies.size() < 6) {
           int sv[2];
-          if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) std::abort();
+          if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+            std::abort();
           UniqueFd theirs(sv[1]);
           proxies.emplace_back(sv[0]);
           const int fds[] = {theirs.get()};
-          (void)tw::ipc::send_datagram(broker.get(), encode_link(ToExitproc(ProxyConn{std::uint64_t{8} + next() % 16})),
-                                       fds);
+          (void)tw::ipc::send_datagram(
+              broker.get(), encode_link(ToExitproc(ProxyConn{std::uint64_t{8} + next() % 16})),
+              fds);
         }
         break;
       case 2:
-        (void)tw::ipc::send_datagram(broker.get(),
-                                     encode_link(ToExitproc(ProxyDialFailed{std::uint64_t{8} + next() % 16, "x"})), {});
+        (void)tw::ipc::send_datagram(
+            broker.get(),
+            encode_link(ToExitproc(ProxyDialFailed{std::uint64_t{8} + next() % 16, "x"})), {});
         break;
       case 3: {
         const std::uint8_t which = next();
         const std::size_t n = std::min<std::size_t>(next() % 64, size - i);
-        if (!proxies.empty()) (void)::send(proxies[which % proxies.size()].get(), data + i, n, MSG_NOSIGNAL);
+        if (!proxies.empty())
+          (void)::send(proxies[which % proxies.size()].get(), data + i, n, MSG_NOSIGNAL);
         i += n;
         break;
       }
@@ -110,9 +114,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 6: {
         const bool to_dns = (next() & 1) != 0;
         const std::size_t n = std::min<std::size_t>(next() % 64, size - i);
-        (void)::sendto(clients.empty() ? broker.get() : clients[0].get(), data + i, n, MSG_NOSIGNAL, nullptr, 0);
+        (void)::sendto(clients.empty() ? broker.get() : clients[0].get(), data + i, n, MSG_NOSIGNAL,
+                       nullptr, 0);
         const int u = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        (void)::sendto(u, data + i, n, 0, reinterpret_cast<sockaddr*>(to_dns ? &da : &ua), sizeof da);
+        (void)::sendto(u, data + i, n, 0, reinterpret_cast<sockaddr*>(to_dns ? &da : &ua),
+                       sizeof da);
         ::close(u);
         i += n;
         break;
