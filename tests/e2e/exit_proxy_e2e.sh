@@ -289,6 +289,75 @@ print("status exit:", {k:e[k] for k in ("proxy","proxy_ok","flows_open","flows_t
 cli e status 2>/dev/null | grep -q "right-pass" && fail "the password appears in status"
 grep -q "right-pass" "$DIR/e/log" && fail "the password appears in the exit node's log"
 
+# ---- scenario 6 (benchmark, only with EXIT_BENCH=1; bench/exit_proxy.sh) ----
+# A large download through exit + SOCKS5 proxy against the same client's TCP straight
+# to the exit node's tunnel address, in the same run; and the connection set-up the
+# exit adds over the proxy's own (time to first byte, client via the exit vs. the exit
+# host asking the proxy itself).
+if [ "${EXIT_BENCH:-0}" = 1 ]; then
+  MB=${EXIT_BENCH_MB:-1024}
+  cat >"$DIR/zero.py" <<'PY'
+import socketserver, sys
+class H(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline().decode(errors="replace")
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        n = int(line.split("n=")[1].split()[0]) if "n=" in line else 0
+        self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+        chunk = bytes(1 << 20)
+        try:
+            while n > 0:
+                k = min(n, len(chunk))
+                self.wfile.write(chunk[:k])
+                n -= k
+        except OSError:
+            pass
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer((sys.argv[1], 8081), H).serve_forever()
+PY
+  ip netns exec "$NS_I" "$PY" "$DIR/zero.py" "$WEB" >"$DIR/zero-web.log" 2>&1 &
+  PIDS+=($!)
+  ip netns exec "$NS_E" "$PY" "$DIR/zero.py" 100.64.18.3 >"$DIR/zero-exit.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 10 nsx "$NS_E" bash -c "exec 3<>/dev/tcp/100.64.18.3/8081" 2>/dev/null
+  bytes=$((MB * 1048576))
+  fmt='%{speed_download} %{time_starttransfer}'
+  row() {  # $1 label, $2.. curl arguments (run in the client's namespace unless told)
+    local label=$1
+    shift
+    local r
+    r=$("$@" -sS -o /dev/null --max-time 300 -w "$fmt" 2>/dev/null) || r="0 0"
+    echo "$label $r"
+  }
+  : >"$DIR/bench.rows"
+  for round in 1 2 3; do
+    row "exit+proxy" nsx "$NS_C" curl "http://$WEB:8081/?n=$bytes" >>"$DIR/bench.rows"
+    row "direct" nsx "$NS_C" curl "http://100.64.18.3:8081/?n=$bytes" >>"$DIR/bench.rows"
+    row "ttfb-exit" nsx "$NS_C" curl "http://$WEB:8081/?n=1" >>"$DIR/bench.rows"
+    row "ttfb-proxy" nsx "$NS_E" curl --socks5 "$PROXY:1080" --proxy-user twproxy:right-pass \
+      "http://$WEB:8081/?n=1" >>"$DIR/bench.rows"
+  done
+  "$PY" - "$DIR/bench.rows" "$MB" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, speed, ttfb = line.split()
+    rows.setdefault(label, []).append((float(speed), float(ttfb)))
+med = lambda label, i: statistics.median(r[i] for r in rows[label])
+via, direct = med("exit+proxy", 0), med("direct", 0)
+print(f"exit benchmark: {sys.argv[2]} MiB download, 3 interleaved rounds, medians")
+print(f"| path | Mbit/s | time to first byte |")
+print(f"|---|---|---|")
+print(f"| client -> exit tunnel address (baseline) | {direct*8/1e6:.0f} | {med('direct', 1)*1000:.1f} ms |")
+print(f"| client -> exit -> SOCKS5 proxy -> web | {via*8/1e6:.0f} | {med('exit+proxy', 1)*1000:.1f} ms |")
+print(f"ratio exit+proxy / direct: {via/direct if direct else 0:.2f} (target >= 0.5)")
+added = med("ttfb-exit", 1) - med("ttfb-proxy", 1)
+print(f"connection set-up added over the proxy's own: {added*1000:.1f} ms "
+      f"(client via exit {med('ttfb-exit', 1)*1000:.1f} ms, exit host via proxy {med('ttfb-proxy', 1)*1000:.1f} ms)")
+PY
+fi
+
 # ---- scenario 2: the proxy dies mid-download and for new connections ----
 ip netns exec "$NS_C" curl -sS --max-time 60 -o /dev/null http://web.test:8080/slow 2>"$DIR/mid.err" &
 MID=$!
