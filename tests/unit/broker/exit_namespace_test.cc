@@ -57,6 +57,18 @@ std::vector<std::uint8_t> ipv4(std::uint8_t proto, const std::vector<std::uint8_
   return p;
 }
 
+// The broker opens its TUN devices with IFF_VNET_HDR (docs/design.md#5-where-a-packet-goes):
+// every read and write carries a 10-byte virtio-net header first. A zero header is
+// a plain packet.
+constexpr std::size_t kVnetHdr = 10;
+
+ssize_t tun_write(int fd, const std::vector<std::uint8_t>& packet) {
+  std::vector<std::uint8_t> frame(kVnetHdr, 0);
+  frame.insert(frame.end(), packet.begin(), packet.end());
+  const ssize_t n = ::write(fd, frame.data(), frame.size());
+  return n < 0 ? n : n - static_cast<ssize_t>(kVnetHdr);
+}
+
 // Reads packets from the TUN for up to `ms`; returns the first for which `want` holds.
 std::vector<std::uint8_t> read_until(int fd, int ms,
                                      bool (*want)(const std::vector<std::uint8_t>&)) {
@@ -65,8 +77,9 @@ std::vector<std::uint8_t> read_until(int fd, int ms,
     if (::poll(&pfd, 1, 50) <= 0) continue;
     std::vector<std::uint8_t> buf(2048);
     const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n <= 0) continue;
+    if (n <= static_cast<ssize_t>(kVnetHdr)) continue;
     buf.resize(static_cast<std::size_t>(n));
+    buf.erase(buf.begin(), buf.begin() + kVnetHdr);
     if (want(buf)) return buf;
   }
   return {};
@@ -108,7 +121,7 @@ TEST_F(ExitNamespaceTest, IcmpEchoIsAnsweredUnreachableAndCounted) {
   echo[2] = static_cast<std::uint8_t>(c >> 8);
   echo[3] = static_cast<std::uint8_t>(c);
   const auto pkt = ipv4(1, echo);
-  ASSERT_EQ(::write(ns_.tun.get(), pkt.data(), pkt.size()), static_cast<ssize_t>(pkt.size()));
+  ASSERT_EQ(tun_write(ns_.tun.get(), pkt), static_cast<ssize_t>(pkt.size()));
   const auto reply = read_until(ns_.tun.get(), 2000, [](const std::vector<std::uint8_t>& p) {
     return p.size() >= 28 && (p[0] >> 4) == 4 && p[9] == 1 && p[20] == 3;
   });
@@ -135,8 +148,8 @@ TEST_F(ExitNamespaceTest, UdpIsRedirectedToTheSinkAndDnsToTheDnsSocket) {
   };
   const auto other = udp(4444, "other");
   const auto dns = udp(53, "query");
-  ASSERT_EQ(::write(ns_.tun.get(), other.data(), other.size()), static_cast<ssize_t>(other.size()));
-  ASSERT_EQ(::write(ns_.tun.get(), dns.data(), dns.size()), static_cast<ssize_t>(dns.size()));
+  ASSERT_EQ(tun_write(ns_.tun.get(), other), static_cast<ssize_t>(other.size()));
+  ASSERT_EQ(tun_write(ns_.tun.get(), dns), static_cast<ssize_t>(dns.size()));
   auto recv_text = [](int fd) {
     pollfd pfd{fd, POLLIN, 0};
     if (::poll(&pfd, 1, 2000) != 1) return std::string("(nothing)");
@@ -174,7 +187,7 @@ TEST_F(ExitNamespaceTest, Ipv6IsRefusedAndCounted) {
   const std::uint16_t c = csum(&p[40], 8, sum);
   p[46] = static_cast<std::uint8_t>(c >> 8);
   p[47] = static_cast<std::uint8_t>(c);
-  ASSERT_EQ(::write(ns_.tun.get(), p.data(), p.size()), static_cast<ssize_t>(p.size()));
+  ASSERT_EQ(tun_write(ns_.tun.get(), p), static_cast<ssize_t>(p.size()));
   const auto reply = read_until(ns_.tun.get(), 2000, [](const std::vector<std::uint8_t>& r) {
     return r.size() >= 48 && (r[0] >> 4) == 6 && r[6] == 58 && r[40] == 1;
   });
