@@ -21,40 +21,20 @@
 # capture on its eth0 (the whole run) must show only the tunnel's UDP to the client
 # and TCP to the proxy, never a packet to 198.18.9.80 or 198.18.9.53.
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-exitproc; do
-  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
-done
+. "$(dirname "$0")/../lib/check.sh"
 for t in danted tinyproxy dnsmasq curl tcpdump openssl unshare; do
   command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
+tw_check_init exit-e2e tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-exitproc
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 
 ID="x18$$"
 NS_I="tw${ID}-i" NS_C="tw${ID}-c" NS_E="tw${ID}-e" NS_P="tw${ID}-p"
+NSS+=("$NS_C" "$NS_E" "$NS_P" "$NS_I")
 WEB=198.18.9.80 DNS=198.18.9.53 PROXY=198.18.0.4 CLIENT=198.18.0.2 EXITHOST=198.18.0.3
-DIR=$(mktemp -d /tmp/tw-exit-e2e-XXXXXX)
-chmod 755 "$DIR"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for ns in "$NS_C" "$NS_E" "$NS_P" "$NS_I"; do ip netns del "$ns" 2>/dev/null; done
-  rm -rf "/etc/netns/$NS_C"
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
+tw_extra_cleanup() { rm -rf "/etc/netns/$NS_C"; }
 nsx() { ip netns exec "$@"; }
 cli() { "$BIN/tailwarden" --socket "$DIR/$1/admin.sock" "${@:2}"; }
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.1; done
-}
 # metric NODE NAME [LABELS]: the value of tailwarden_NAME in NODE's metrics.
 metric() {
   cli "$1" metrics 2>/dev/null | awk -v n="tailwarden_$2${3:-}" '$1==n {print $2; exit}'
@@ -487,4 +467,4 @@ echo "capture on the exit host's eth0 (outgoing): $total packets, $to_proxy to t
 [ "$to_proxy" -gt 0 ] && ok "the capture saw the proxy connections ($to_proxy packets): it was recording" ||
   fail "the capture saw no proxy traffic: it did not record"
 
-[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }
+tw_finish

@@ -8,33 +8,13 @@
 # proxy address, refuse and count the violations (restarting exitproc), and keep the
 # exit namespace. Needs root (network namespace); exits 77 otherwise. Env: BIN.
 set -u
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc hostile_exitproc; do
-  [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
-done
+. "$(dirname "$0")/../../lib/check.sh"
+tw_check_init hostile-exit tailwardend tailwarden tailwarden-netproc tailwarden-dataproc hostile_exitproc
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 
 NS="tw18h$$"
-DIR=$(mktemp -d /tmp/tw-hostile-exit-XXXXXX)
-chmod 755 "$DIR"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  sleep 0.3
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  ip netns del "$NS" 2>/dev/null
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
-ok() { echo "ok: $*"; }
+NSS+=("$NS")
 cli() { "$BIN/tailwarden" --socket "$DIR/admin.sock" "$@"; }
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.2; done
-}
 metric() { cli metrics 2>/dev/null | awk -v n="tailwarden_$1" '$1==n {print $2; exit}'; }
 report() { awk -v k="$1" '$1==k {print $2; exit}' "$DIR/libexec/hostile_exit.report" 2>/dev/null; }
 
@@ -163,4 +143,4 @@ grep -Eq "exit namespace has only lo and tw-exit +pass" "$DIR/audit.txt" &&
   ok "the exit namespace survived every restart unchanged" || fail "audit: $(grep exit "$DIR/audit.txt")"
 wait_for 10 status_ok && alive && ok "broker answers status after all of it" || fail "broker gone or silent at the end"
 
-[ $FAILS -eq 0 ] && echo "PASS" || { echo "$FAILS failure(s); logs in $DIR"; KEEP=1; exit 1; }
+tw_finish
