@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The privacy-proxy exit node, end to end, in network namespaces (issue scenarios 1-4;
+# The privacy-proxy exit node, end to end, in network namespaces (issue scenarios 1-5;
 # docs/deploy.md "Privacy-proxy exit node"). Needs root; exits 77 otherwise. Env: BIN.
 #
 #            +------------- $NS_I "internet": br0 198.18.0.1 -------------+
@@ -15,6 +15,8 @@
 #             | 18.2     |        | 100.64.18.3|       +------------+
 #             +----------+        +------------+
 #
+# A second member, $NS_D (198.18.0.5, 100.64.18.5), uses the same exit while the client
+# floods it with 10,000 flows (scenario 5).
 # The client is our own tailwarden node: its netmap gives the exit peer AllowedIPs
 # 0.0.0.0/0 and ::/0 and its namespace's default routes point into its TUN. The exit
 # host ($NS_E) has a route to the web and DNS servers, so a leak would succeed: the
@@ -29,9 +31,9 @@ tw_check_init exit-e2e tailwardend tailwarden tailwarden-netproc tailwarden-data
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 
 ID="x18$$"
-NS_I="tw${ID}-i" NS_C="tw${ID}-c" NS_E="tw${ID}-e" NS_P="tw${ID}-p"
-NSS+=("$NS_C" "$NS_E" "$NS_P" "$NS_I")
-WEB=198.18.9.80 DNS=198.18.9.53 PROXY=198.18.0.4 CLIENT=198.18.0.2 EXITHOST=198.18.0.3
+NS_I="tw${ID}-i" NS_C="tw${ID}-c" NS_E="tw${ID}-e" NS_P="tw${ID}-p" NS_D="tw${ID}-d"
+NSS+=("$NS_C" "$NS_E" "$NS_P" "$NS_D" "$NS_I")
+WEB=198.18.9.80 DNS=198.18.9.53 PROXY=198.18.0.4 CLIENT=198.18.0.2 EXITHOST=198.18.0.3 MEMBER2=198.18.0.5
 tw_extra_cleanup() { rm -rf "/etc/netns/$NS_C"; }
 nsx() { ip netns exec "$@"; }
 cli() { "$BIN/tailwarden" --socket "$DIR/$1/admin.sock" "${@:2}"; }
@@ -41,14 +43,14 @@ metric() {
 }
 
 # ---- topology ----
-for ns in "$NS_I" "$NS_C" "$NS_E" "$NS_P"; do ip netns add "$ns" || exit 1; nsx "$ns" ip link set lo up; done
+for ns in "$NS_I" "$NS_C" "$NS_E" "$NS_P" "$NS_D"; do ip netns add "$ns" || exit 1; nsx "$ns" ip link set lo up; done
 nsx "$NS_I" ip link add br0 type bridge
 nsx "$NS_I" ip addr add 198.18.0.1/24 dev br0
 nsx "$NS_I" ip link set br0 up
 nsx "$NS_I" ip addr add "$WEB/32" dev lo
 nsx "$NS_I" ip addr add "$DNS/32" dev lo
 i=0
-for pair in "$NS_C:$CLIENT" "$NS_E:$EXITHOST" "$NS_P:$PROXY"; do
+for pair in "$NS_C:$CLIENT" "$NS_E:$EXITHOST" "$NS_P:$PROXY" "$NS_D:$MEMBER2"; do
   ns=${pair%%:*} addr=${pair##*:} i=$((i + 1))
   ip link add eth0 netns "$ns" type veth peer name "v${ID}${i}" netns "$NS_I"
   nsx "$NS_I" ip link set "v${ID}${i}" master br0 up
@@ -172,7 +174,7 @@ PIDS+=($CAP)
 wait_for 5 grep -q "listening on" "$DIR/tcpdump.log" || { fail "tcpdump did not start"; exit 1; }
 
 # ---- the two tailwarden nodes ----
-for n in c e; do
+for n in c e d; do
   mkdir -p "$DIR/$n"
   "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1
 done
@@ -187,7 +189,15 @@ cat >"$DIR/e/netmap.json" <<JSON
 {"self":{"name":"exit","node_key":"$(pub e node_key)","addresses":["100.64.18.3/32"]},
  "peers":[{"name":"client","node_key":"$(pub c node_key)","disco_key":"$(pub c disco_key)",
    "addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"],"endpoints":["$CLIENT:41641"],
-   "allowed_ips":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128","198.18.77.0/24"]}]}
+   "allowed_ips":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128","198.18.77.0/24"]},
+  {"name":"member2","node_key":"$(pub d node_key)","disco_key":"$(pub d disco_key)",
+   "addresses":["100.64.18.5/32"],"endpoints":["$MEMBER2:41641"],"allowed_ips":["100.64.18.5/32"]}]}
+JSON
+cat >"$DIR/d/netmap.json" <<JSON
+{"self":{"name":"member2","node_key":"$(pub d node_key)","addresses":["100.64.18.5/32"]},
+ "peers":[{"name":"exit","node_key":"$(pub e node_key)","disco_key":"$(pub e disco_key)",
+   "addresses":["100.64.18.3/32"],"allowed_ips":["100.64.18.3/32","0.0.0.0/0"],
+   "endpoints":["$EXITHOST:41641"]}]}
 JSON
 printf 'twproxy:right-pass\n' >"$DIR/e/creds-right"
 printf 'twproxy:wrong-pass\n' >"$DIR/e/creds-wrong"
@@ -220,13 +230,17 @@ credentials_file = \"$2\"
 dns_resolver = \"$DNS\""
 }
 write_config c ""
+write_config d ""
 exit_config "socks5://$PROXY:1080" "$DIR/e/creds-right"
 start_node c "$NS_C"
+start_node d "$NS_D"
 start_node e "$NS_E"
 # The client sends everything through its TUN (the tunnel's own UDP goes to the exit's
 # address on the connected /24), and resolves with the DNS server of the internet.
 wait_for 10 nsx "$NS_C" ip link show tw0 >/dev/null 2>&1 || { fail "client TUN missing"; tail "$DIR/c/log"; exit 1; }
 nsx "$NS_C" ip route add default dev tw0
+wait_for 10 nsx "$NS_D" ip link show tw0 >/dev/null 2>&1 || { fail "member2 TUN missing"; tail "$DIR/d/log"; exit 1; }
+nsx "$NS_D" ip route add default dev tw0
 nsx "$NS_C" ip -6 addr add fd7a:115c:a1e0::12:2/128 dev tw0 nodad
 nsx "$NS_C" ip -6 route add default dev tw0
 mkdir -p "/etc/netns/$NS_C"
@@ -337,6 +351,55 @@ print(f"connection set-up added over the proxy's own: {added*1000:.1f} ms "
       f"(client via exit {med('ttfb-exit', 1)*1000:.1f} ms, exit host via proxy {med('ttfb-proxy', 1)*1000:.1f} ms)")
 PY
 fi
+
+# ---- scenario 5: one member opens 10,000 flows; memory stays bounded, the refusals
+# are counted, and another member keeps working through the same exit ----
+cat >"$DIR/flood.py" <<'PY'
+import errno, resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+target, n = (sys.argv[1], 80), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(target)
+    except OSError as e:
+        if e.errno != errno.EINPROGRESS:
+            s.close()
+            continue
+    socks.append(s)
+print(len(socks), "connecting", flush=True)
+time.sleep(float(sys.argv[3]))
+for s in socks:
+    s.close()
+PY
+exit_pid=$(cli e status --json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exit"]["pid"])' 2>/dev/null)
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$exit_pid/status" 2>/dev/null; }
+rss_before=$(rss)
+limit_before=$(metric e exit_refusals_total '{reason="limit_per_source"}')
+nsx "$NS_C" "$PY" "$DIR/flood.py" "$WEB" 10000 12 >"$DIR/flood.out" 2>&1 &
+FLOOD=$!
+PIDS+=($FLOOD)
+limited() {
+  local v
+  v=$(metric e exit_refusals_total '{reason="limit_per_source"}')
+  [ $((${v:-0} - ${limit_before:-0})) -gt 0 ]
+}
+wait_for 10 limited && ok "flood: flows over the per-member limit refused and counted" ||
+  fail "flood: limit_per_source refusals did not grow ($(metric e exit_refusals_total '{reason="limit_per_source"}'))"
+m2=$(nsx "$NS_D" curl -sS --max-time 10 "http://$WEB/" 2>&1)
+[ "$m2" = "hello from the internet" ] && ok "during the flood another member still browses through the exit" ||
+  fail "member2 during the flood: $m2"
+rss_peak=$(rss)
+open=$(cli e status --json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exit"]["flows_open"])' 2>/dev/null)
+echo "flood: $(cat "$DIR/flood.out"), flows open ${open:-?}, exitproc VmRSS ${rss_before:-?} kB -> ${rss_peak:-?} kB"
+[ -n "$rss_peak" ] && [ "$rss_peak" -lt 262144 ] && ok "exitproc memory bounded during the flood (${rss_peak} kB)" ||
+  fail "exitproc VmRSS during the flood: '${rss_peak:-}' kB"
+[ "${open:-99999}" -le 4096 ] && ok "flows open during the flood: $open (limits hold)" || fail "flows open: '${open:-}'"
+wait "$FLOOD" 2>/dev/null
+sleep 2
+echo "flood over: $(cli e status --json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exit"]["flows_open"])' 2>/dev/null) flows still open 2 s after the member closed its sockets (half-closed through the proxy; the idle timeout ends them)"
 
 # ---- scenario 2: the proxy dies mid-download and for new connections ----
 ip netns exec "$NS_C" curl -sS --max-time 60 -o /dev/null http://web.test:8080/slow 2>"$DIR/mid.err" &
@@ -457,13 +520,14 @@ tcpdump -n -r "$DIR/exit-out.pcap" 2>/dev/null >"$DIR/exit-out.txt"
 total=$(wc -l <"$DIR/exit-out.txt")
 to_web=$(tcpdump -n -r "$DIR/exit-out.pcap" "host $WEB or host $DNS" 2>/dev/null | wc -l)
 to_proxy=$(tcpdump -n -r "$DIR/exit-out.pcap" "tcp and dst host $PROXY" 2>/dev/null | wc -l)
+TUNNELS="(udp and (host $CLIENT or host $MEMBER2) and port 41641)"
 other=$(tcpdump -n -r "$DIR/exit-out.pcap" \
-  "not (udp and host $CLIENT and port 41641) and not (tcp and host $PROXY) and not arp" 2>/dev/null | wc -l)
+  "not $TUNNELS and not (tcp and host $PROXY) and not arp" 2>/dev/null | wc -l)
 echo "capture on the exit host's eth0 (outgoing): $total packets, $to_proxy to the proxy, $to_web to web/DNS, $other other"
 [ "$to_web" -eq 0 ] && ok "no packet from the exit host to the web or DNS server" ||
   fail "$to_web packets to web/DNS: $(tcpdump -n -r "$DIR/exit-out.pcap" "host $WEB or host $DNS" 2>/dev/null | head -3)"
 [ "$other" -eq 0 ] && ok "nothing but the tunnel (UDP 41641) and the proxy (TCP)" ||
-  fail "unexpected packets: $(tcpdump -n -r "$DIR/exit-out.pcap" "not (udp and host $CLIENT and port 41641) and not (tcp and host $PROXY) and not arp" 2>/dev/null | head -5)"
+  fail "unexpected packets: $(tcpdump -n -r "$DIR/exit-out.pcap" "not $TUNNELS and not (tcp and host $PROXY) and not arp" 2>/dev/null | head -5)"
 [ "$to_proxy" -gt 0 ] && ok "the capture saw the proxy connections ($to_proxy packets): it was recording" ||
   fail "the capture saw no proxy traffic: it did not record"
 
