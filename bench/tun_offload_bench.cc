@@ -42,7 +42,7 @@ std::vector<std::uint8_t> tcp_packet(std::uint32_t seq, std::size_t payload, std
   return p;
 }
 
-void BM_SegmentTso64k(benchmark::State& st) {
+void bm_segment_tso64k(benchmark::State& st) {
   const std::size_t payload = 65535 - 40;
   auto pkt = tcp_packet(1, payload, 1);
   std::vector<std::uint8_t> read(kVnetHdrLen + pkt.size());
@@ -58,9 +58,9 @@ void BM_SegmentTso64k(benchmark::State& st) {
   st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * payload));
   st.counters["segments"] = static_cast<double>(sg.count());
 }
-BENCHMARK(BM_SegmentTso64k);
+BENCHMARK(bm_segment_tso64k);
 
-void BM_Coalesce53(benchmark::State& st) {
+void bm_coalesce53(benchmark::State& st) {
   std::vector<std::vector<std::uint8_t>> pkts;
   for (std::uint32_t i = 0; i < 53; ++i)
     pkts.push_back(tcp_packet(1 + i * kMss, kMss, static_cast<std::uint16_t>(i)));
@@ -77,9 +77,9 @@ void BM_Coalesce53(benchmark::State& st) {
   st.counters["writes_per_batch"] =
       static_cast<double>(writes) / static_cast<double>(st.iterations());
 }
-BENCHMARK(BM_Coalesce53);
+BENCHMARK(bm_coalesce53);
 
-void BM_Memcpy64k(benchmark::State& st) {
+void bm_memcpy64k(benchmark::State& st) {
   std::vector<std::uint8_t> a(65535, 1), b(65535);
   for (auto _ : st) {
     std::memcpy(b.data(), a.data(), a.size());
@@ -87,7 +87,7 @@ void BM_Memcpy64k(benchmark::State& st) {
   }
   st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * a.size()));
 }
-BENCHMARK(BM_Memcpy64k);
+BENCHMARK(bm_memcpy64k);
 
 }  // namespace
 }  // namespace tw::offload

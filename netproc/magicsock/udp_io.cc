@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 namespace tw::magicsock {
 
@@ -257,13 +258,14 @@ void UdpIo::flush() {
       // Refused as a whole: the datagrams go one by one, each counted on its own.
       c_.tx_gso_refused.inc();
       if (gso_unsupported(err)) {
-        spdlog::info("udp: GSO refused ({}): sending datagram by datagram", std::strerror(err));
+        spdlog::info("udp: GSO refused ({}): sending datagram by datagram",
+                     std::generic_category().message(err));
         gso_ = false;
       }
       send_each(run_first_[done], run_len_[done]);
     } else {
       c_.tx_errors.inc();
-      spdlog::debug("udp: send error: {}", std::strerror(err));
+      spdlog::debug("udp: send error: {}", std::generic_category().message(err));
     }
     ++done;
   }

@@ -193,9 +193,9 @@ TEST(Segmenter, SplitsTso6AndExactMultiples) {
   s.v4 = false;
   s.flags = kAck | kFin;
   s.seq = 0xfffff000;  // sequence numbers wrap
-  auto r = tso_read(s, 1208 * 4, 1208);
+  auto r = tso_read(s, std::size_t{1208} * 4, 1208);
   ASSERT_EQ(sg.split(r), SplitError::kNone);
-  expect_segments_match(sg, s, 1208 * 4, 1208);
+  expect_segments_match(sg, s, std::size_t{1208} * 4, 1208);
   EXPECT_EQ(sg.packet(3)[40 + 13], kAck | kFin);
 }
 
@@ -384,7 +384,9 @@ TEST(Coalescer, KeepsOrderWithinAFlow) {
 TEST(Coalescer, RulesThatEndOrRefuseAGroup) {
   Seg s;
   auto base = flow(s, 3, 1000);
-  auto count_writes = [](std::vector<std::vector<std::uint8_t>> in) { return coalesce(in).size(); };
+  auto count_writes = [](const std::vector<std::vector<std::uint8_t>>& in) {
+    return coalesce(in).size();
+  };
 
   // Sequence gap (a lost packet): no merge across it.
   auto gap = base;
