@@ -73,6 +73,11 @@ func attach(t testing.TB, ns, ifname, ip string) {
 	t.Helper()
 	peer := fmt.Sprintf("bv%d", vethSeq.Add(1))
 	run(t, "ip", "link", "add", ifname, "netns", ns, "type", "veth", "peer", "name", peer, "netns", backboneNS)
+	// Removed before the namespace (cleanups run last-in first-out): deleting a
+	// namespace frees its veths asynchronously, and a backbone link vanishing during
+	// the next test is a link change for that test's tsnet, which then drops its
+	// control connection and insists on port 443 (see startTsnet).
+	t.Cleanup(func() { _ = exec.Command("ip", "-n", backboneNS, "link", "del", peer).Run() })
 	run(t, "ip", "-n", backboneNS, "link", "set", peer, "master", "br0", "up")
 	run(t, "ip", "-n", ns, "addr", "add", ip+"/24", "dev", ifname)
 	run(t, "ip", "-n", ns, "link", "set", ifname, "up")
