@@ -72,14 +72,17 @@ class RuntimeStun : public ::testing::Test {
   bool poll_netcheck(nlohmann::json& nc, const std::function<bool(const nlohmann::json&)>& done) {
     const IpPort server_addr = loopback(stun_port);
     auto last = std::chrono::steady_clock::now() - 1s;
-    return run_until(io, [&] {
-      if (std::chrono::steady_clock::now() - last > 300ms) {
-        last = std::chrono::steady_clock::now();
-        rt->set_stun_servers(std::span(&server_addr, 1));
-      }
-      nc = nlohmann::json::parse(rt->netcheck_json());
-      return done(nc);
-    }, 5000ms);
+    return run_until(
+        io,
+        [&] {
+          if (std::chrono::steady_clock::now() - last > 300ms) {
+            last = std::chrono::steady_clock::now();
+            rt->set_stun_servers(std::span(&server_addr, 1));
+          }
+          nc = nlohmann::json::parse(rt->netcheck_json());
+          return done(nc);
+        },
+        15000ms);  // coturn's start-up under a parallel ctest can take seconds
   }
 
   std::uint16_t stun_port = 0;
