@@ -21,6 +21,7 @@
 #include "common/keys.h"
 #include "common/log.h"
 #include "common/privdrop.h"
+#include "ipc/control_socket.h"
 
 namespace tw::policy {
 namespace {
@@ -155,19 +156,42 @@ Status validate_child_fds() {
   for (int fd : {kDoorbellNetToData, kDoorbellDataToNet}) {
     if (auto st = expect_link_prefix(fd, "anon_inode:[eventfd]", "an eventfd"); !st) return st;
   }
-  // Anything else above the fixed set is a leak from the spawner: refuse to run.
+  return reject_fds_above(kCount - 1);
+}
+
+Status reject_fds_above(int highest) {
+  // Anything above the fixed set is a leak from the spawner: refuse to run.
   if (DIR* d = ::opendir("/proc/self/fd")) {
     const int own = ::dirfd(d);
     std::string extra;
-    while (dirent* e = ::readdir(d)) {
+    while (dirent* e = ::readdir(d)) {  // NOLINT(concurrency-mt-unsafe): single-threaded start-up
       if (e->d_name[0] == '.') continue;
-      int fd = std::atoi(e->d_name);
-      if (fd >= kCount && fd != own) extra += " " + std::to_string(fd) + "->" + fd_link(fd);
+      const int fd = std::atoi(e->d_name);
+      if (fd > highest && fd != own) extra += " " + std::to_string(fd) + "->" + fd_link(fd);
     }
     ::closedir(d);
     if (!extra.empty()) return make_error("unexpected open fds:" + extra);
   }
   return ok_status();
+}
+
+Result<ChildArgs> bootstrap_link_child(int argc, char** argv, const std::string& program,
+                                       const std::string& log_tag) {
+  auto args = parse_child_args(argc, argv, program);
+  if (!args) {
+    (void)std::fprintf(stderr, "%s\n", args.error().c_str());
+    return Error{args.error()};
+  }
+  init_logging(log_tag, args->log_level);
+  Status st = ipc::check_control_socket(child_fd::kBrokerControl);
+  if (st) st = reject_fds_above(child_fd::kBrokerControl);
+  if (st) st = ipc::set_nonblocking(child_fd::kBrokerControl);
+  if (!st) {
+    spdlog::error("start-up: fd 3: {}", st.error());
+    return Error{st.error()};
+  }
+  crypto_init();
+  return args;
 }
 
 Result<ChildBootstrap> bootstrap_child(int argc, char** argv, const std::string& program,

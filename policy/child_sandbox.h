@@ -28,6 +28,17 @@ Result<ChildArgs> parse_child_args(int argc, char** argv, const std::string& pro
 // nothing else open above 2 that the child did not expect.
 Status validate_child_fds();
 
+// Refuses to run with any fd above `highest` open (besides the one reading
+// /proc/self/fd): a leak from the spawner.
+Status reject_fds_above(int highest);
+
+// The first half of the main of a child whose only fd is its broker link at fd 3
+// (ctlproc, exitproc): arguments, logging under the process tag, the link checked
+// (AF_UNIX SOCK_SEQPACKET, nothing else open above it) and made non-blocking, and
+// libsodium. Errors are already printed or logged.
+Result<ChildArgs> bootstrap_link_child(int argc, char** argv, const std::string& program,
+                                       const std::string& log_tag);
+
 // The shared first half of a child's main: arguments, logging under the process
 // tag, fd validation, the ring mapping (the slots of the ring the child consumes
 // read-only) and libsodium. Errors are already logged.
