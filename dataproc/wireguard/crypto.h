@@ -1,6 +1,6 @@
 // The primitives WireGuard is built from, as thin wrappers: BLAKE2s-256, keyed
-// BLAKE2s-128 and HMAC-BLAKE2s from OpenSSL 3; X25519 and the two AEADs from
-// libsodium. Nothing here implements a primitive itself.
+// BLAKE2s-128, HMAC-BLAKE2s and ChaCha20-Poly1305 from OpenSSL 3; X25519 and
+// XChaCha20-Poly1305 from libsodium. Nothing here implements a primitive itself.
 #pragma once
 
 #include <array>

@@ -100,6 +100,58 @@ TEST_F(Crypto, AeadNonceIsFourZeroBytesThenLittleEndianCounter) {
   EXPECT_FALSE(aead_open(plain.data(), key, counter + 1, ours, {}));
 }
 
+// aead_seal/aead_open are OpenSSL's; libsodium is the independent reference here:
+// every size a WireGuard packet or handshake field has, with and without associated
+// data, in place (out == in), and a forgery leaves no plaintext behind.
+TEST_F(Crypto, AeadAgreesWithLibsodiumInPlaceWithAssociatedDataAndRefusesForgeries) {
+  SymKey key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i * 13 + 1);
+  const Bytes ad(32, 0x5A);
+  for (std::size_t len : {0u, 1u, 16u, 32u, 63u, 64u, 65u, 1280u, 1420u, 9000u}) {
+    for (bool with_ad : {false, true}) {
+      const ByteView a = with_ad ? ByteView(ad) : ByteView();
+      Bytes plain(len);
+      for (std::size_t i = 0; i < len; ++i) plain[i] = static_cast<std::uint8_t>(i ^ len);
+      const std::uint64_t counter = 1000 + len;
+      Bytes buf(len + 16);
+      std::copy(plain.begin(), plain.end(), buf.begin());
+      aead_seal(buf.data(), key, counter, ByteView(buf.data(), len), a);  // in place
+      Bytes reference(len + 16);
+      std::uint8_t nonce[12] = {};
+      for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<std::uint8_t>(counter >> (8 * i));
+      crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, plain.data(), len, a.data(),
+                                                a.size(), nullptr, nonce, key.data());
+      ASSERT_EQ(buf, reference) << len << " " << with_ad;
+      Bytes forged = buf;
+      forged[len / 2] ^= 1;
+      Bytes out(len, 0xCC);
+      EXPECT_FALSE(aead_open(out.data(), key, counter, forged, a)) << len;
+      EXPECT_EQ(out, Bytes(len, 0)) << "no unauthenticated plaintext is left";
+      if (with_ad) {
+        EXPECT_FALSE(aead_open(out.data(), key, counter, buf, {})) << len;
+      }
+      ASSERT_TRUE(aead_open(buf.data(), key, counter, buf, a)) << len;  // in place
+      EXPECT_EQ(Bytes(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(len)), plain);
+    }
+  }
+  // Keys alternating from call to call (the contexts re-key only on a change).
+  SymKey other = key;
+  other[0] ^= 0x80;
+  const Bytes p(100, 0x33);
+  for (int round = 0; round < 4; ++round) {
+    const SymKey& k = round % 2 == 0 ? key : other;
+    Bytes c(p.size() + 16), reference(p.size() + 16), back(p.size());
+    aead_seal(c.data(), k, 7, p, {});
+    const std::uint8_t nonce[12] = {0, 0, 0, 0, 7};
+    crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, p.data(), p.size(), nullptr, 0,
+                                              nullptr, nonce, k.data());
+    EXPECT_EQ(c, reference) << round;
+    EXPECT_TRUE(aead_open(back.data(), k, 7, c, {})) << round;
+    EXPECT_FALSE(aead_open(back.data(), round % 2 == 0 ? other : key, 7, c, {})) << round;
+    EXPECT_TRUE(aead_open(back.data(), k, 7, c, {})) << round;
+  }
+}
+
 TEST_F(Crypto, XaeadRoundTripsAndBindsAssociatedData) {
   SymKey key{};
   key.fill(9);
