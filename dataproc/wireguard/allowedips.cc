@@ -1,6 +1,7 @@
 #include "dataproc/wireguard/allowedips.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace tw::wg {
 namespace {
@@ -13,6 +14,7 @@ AllowedIps::AllowedIps() { clear(); }
 
 void AllowedIps::clear() {
   entries_.clear();
+  forget_last();
   v4_.nodes.assign(1, Node{});
   v6_.nodes.assign(1, Node{});
 }
@@ -47,6 +49,7 @@ void AllowedIps::insert(const IpPrefix& prefix, PeerId peer) {
   if (!prefix.addr.valid() || peer == UINT32_MAX) return;  // UINT32_MAX cannot be stored
   auto [it, inserted] = entries_.insert_or_assign(prefix, peer);
   (void)it;
+  forget_last();
   if (!inserted) {
     rebuild();
     return;
@@ -64,6 +67,7 @@ void AllowedIps::remove_peer(PeerId peer) {
 }
 
 void AllowedIps::rebuild() {
+  forget_last();
   v4_.nodes.assign(1, Node{});
   v6_.nodes.assign(1, Node{});
   for (const auto& [prefix, peer] : entries_) {
@@ -80,11 +84,21 @@ std::optional<PeerId> AllowedIps::lookup(const IpAddr& addr) const {
 }
 
 std::optional<PeerId> AllowedIps::lookup_v4(const std::uint8_t* a) const {
-  return trie_lookup(v4_, a, 32);
+  std::uint32_t key;
+  std::memcpy(&key, a, 4);
+  if (last_v4_valid_ && key == last_v4_) return last_v4_peer_;
+  last_v4_peer_ = trie_lookup(v4_, a, 32);
+  last_v4_ = key;
+  last_v4_valid_ = true;
+  return last_v4_peer_;
 }
 
 std::optional<PeerId> AllowedIps::lookup_v6(const std::uint8_t* a) const {
-  return trie_lookup(v6_, a, 128);
+  if (last_v6_valid_ && std::memcmp(a, last_v6_, 16) == 0) return last_v6_peer_;
+  last_v6_peer_ = trie_lookup(v6_, a, 128);
+  std::memcpy(last_v6_, a, 16);
+  last_v6_valid_ = true;
+  return last_v6_peer_;
 }
 
 std::vector<IpPrefix> AllowedIps::prefixes_of(PeerId peer) const {

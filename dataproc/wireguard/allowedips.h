@@ -46,10 +46,18 @@ class AllowedIps {
   static std::optional<PeerId> trie_lookup(const Trie& t, const std::uint8_t* addr,
                                            unsigned max_bits);
   void rebuild();
+  void forget_last() { last_v4_valid_ = last_v6_valid_ = false; }
 
   Trie v4_;
   Trie v6_;
   std::map<IpPrefix, PeerId> entries_;  // the source of truth; the tries are rebuilt from it
+  // The last answer per family: a batch of packets mostly goes to (or comes from) one
+  // address, and a trie walk is up to 32 or 128 dependent loads. Any change forgets it.
+  // Like the rest of the class, for one thread.
+  mutable bool last_v4_valid_ = false, last_v6_valid_ = false;
+  mutable std::uint32_t last_v4_ = 0;
+  mutable std::uint8_t last_v6_[16] = {};
+  mutable std::optional<PeerId> last_v4_peer_, last_v6_peer_;
 };
 
 }  // namespace tw::wg

@@ -58,7 +58,7 @@ GroSplitResult split_gro(std::span<const RxChunk> chunks, std::uint8_t* priv, st
 
 std::uint8_t* to_private(RxSegment& s) {
   if (s.slot != kNoSlot) {
-    std::memcpy(s.priv, s.data, s.length);
+    if (s.length != 0) std::memcpy(s.priv, s.data, s.length);
     s.data = s.priv;
     s.slot = kNoSlot;
   }

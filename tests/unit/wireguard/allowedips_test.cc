@@ -83,6 +83,31 @@ TEST(AllowedIps, RawLookupsMatchAddressLookups) {
   EXPECT_EQ(t.lookup_v4(v4_out), std::nullopt);
 }
 
+// The last answer is remembered per family; every change must forget it.
+TEST(AllowedIps, RepeatedLookupsSeeEveryChange) {
+  AllowedIps t;
+  const IpAddr v4 = A("100.64.1.2"), v6 = A("fd7a:115c:a1e0::2");
+  EXPECT_FALSE(t.lookup(v4).has_value());
+  EXPECT_FALSE(t.lookup(v6).has_value());
+  t.insert(P("100.64.0.0/10"), 1);
+  t.insert(P("fd7a:115c:a1e0::/48"), 1);
+  EXPECT_EQ(t.lookup(v4), 1u);
+  EXPECT_EQ(t.lookup(v6), 1u);
+  t.insert(P("100.64.1.2/32"), 2);  // more specific: a new insert
+  t.insert(P("fd7a:115c:a1e0::2/128"), 2);
+  EXPECT_EQ(t.lookup(v4), 2u);
+  EXPECT_EQ(t.lookup(v6), 2u);
+  t.insert(P("100.64.1.2/32"), 3);  // same prefix, new owner: a rebuild
+  EXPECT_EQ(t.lookup(v4), 3u);
+  EXPECT_EQ(t.lookup(A("100.64.1.3")), 1u);
+  EXPECT_EQ(t.lookup(v4), 3u);
+  t.remove_peer(3);
+  EXPECT_EQ(t.lookup(v4), 1u);
+  t.clear();
+  EXPECT_FALSE(t.lookup(v4).has_value());
+  EXPECT_FALSE(t.lookup(v6).has_value());
+}
+
 TEST(AllowedIps, ManyPeersStayCorrect) {
   AllowedIps t;
   for (std::uint32_t i = 0; i < 2000; ++i)
