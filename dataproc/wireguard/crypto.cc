@@ -87,7 +87,14 @@ AeadCtx& aead_ctx(bool seal) {
 
 // The key to pass to the next init: null when the context already holds `key`.
 const std::uint8_t* rekey(AeadCtx& a, const SymKey& key) {
-  if (a.keyed && sodium_memcmp(a.key.data(), key.data(), key.size()) == 0) return nullptr;
+  // Word-wise and without an early exit (sodium_memcmp goes byte by byte and was
+  // ~3% of the data path).
+  static_assert(sizeof(SymKey) == 32);
+  std::uint64_t x[4], y[4];
+  std::memcpy(x, a.key.data(), 32);
+  std::memcpy(y, key.data(), 32);
+  const std::uint64_t diff = (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]);
+  if (a.keyed && diff == 0) return nullptr;
   a.key = key;
   a.keyed = true;
   return key.data();
