@@ -20,6 +20,7 @@ set -u
 . "$(dirname "$0")/../../lib/check.sh"
 command -v tcpdump >/dev/null && command -v nft >/dev/null || { echo "SKIP: tcpdump/nft missing"; exit 77; }
 tw_check_init egress tailwardend tailwarden tailwarden-netproc tailwarden-dataproc egress_inject
+tw_child_accounts
 
 NSA="tw15ea$$" NSB="tw15eb$$"
 NSS+=("$NSA" "$NSB")
@@ -69,7 +70,7 @@ key_file = "$DIR/$1/keys"
 netmap_file = "$DIR/$1/netmap.json"
 listen_port = 41641
 admin_socket = "$DIR/$1/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 egress_allowlist = "$3"
 [tun]
 enabled = false

@@ -8,7 +8,9 @@
 # SystemCallFilter=, RestrictNamespaces= and RestrictAddressFamilies= (expanded with
 # `systemd-analyze syscall-filter`, in systemd's order semantics). This catches a
 # unit that would make a child (or the broker) fail under systemd, which no other
-# test runs. Env: BIN; first argument: the unit file (default: the shipped one).
+# test runs. It also checks that each child runs under its own uid (child_user =
+# "twtest": the twtest-<role> accounts of tests/lib/child-accounts).
+# Env: BIN; first argument: the unit file (default: the shipped one).
 # Needs root and strace; exits 77 (skipped) otherwise.
 set -u
 . "$(dirname "$0")/../../lib/check.sh"
@@ -17,6 +19,7 @@ UNIT=${1:-$HERE/../../../packaging/systemd/tailwardend.service}
 command -v strace >/dev/null || { echo "SKIP: strace missing (scripts/install-deps installs it)"; exit 77; }
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze missing"; exit 77; }
 tw_check_init unit-syscalls tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-exitproc
+tw_child_accounts
 [ -c /dev/net/tun ] || { echo "SKIP: no /dev/net/tun"; exit 77; }
 
 NSA="tw15sa$$" NSB="tw15sb$$"
@@ -54,7 +57,7 @@ key_file = "$DIR/$s/keys"
 netmap_file = "$DIR/$s/netmap.json"
 listen_port = 41641
 admin_socket = "$DIR/$s/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 [tun]
 enabled = true
 name = "tw15s$s"
@@ -98,8 +101,26 @@ wait_for 30 direct || fail "no direct path after the rebind"
 grep -q "exitproc" "$DIR/cli.status" "$DIR/cli.metrics" "$DIR/cli.audit" 2>/dev/null &&
   ok "the exit role ran (exitproc is reported)" || fail "no exitproc in status/metrics/audit"
 
-# A clean stop: the shutdown path is traced too.
+# Each child runs under its own account (child_user = "twtest": twtest-<role>): the
+# uid in /proc/PID/status (real, effective, saved, fs) is that account's, not 0, and
+# no two children share one.
 bpid=$(pgrep -P "$STRACE" -x tailwardend | head -1)
+declare -A uid_of=()
+for role in netproc dataproc exitproc; do
+  cpid=$(pgrep -P "${bpid:-0}" -f "tailwarden-$role" | head -1)
+  uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/${cpid:-0}/status" 2>/dev/null)
+  want=$(id -u "twtest-$role")
+  if [ "$uids" = "$want $want $want $want" ] && [ "$want" != 0 ]; then
+    ok "$role runs as twtest-$role (uid $want)"
+  else
+    fail "$role (pid ${cpid:-none}) has uids '${uids:-?}', want $want (twtest-$role)"
+  fi
+  uid_of[$role]=${uids%% *}
+done
+[ "$(printf '%s\n' "${uid_of[@]}" | sort -u | wc -l)" -eq 3 ] && ok "three children, three uids" ||
+  fail "children share a uid: ${uid_of[*]}"
+
+# A clean stop: the shutdown path is traced too.
 [ -n "$bpid" ] && kill "$bpid"
 for _ in $(seq 100); do kill -0 "$STRACE" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$STRACE" 2>/dev/null && fail "the broker did not stop within 10 s"
