@@ -28,7 +28,12 @@ ChildSupervisor::ChildSupervisor(asio::io_context& io, ChildLaunch launch,
       restart_timer_(io),
       backoff_(options_.initial_backoff) {}
 
-ChildSupervisor::~ChildSupervisor() { stop(); }
+ChildSupervisor::~ChildSupervisor() {
+  try {
+    stop();
+  } catch (...) {  // nothing may escape a destructor; stop() only closes and kills
+  }
+}
 
 void ChildSupervisor::stop() {
   stopped_ = true;
