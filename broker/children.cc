@@ -79,25 +79,27 @@ void Daemon::spawn_children() {
   auto nd = ipc::make_control_pair();
   if (!bn || !bd || !nd) return fail("control socketpairs");
 
-  const std::vector<std::string> common_args = {
-      "--uid", std::to_string(config_.child_user.uid), "--gid", std::to_string(config_.child_user.gid),
-      "--sandbox", std::string(to_string(config_.sandbox_mode)), "--log-level",
-      std::string(to_string(config_.log_level))};
   struct Plan {
     ipc::Role role;
     const char* binary;
     int control;
     int peer;
+    const ChildAccount& account;  // each child under its own uid
   };
   const Plan plans[] = {
-      {ipc::Role::kNetproc, "tailwarden-netproc", bn->second.get(), nd->first.get()},
-      {ipc::Role::kDataproc, "tailwarden-dataproc", bd->second.get(), nd->second.get()},
+      {ipc::Role::kNetproc, "tailwarden-netproc", bn->second.get(), nd->first.get(),
+       config_.account(ChildRole::kNetproc)},
+      {ipc::Role::kDataproc, "tailwarden-dataproc", bd->second.get(), nd->second.get(),
+       config_.account(ChildRole::kDataproc)},
   };
   children_started_ = std::chrono::steady_clock::now();
   for (const Plan& plan : plans) {
     ChildSpec spec;
     spec.path = child_binary(plan.binary);
-    spec.args = common_args;
+    spec.args = {"--uid",       std::to_string(plan.account.uid),
+                 "--gid",       std::to_string(plan.account.gid),
+                 "--sandbox",   std::string(to_string(config_.sandbox_mode)),
+                 "--log-level", std::string(to_string(config_.log_level))};
     spec.env = child_env();
     spec.fds = {{child_fd::kBrokerControl, plan.control},
                 {child_fd::kPeerControl, plan.peer},

@@ -196,7 +196,17 @@ Status set_log_level(const FieldRef& f, BrokerConfig& c) {
 
 Status set_child_user(const FieldRef& f, BrokerConfig& c) {
   c.child_user.line = static_cast<int>(f.node.source().begin.line);
+  c.child_user.key = "child_user";
   return store(get_text(f, "a user name"), c.child_user.name);
+}
+
+// netproc_user, dataproc_user, ctlproc_user, exitproc_user.
+template <ChildRole R>
+Status set_role_user(const FieldRef& f, BrokerConfig& c) {
+  auto& a = c.child_accounts[static_cast<std::size_t>(R)];
+  a.line = static_cast<int>(f.node.source().begin.line);
+  a.key = std::string(to_string(R)) + "_user";
+  return store(get_text(f, "a user name"), a.name);
 }
 
 Status set_endpoints_file(const FieldRef& f, BrokerConfig& c) {
@@ -375,6 +385,10 @@ constexpr FieldSpec kTopFields[] = {
      false},
     {"admin_group", set_admin_group, false},
     {"child_user", set_child_user, true},
+    {"netproc_user", set_role_user<ChildRole::kNetproc>, false},
+    {"dataproc_user", set_role_user<ChildRole::kDataproc>, false},
+    {"ctlproc_user", set_role_user<ChildRole::kCtlproc>, false},
+    {"exitproc_user", set_role_user<ChildRole::kExitproc>, false},
     {"sandbox_mode", set_sandbox_mode, false},
     {"log_level", set_log_level, false},
     {"allow_lan_endpoints",
@@ -444,6 +458,20 @@ Result<std::optional<Entry>> lookup_entry(const std::string& name, Lookup lookup
 }
 
 }  // namespace
+
+std::string_view to_string(ChildRole role) {
+  switch (role) {
+    case ChildRole::kNetproc:
+      return "netproc";
+    case ChildRole::kDataproc:
+      return "dataproc";
+    case ChildRole::kCtlproc:
+      return "ctlproc";
+    case ChildRole::kExitproc:
+      return "exitproc";
+  }
+  return "child";
+}
 
 std::string_view to_string(SandboxMode mode) {
   return mode == SandboxMode::kStrict ? "strict" : "permissive-for-debugging";
@@ -549,19 +577,51 @@ Result<BrokerConfig> parse_config_text(std::string_view text, const std::string&
                       ": missing required field netmap_file (or control_url, to take the map from "
                       "a control server)");
   }
+  // The default account of each child: "<child_user>-<role>".
+  for (std::size_t i = 0; i < kChildRoles; ++i) {
+    auto& a = config.child_accounts[i];
+    if (!a.name.empty()) continue;
+    a.name = config.child_user.name + "-" + std::string(to_string(static_cast<ChildRole>(i)));
+    a.line = config.child_user.line;
+    a.key = "child_user";
+  }
   return config;
 }
 
 Status resolve_accounts(BrokerConfig& c) {
-  const std::string where = c.origin + ":" + std::to_string(c.child_user.line) + ": child_user: ";
-  auto pw = lookup_entry<passwd>(c.child_user.name, ::getpwnam_r);
-  if (!pw) return make_error(where + "looking up \"" + c.child_user.name + "\": " + pw.error());
-  if (!*pw) return make_error(where + "no such user \"" + c.child_user.name + "\"");
-  c.child_user.uid = (*pw)->pw_uid;
-  c.child_user.gid = (*pw)->pw_gid;
-  if ((c.child_user.uid == 0 || c.child_user.gid == 0) && c.sandbox_mode == SandboxMode::kStrict) {
-    return make_error(where + "\"" + c.child_user.name +
-                      "\" has uid or gid 0; children must run unprivileged (sandbox_mode = \"strict\")");
+  const bool strict = c.sandbox_mode == SandboxMode::kStrict;
+  std::vector<ChildRole> running = {ChildRole::kNetproc, ChildRole::kDataproc};
+  if (!c.control_url.empty()) running.push_back(ChildRole::kCtlproc);
+  if (c.exit) running.push_back(ChildRole::kExitproc);
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    const ChildRole role = running[i];
+    auto& a = c.child_accounts[static_cast<std::size_t>(role)];
+    const std::string where = c.origin + ":" + std::to_string(a.line) + ": " + a.key + ": ";
+    // A derived name says where it came from, so an old config's error is clear.
+    const std::string derived =
+        a.key == "child_user"
+            ? " (" + std::string(to_string(role)) + " runs under its own account, \"<child_user>-" +
+                  std::string(to_string(role)) + "\", unless " + std::string(to_string(role)) +
+                  "_user names another; see docs/deploy.md, \"Child accounts\")"
+            : std::string();
+    auto pw = lookup_entry<passwd>(a.name, ::getpwnam_r);
+    if (!pw) return make_error(where + "looking up \"" + a.name + "\": " + pw.error());
+    if (!*pw) return make_error(where + "no such user \"" + a.name + "\"" + derived);
+    a.uid = (*pw)->pw_uid;
+    a.gid = (*pw)->pw_gid;
+    if ((a.uid == 0 || a.gid == 0) && strict) {
+      return make_error(
+          where + "\"" + a.name +
+          "\" has uid or gid 0; children must run unprivileged (sandbox_mode = \"strict\")");
+    }
+    for (std::size_t j = 0; j < i && strict; ++j) {
+      const auto& other = c.account(running[j]);
+      if (other.uid != a.uid) continue;
+      return make_error(where + std::string(to_string(role)) + " and " +
+                        std::string(to_string(running[j])) + " would share uid " +
+                        std::to_string(a.uid) + " (\"" + a.name + "\", \"" + other.name +
+                        "\"); each child needs an account of its own (sandbox_mode = \"strict\")");
+    }
   }
   if (c.admin_group) {
     auto gr = lookup_entry<group>(c.admin_group->name, ::getgrnam_r);

@@ -9,7 +9,13 @@
 //   enable_ipv6  = false
 //   admin_socket = "/run/tailwarden/tailwarden.sock"
 //   admin_group  = "tailwarden"    # optional; group allowed on the admin socket
-//   child_user   = "tailwarden"    # required; netproc and dataproc run as this user
+//   child_user   = "tailwarden"    # required; the base of the children's accounts:
+//                                  # each child runs under its own, "<child_user>-<role>"
+//                                  # (tailwarden-netproc, -dataproc, -ctlproc, -exitproc)
+//   netproc_user = "..."           # optional, each: another account for that child
+//   dataproc_user = "..."          # (distinct uids, none 0, are checked at load)
+//   ctlproc_user = "..."
+//   exitproc_user = "..."
 //   sandbox_mode = "strict"        # or "permissive-for-debugging", never implied
 //   log_level    = "info"          # trace | debug | info | warn | error
 //   allow_lan_endpoints     = true
@@ -46,6 +52,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -79,8 +86,16 @@ struct ChildAccount {
   std::string name;
   int line = 0;
   uid_t uid = 0;
-  gid_t gid = 0;  // the user's primary group
+  gid_t gid = 0;    // the user's primary group
+  std::string key;  // the config key that named it (errors): "netproc_user" or "child_user"
 };
+
+// The children, each under its own account (docs/deploy.md, "Child accounts"): a
+// compromised child cannot signal, ptrace or read /proc of another, and shares no
+// per-uid limit (RLIMIT_NPROC) with it.
+enum class ChildRole { kNetproc, kDataproc, kCtlproc, kExitproc };
+inline constexpr std::size_t kChildRoles = 4;
+std::string_view to_string(ChildRole role);
 // An optional file path with the line it was written on: its directory is checked
 // when the config is loaded, not parsed (parsing never touches the system).
 struct ConfigPath {
@@ -128,7 +143,13 @@ struct BrokerConfig {
   TunConfig tun;
   std::string admin_socket = "/run/tailwarden/tailwarden.sock";
   std::optional<AdminGroup> admin_group;
-  ChildAccount child_user;
+  ChildAccount child_user;  // the base name; its uid/gid are not used
+  // Per role (index: ChildRole): from <role>_user, else "<child_user>-<role>" (filled
+  // by parse_config_text); uid/gid by resolve_accounts, for the roles that run.
+  std::array<ChildAccount, kChildRoles> child_accounts;
+  const ChildAccount& account(ChildRole r) const {
+    return child_accounts[static_cast<std::size_t>(r)];
+  }
   SandboxMode sandbox_mode = SandboxMode::kStrict;
   LogLevel log_level = LogLevel::kInfo;
   bool allow_lan_endpoints = true;
@@ -154,8 +175,10 @@ struct BrokerConfig {
 // file in errors ("<origin>:<line>: <field>: <what is wrong>").
 Result<BrokerConfig> parse_config_text(std::string_view text, const std::string& origin);
 
-// Looks up child_user (getpwnam_r) and admin_group (getgrnam_r). A child_user with
-// uid or gid 0 is refused unless the sandbox mode is permissive-for-debugging.
+// Looks up the account of each child that this config runs (netproc and dataproc;
+// ctlproc with control_url; exitproc with [exit]) (getpwnam_r) and admin_group
+// (getgrnam_r). An account with uid or gid 0, or two children with the same uid, are
+// refused unless the sandbox mode is permissive-for-debugging.
 Status resolve_accounts(BrokerConfig& config);
 
 // The endpoints file's directory must exist (the broker creates the file, never

@@ -44,8 +44,8 @@ Status Daemon::start_control() {
   }
   ControlClientConfig c;
   c.binary = child_binary("tailwarden-ctlproc");
-  c.child_args = {"--uid",       std::to_string(config_.child_user.uid),
-                  "--gid",       std::to_string(config_.child_user.gid),
+  c.child_args = {"--uid",       std::to_string(config_.account(ChildRole::kCtlproc).uid),
+                  "--gid",       std::to_string(config_.account(ChildRole::kCtlproc).gid),
                   "--sandbox",   std::string(to_string(config_.sandbox_mode)),
                   "--log-level", std::string(to_string(config_.log_level))};
   c.address = *config_.control_address;

@@ -32,9 +32,9 @@ std::vector<AllowElement> Daemon::allowlist_elements() {
   auto add = [&](const IpPort& dst, std::optional<std::chrono::seconds> lifetime) {
     if (dst.port == 0 || never_an_underlay_destination(dst.ip, config_.enable_ipv6)) return;
     if (!seen.insert(dst).second) return;
-    auto src = route_source(dst);  // also refuses the host's own addresses
-    if (!src) return;
-    out.push_back({dst, *src, lifetime});
+    auto route = route_for(dst);  // also refuses the host's own addresses
+    if (!route) return;
+    out.push_back({dst, route->src, route->oif, lifetime});
   };
   std::set<std::uint32_t> disco_peers;
   for (const auto& p : netmap_.netmap().peers) {
@@ -94,9 +94,9 @@ void Daemon::on_register_candidates(const ipc::RegisterCandidates& req) {
   const auto now = CandidateRegistry::Clock::now();
   for (const auto& c : req.candidates) {
     auto verdict = candidates_.admit(req.peer_id, c, config_.enable_ipv6, now);
-    std::optional<IpAddr> src;
-    if (verdict == CandidateRegistry::Verdict::kAccepted) src = route_source(c);
-    if (!src) {
+    std::optional<RouteChoice> route;
+    if (verdict == CandidateRegistry::Verdict::kAccepted) route = route_for(c);
+    if (!route) {
       candidates_refused_.inc();
       spdlog::debug(
           "egress allowlist: candidate {} of peer {} refused: {}", c.to_string(), req.peer_id,
@@ -105,7 +105,7 @@ void Daemon::on_register_candidates(const ipc::RegisterCandidates& req) {
       v.refused.push_back(c);
       continue;
     }
-    admitted.push_back({c, *src, candidates_.lifetime()});
+    admitted.push_back({c, route->src, route->oif, candidates_.lifetime()});
     v.approved.push_back(c);
   }
   if (allowlist_ && !admitted.empty()) {

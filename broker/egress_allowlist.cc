@@ -1,5 +1,7 @@
 #include "broker/egress_allowlist.h"
 
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <nftables/libnftables.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -7,7 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "ipc/unique_fd.h"
@@ -18,16 +22,70 @@ namespace {
 
 constexpr const char* kTablePrefix = "tailwarden_";
 
+std::string key_text(const AllowElement& e) {
+  return e.dst.ip.to_string() + " . " + std::to_string(e.dst.port) + " . " + e.src.to_string() +
+         " . " + std::to_string(e.oif);
+}
+
 std::string element_text(const AllowElement& e) {
-  std::string s =
-      e.dst.ip.to_string() + " . " + std::to_string(e.dst.port) + " . " + e.src.to_string();
+  std::string s = key_text(e);
   if (e.lifetime)
     s += " timeout " + std::to_string(std::max<std::int64_t>(1, e.lifetime->count())) + "s";
   return s;
 }
 
-std::string key_text(const AllowElement& e) {
-  return e.dst.ip.to_string() + " . " + std::to_string(e.dst.port) + " . " + e.src.to_string();
+// The outgoing interface of the kernel's route to `dst` (RTM_GETROUTE, as
+// `ip route get` asks it: an output lookup as the broker, with no source or mark,
+// as for a datagram of the unbound underlay socket). nullopt on any error or a
+// reply without RTA_OIF.
+std::optional<std::uint32_t> route_oif(const IpAddr& dst) {
+  ipc::UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return std::nullopt;
+  const bool v6 = dst.is_v6();
+  const auto& bytes = dst.raw();  // 4 bytes at the front for IPv4
+  const std::size_t alen = v6 ? 16 : 4;
+  struct {
+    nlmsghdr h;
+    rtmsg r;
+    std::array<char, RTA_SPACE(16)> attrs;
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg)) + RTA_SPACE(alen);
+  req.h.nlmsg_type = RTM_GETROUTE;
+  req.h.nlmsg_flags = NLM_F_REQUEST;
+  req.h.nlmsg_seq = 1;
+  req.r.rtm_family = static_cast<unsigned char>(v6 ? AF_INET6 : AF_INET);
+  req.r.rtm_dst_len = static_cast<unsigned char>(alen * 8);
+  auto* rta = reinterpret_cast<rtattr*>(req.attrs.data());
+  rta->rta_type = RTA_DST;
+  rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(alen));
+  std::memcpy(RTA_DATA(rta), bytes.data(), alen);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd.get(), &req, req.h.nlmsg_len, 0, reinterpret_cast<const sockaddr*>(&kernel),
+               sizeof kernel) != static_cast<ssize_t>(req.h.nlmsg_len))
+    return std::nullopt;
+  alignas(nlmsghdr) std::array<char, 4096> buf{};
+  const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+  if (n <= 0) return std::nullopt;
+  int len = static_cast<int>(n);
+  for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len);
+       h = NLMSG_NEXT(h, len)) {
+    if (h->nlmsg_seq != 1 || h->nlmsg_type != RTM_NEWROUTE) return std::nullopt;  // NLMSG_ERROR too
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return std::nullopt;
+    const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    if (rt->rtm_type != RTN_UNICAST) return std::nullopt;
+    int alen_left = static_cast<int>(RTM_PAYLOAD(h));
+    for (auto* a = RTM_RTA(rt); RTA_OK(a, alen_left); a = RTA_NEXT(a, alen_left)) {
+      if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) == sizeof(std::uint32_t)) {
+        std::uint32_t oif = 0;
+        std::memcpy(&oif, RTA_DATA(a), sizeof oif);
+        if (oif == 0) return std::nullopt;
+        return oif;
+      }
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 // "add element inet T allow4 { a, b }" for the elements of one family; empty if none.
@@ -58,7 +116,7 @@ bool is_pingable_for_broker(const IpPort& ep, bool enable_ipv6) {
   return !ep.ip.is_link_local_unicast() && !ep.ip.is_private();
 }
 
-std::optional<IpAddr> route_source(const IpPort& dst) {
+std::optional<RouteChoice> route_for(const IpPort& dst) {
   const int family = dst.ip.is_v6() ? AF_INET6 : AF_INET;
   ipc::UniqueFd fd(::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd) return std::nullopt;
@@ -75,7 +133,9 @@ std::optional<IpAddr> route_source(const IpPort& dst) {
   // One of the host's own addresses: the route picks the destination itself, or a
   // loopback source (127.0.0.53 and the like).
   if (src->ip == dst.ip || src->ip.is_loopback()) return std::nullopt;
-  return src->ip;
+  auto oif = route_oif(dst.ip);
+  if (!oif) return std::nullopt;
+  return RouteChoice{src->ip, *oif};
 }
 
 std::string nft_rebuild_script(const std::string& table, std::uint16_t port,
@@ -83,8 +143,10 @@ std::string nft_rebuild_script(const std::string& table, std::uint16_t port,
   const std::string t = "inet " + table;
   std::string s;
   s += "add table " + t + "\n";
-  s += "add set " + t + " allow4 { type ipv4_addr . inet_service . ipv4_addr; flags timeout; }\n";
-  s += "add set " + t + " allow6 { type ipv6_addr . inet_service . ipv6_addr; flags timeout; }\n";
+  s += "add set " + t +
+       " allow4 { type ipv4_addr . inet_service . ipv4_addr . iface_index; flags timeout; }\n";
+  s += "add set " + t +
+       " allow6 { type ipv6_addr . inet_service . ipv6_addr . iface_index; flags timeout; }\n";
   s += "add counter " + t + " dropped\n";
   s += "add chain " + t +
        " underlay_out { type filter hook output priority filter; policy accept; }\n";
@@ -94,9 +156,9 @@ std::string nft_rebuild_script(const std::string& table, std::uint16_t port,
   if (port != 0) {
     const std::string p = std::to_string(port);
     s += "add rule " + t + " underlay_out udp sport " + p +
-         " ip daddr . udp dport . ip saddr @allow4 accept\n";
+         " ip daddr . udp dport . ip saddr . meta oif @allow4 accept\n";
     s += "add rule " + t + " underlay_out udp sport " + p +
-         " ip6 daddr . udp dport . ip6 saddr @allow6 accept\n";
+         " ip6 daddr . udp dport . ip6 saddr . meta oif @allow6 accept\n";
     s += "add rule " + t + " underlay_out udp sport " + p + " counter name dropped drop\n";
   }
   s += element_command("add", table, elements, false, true);

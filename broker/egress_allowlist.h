@@ -1,11 +1,12 @@
 // The kernel half of the single-egress invariant (docs/deploy.md, "Egress"): the
 // underlay UDP socket can reach only destinations the broker approved. The broker
 // keeps an nftables table of its own with one set of (destination address,
-// destination port, source address) triples and an output-hook chain that drops
-// every datagram leaving the underlay port for a triple not in the set (the sender
-// sees EPERM). The source address in each triple is the one the routing table picks
-// for that destination, so a datagram whose source was chosen with an IP_PKTINFO
-// control message is dropped too.
+// destination port, source address, outgoing interface) tuples and an output-hook
+// chain that drops every datagram leaving the underlay port for a tuple not in the
+// set (the sender sees EPERM). The source address and the interface in each tuple are
+// the ones the routing table picks for that destination, so a datagram whose source
+// or interface was chosen with an IP_PKTINFO control message (ipi_spec_dst,
+// ipi_ifindex) is dropped too.
 //
 // Approved: the netmap peers' endpoints, the STUN servers of the DERP map, and the
 // candidates netproc registers (CandidateRegistry: pingable addresses only, 32 per
@@ -40,10 +41,11 @@ struct nft_ctx;
 
 namespace tw::broker {
 
-// One approved triple; no lifetime: until the next rebuild.
+// One approved tuple; no lifetime: until the next rebuild.
 struct AllowElement {
   IpPort dst;
   IpAddr src;
+  std::uint32_t oif = 0;  // interface index; 0 matches no packet
   std::optional<std::chrono::seconds> lifetime;
   friend bool operator==(const AllowElement&, const AllowElement&) = default;
 };
@@ -56,10 +58,16 @@ bool never_an_underlay_destination(const IpAddr& ip, bool enable_ipv6);
 // is_pingable_candidate, docs/direct-underlay.md).
 bool is_pingable_for_broker(const IpPort& ep, bool enable_ipv6);
 
-// The source address the routing table picks for `dst` (a connect()ed UDP probe
-// socket that never sends). nullopt: no route, a broadcast, or `dst` is one of the
-// host's own addresses (the route then picks `dst` itself, or a loopback source).
-std::optional<IpAddr> route_source(const IpPort& dst);
+// The route the kernel picks for a datagram to `dst` from an unbound socket: the
+// source address (a connect()ed UDP probe socket that never sends) and the outgoing
+// interface (an RTM_GETROUTE query). nullopt: no route, a broadcast, `dst` is one of
+// the host's own addresses (the route then picks `dst` itself, or a loopback
+// source), or the interface could not be learnt (fail closed: not approved).
+struct RouteChoice {
+  IpAddr src;
+  std::uint32_t oif = 0;
+};
+std::optional<RouteChoice> route_for(const IpPort& dst);
 
 // Which netmap prefixes the TUN may route (IPv4, not /0, de-duplicated): a prefix
 // that covers one of `underlay_destinations` (DERP nodes, STUN servers, peer

@@ -13,8 +13,8 @@ Status Daemon::start_exit_namespace() {
   if (!config_.exit) return ok_status();
   ExitNodeConfig c;
   c.binary = child_binary("tailwarden-exitproc");
-  c.child_args = {"--uid",       std::to_string(config_.child_user.uid),
-                  "--gid",       std::to_string(config_.child_user.gid),
+  c.child_args = {"--uid",       std::to_string(config_.account(ChildRole::kExitproc).uid),
+                  "--gid",       std::to_string(config_.account(ChildRole::kExitproc).gid),
                   "--sandbox",   std::string(to_string(config_.sandbox_mode)),
                   "--log-level", std::string(to_string(config_.log_level))};
   c.exit = *config_.exit;

@@ -12,8 +12,9 @@ src=${2:?source dir}
 shift 2
 
 # Fixed ids: the image has no useradd, and the ids must not collide with a host's
-# login users when an operator bind-mounts state (65532 is the distroless custom).
-tw_uid=65532
+# login users when an operator bind-mounts state (65532 is the distroless custom;
+# the children's accounts, one per child, sit just below it).
+declare -A tw_uid=([netproc]=65528 [dataproc]=65529 [ctlproc]=65530 [exitproc]=65531)
 
 install -d -m 0755 "$dest"/{usr/sbin,usr/bin,usr/lib/tailwarden,etc/tailwarden,tmp}
 install -d -m 0700 "$dest"/var/lib/tailwarden
@@ -46,15 +47,17 @@ for bin in "${bins[@]}"; do
 done
 
 # glibc >= 2.34 has the "files" NSS backend built in: passwd/group are all getpwnam needs.
-cat >"$dest/etc/passwd" <<PASSWD
-root:x:0:0:root:/nonexistent:/sbin/nologin
-tailwarden:x:$tw_uid:$tw_uid:tailwarden sandboxed children:/nonexistent:/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
-PASSWD
-cat >"$dest/etc/group" <<GROUP
-root:x:0:
-tailwarden:x:$tw_uid:
-nogroup:x:65534:
-GROUP
+{
+  echo "root:x:0:0:root:/nonexistent:/sbin/nologin"
+  for role in netproc dataproc ctlproc exitproc; do
+    echo "tailwarden-$role:x:${tw_uid[$role]}:${tw_uid[$role]}:tailwarden sandboxed $role:/nonexistent:/sbin/nologin"
+  done
+  echo "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin"
+} >"$dest/etc/passwd"
+{
+  echo "root:x:0:"
+  for role in netproc dataproc ctlproc exitproc; do echo "tailwarden-$role:x:${tw_uid[$role]}:"; done
+  echo "nogroup:x:65534:"
+} >"$dest/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$dest/etc/nsswitch.conf"
 install -m 0644 "$src/packaging/tailwardend.toml" "$dest/etc/tailwarden/tailwardend.toml"

@@ -28,6 +28,7 @@ for t in danted tinyproxy dnsmasq curl tcpdump openssl unshare; do
   command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 tw_check_init exit-e2e tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-exitproc
+tw_child_accounts
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 
 ID="x18$$"
@@ -209,7 +210,7 @@ key_file = "$DIR/$1/keys"
 netmap_file = "$DIR/$1/netmap.json"
 listen_port = 41641
 admin_socket = "$DIR/$1/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 [tun]
 enabled = true
 name = "tw0"

@@ -30,6 +30,8 @@ DERP_PORT=3340
 STUN_PORT=3478
 
 e2e_init() {
+  # The children's accounts (child_user = "twtest": one uid per child).
+  "$(dirname "${BASH_SOURCE[0]}")/../lib/child-accounts" >/dev/null || { echo "FAIL: test accounts"; exit 1; }
   E2E_DIR=$(mktemp -d /tmp/tw-e2e-XXXXXX)
   chmod 755 "$E2E_DIR"
   for n in a b; do
@@ -89,7 +91,7 @@ key_file = "$E2E_DIR/$n/keys"
 netmap_file = "$E2E_DIR/$n/netmap.json"
 listen_port = 41641
 admin_socket = "$E2E_DIR/$n/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 log_level = "${E2E_LOG_LEVEL:-info}"
 derp_insecure_for_tests = true
 [tun]

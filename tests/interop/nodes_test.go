@@ -340,7 +340,7 @@ netmap_file = %q
 endpoints_file = %q
 listen_port = 41641
 admin_socket = %q
-child_user = "nobody"
+child_user = "twtest"
 log_level = "%s"
 derp_insecure_for_tests = true
 [tun]
@@ -376,7 +376,7 @@ key_file = %q
 endpoints_file = %q
 listen_port = 41641
 admin_socket = %q
-child_user = "nobody"
+child_user = "twtest"
 log_level = "%s"
 derp_insecure_for_tests = true
 control_url = %q

@@ -36,6 +36,8 @@ echo "interop: build took $((SECONDS - t0)) s ($(go list -m -f '{{.Path}} {{.Ver
 
 export TW_BIN=${TW_BIN:-$root/build/default/bin}
 export TS_BIN=$out
+# Our nodes' children run under the test accounts (child_user = "twtest", one per child).
+"$root/tests/lib/child-accounts" >/dev/null
 cd "$out"
 t1=$SECONDS
 # How our node joins: enrolled by the harness, and through its own control client

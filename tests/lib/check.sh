@@ -9,6 +9,8 @@
 #   ok MSG / fail MSG                one line each; fail counts
 #   wait_for SECONDS CMD...          polls CMD every 0.2 s until it succeeds
 #   tw_finish                        PASS, or the failure count and where the logs are
+#   tw_child_accounts                the children's test accounts (tests/lib/child-accounts);
+#                                    configs say child_user = "twtest"
 #
 # KEEP=1 keeps $DIR (also set by tw_finish on failure).
 
@@ -58,4 +60,8 @@ tw_finish() {
   echo "$FAILS failure(s); logs in $DIR"
   KEEP=1
   exit 1
+}
+
+tw_child_accounts() {
+  "$(dirname "${BASH_SOURCE[0]}")/child-accounts" >/dev/null || { echo "FAIL: test accounts"; exit 1; }
 }

@@ -9,6 +9,7 @@
 set -u
 . "$(dirname "$0")/../../lib/check.sh"
 tw_check_init hostile tailwardend tailwarden tailwarden-dataproc hostile_child
+tw_child_accounts
 
 NS="tw15h$$"
 NSS+=("$NS")
@@ -38,7 +39,7 @@ state_dir = "$DIR/a"
 key_file = "$DIR/a/keys"
 netmap_file = "$DIR/a/netmap.json"
 admin_socket = "$DIR/a/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 endpoints_file = "$DIR/a/endpoints.json"
 [tun]
 enabled = false

@@ -10,6 +10,7 @@
 set -u
 . "$(dirname "$0")/../../lib/check.sh"
 tw_check_init hostile-exit tailwardend tailwarden tailwarden-netproc tailwarden-dataproc hostile_exitproc
+tw_child_accounts
 PY=$([ -x /usr/bin/python3 ] && echo /usr/bin/python3 || command -v python3)
 
 NS="tw18h$$"
@@ -64,7 +65,7 @@ state_dir = "$DIR"
 key_file = "$DIR/keys"
 netmap_file = "$DIR/netmap.json"
 admin_socket = "$DIR/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 [tun]
 enabled = false
 [exit]

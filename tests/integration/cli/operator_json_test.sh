@@ -18,6 +18,7 @@ for b in tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarde
   [ -x "$BIN/$b" ] || { echo "SKIP: $BIN/$b not built"; exit 77; }
 done
 command -v turnserver >/dev/null || { echo "SKIP: coturn not installed"; exit 77; }
+"$(dirname "$0")/../../lib/child-accounts" >/dev/null || { echo "FAIL: test accounts (tests/lib/child-accounts)"; exit 1; }
 
 NS="twop$$"
 DIR=$(mktemp -d /tmp/tw-opjson-XXXXXX)
@@ -105,7 +106,7 @@ key_file = "$DIR/$1/keys"
 netmap_file = "$DIR/$1/netmap.json"
 listen_port = $2
 admin_socket = "$DIR/$1/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 # Both nodes, the relay and coturn share one namespace and talk over its own
 # addresses, which the kernel egress allowlist never approves (tests/integration/
 # egress covers the allowlist).

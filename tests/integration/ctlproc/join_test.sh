@@ -18,6 +18,7 @@ fi
 [ -x "$CONTROLSERVER" ] || { echo "SKIP: $CONTROLSERVER not built (needs Go)"; exit 77; }
 
 tw_check_init join tailwardend tailwarden tailwarden-netproc tailwarden-dataproc tailwarden-ctlproc
+tw_child_accounts
 NS="tw17j$$"
 NSS+=("$NS")
 CS_PID=""
@@ -62,7 +63,7 @@ state_dir = "$DIR"
 key_file = "$DIR/keys"
 netmap_file = "$DIR/netmap.json"
 admin_socket = "$DIR/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 control_url = "http://127.0.0.1:9917"
 auth_key_file = "$DIR/authkey"
 hostname = "tw17join"

@@ -4,10 +4,14 @@
 # by a veth pair, reach each other directly. egress_inject then plays a compromised
 # netproc: by ptrace syscall injection it makes node a's netproc call sendto() on
 # its underlay socket to 127.0.0.1:53 (the host's resolver: a DNS leak by proxy) and
-# to 198.18.250.1 (routed, but in no netmap, DERP map or registration).
-#   * control run, egress_allowlist = "unenforced": both sends succeed and both
-#     datagrams are captured: the injection works, and nothing in netproc stops it;
-#   * default run (nftables): both sends fail with EPERM, the capture is empty, the
+# to 198.18.250.1 (routed, but in no netmap, DERP map or registration), and makes it
+# call sendmsg() to b's approved endpoint from a's approved source address with an
+# IP_PKTINFO control message naming another interface (a second veth in a's namespace),
+# which would carry an approved destination and source out of another interface.
+#   * control run, egress_allowlist = "unenforced": all three sends succeed and the
+#     datagrams are captured (the third on the second interface): the injection works,
+#     and nothing in netproc stops it;
+#   * default run (nftables): all three fail with EPERM, the captures are empty, the
 #     kernel's drop counter shows them (`tailwarden metrics`), the direct path to the
 #     peer keeps working, `tailwarden audit` reports the allowlist, and the table is
 #     gone once the broker stops.
@@ -16,6 +20,7 @@ set -u
 . "$(dirname "$0")/../../lib/check.sh"
 command -v tcpdump >/dev/null && command -v nft >/dev/null || { echo "SKIP: tcpdump/nft missing"; exit 77; }
 tw_check_init egress tailwardend tailwarden tailwarden-netproc tailwarden-dataproc egress_inject
+tw_child_accounts
 
 NSA="tw15ea$$" NSB="tw15eb$$"
 NSS+=("$NSA" "$NSB")
@@ -32,6 +37,15 @@ ip -n "$NSA" link set "tw15a$$" up
 ip -n "$NSB" link set "tw15b$$" up
 # The unlisted address is routable (through b), so only a filter can stop the send.
 ip -n "$NSA" route add "$UNLISTED/32" via "$B_IP"
+# A second interface in a's namespace (a second veth pair to b), for the IP_PKTINFO
+# interface-index injection: no route to b's underlay address uses it.
+DUMMY="tw15x$$"
+ip link add "$DUMMY" netns "$NSA" type veth peer name "tw15y$$" netns "$NSB" || exit 1
+ip -n "$NSA" addr add 198.18.16.1/24 dev "$DUMMY"
+ip -n "$NSB" addr add 198.18.16.2/24 dev "tw15y$$"
+ip -n "$NSA" link set "$DUMMY" up
+ip -n "$NSB" link set "tw15y$$" up
+DUMMY_IDX=$(ip netns exec "$NSA" cat "/sys/class/net/$DUMMY/ifindex")
 
 for n in a b; do
   mkdir -p "$DIR/$n"
@@ -56,7 +70,7 @@ key_file = "$DIR/$1/keys"
 netmap_file = "$DIR/$1/netmap.json"
 listen_port = 41641
 admin_socket = "$DIR/$1/admin.sock"
-child_user = "nobody"
+child_user = "twtest"
 egress_allowlist = "$3"
 [tun]
 enabled = false
@@ -81,13 +95,19 @@ capture() {
   ip netns exec "$NSA" tcpdump -i any -n -U -w "$1" "udp and (dst host $UNLISTED or dst port 53)" 2>"$1.err" &
   CAP=$!
   PIDS+=($CAP)
-  wait_for 10 grep -q "listening on" "$1.err" || fail "tcpdump did not start: $(cat "$1.err")"
+  wait_for 10 grep -qs "listening on" "$1.err" || fail "tcpdump did not start: $(cat "$1.err")"
+  # Anything the underlay port sends out of the second interface.
+  ip netns exec "$NSA" tcpdump -i "$DUMMY" -n -U -w "$1.dummy" "udp and src port 41641" 2>"$1.dummy.err" &
+  CAP2=$!
+  PIDS+=($CAP2)
+  wait_for 10 grep -qs "listening on" "$1.dummy.err" || fail "tcpdump did not start: $(cat "$1.dummy.err")"
 }
-captured() {  # FILE: number of packets
+captured() {  # FILE: sets CAPTURED (both captures) and DUMMY_PACKETS (second interface)
   sleep 1
-  kill -INT "$CAP" 2>/dev/null
-  wait "$CAP" 2>/dev/null
-  tcpdump -r "$1" -n 2>/dev/null | wc -l
+  kill -INT "$CAP" "$CAP2" 2>/dev/null
+  wait "$CAP" "$CAP2" 2>/dev/null
+  DUMMY_PACKETS=$(tcpdump -r "$1.dummy" -n 2>/dev/null | wc -l)
+  CAPTURED=$(($(tcpdump -r "$1" -n 2>/dev/null | wc -l) + DUMMY_PACKETS))
 }
 
 run_phase() {  # mode
@@ -100,17 +120,21 @@ run_phase() {  # mode
   np=$(netproc_pid)
   [ "${np:-0}" -gt 0 ] || { fail "[$mode] no netproc pid"; return 1; }
   capture "$DIR/$mode.pcap"
-  ip netns exec "$NSA" "$BIN/egress_inject" "$np" 41641 127.0.0.1:53 "$UNLISTED:41641" >"$DIR/$mode.inject" 2>&1 ||
+  ip netns exec "$NSA" "$BIN/egress_inject" "$np" 41641 127.0.0.1:53 "$UNLISTED:41641" \
+    "$B_IP:41641,pktinfo=$DUMMY_IDX/$A_IP" >"$DIR/$mode.inject" 2>&1 ||
     fail "[$mode] injection failed: $(cat "$DIR/$mode.inject")"
   local n
-  n=$(captured "$DIR/$mode.pcap")
+  captured "$DIR/$mode.pcap"
+  n=$CAPTURED
   echo "[$mode] injected: $(tr '\n' ';' <"$DIR/$mode.inject") captured: $n"
   kill -0 "$np" 2>/dev/null || fail "[$mode] netproc died after the injection"
   if [ "$mode" = unenforced ]; then
-    [ "$(grep -c ' sent 15$' "$DIR/$mode.inject")" -eq 2 ] && ok "[unenforced] both injected sends succeed" ||
-      fail "[unenforced] expected both sends to succeed: $(cat "$DIR/$mode.inject")"
-    [ "$n" -ge 2 ] && ok "[unenforced] both datagrams are on the wire ($n captured)" ||
-      fail "[unenforced] expected 2 captured datagrams, got $n"
+    [ "$(grep -c ' sent 15$' "$DIR/$mode.inject")" -eq 3 ] && ok "[unenforced] all three injected sends succeed" ||
+      fail "[unenforced] expected the three sends to succeed: $(cat "$DIR/$mode.inject")"
+    [ "$n" -ge 3 ] && ok "[unenforced] the datagrams are on the wire ($n captured)" ||
+      fail "[unenforced] expected 3 captured datagrams, got $n"
+    [ "$DUMMY_PACKETS" -ge 1 ] && ok "[unenforced] IP_PKTINFO sent b's datagram out of the second interface" ||
+      fail "[unenforced] nothing captured on the second interface"
     cli a audit --json | python3 -c '
 import json,sys
 rows={r["check"]:r for r in json.load(sys.stdin)["rows"]}
@@ -118,14 +142,17 @@ r=rows["underlay egress allowlist enforced by the kernel"]
 sys.exit(0 if not r["pass"] and "unenforced" in r["detail"] else 1)' &&
       ok "[unenforced] audit shows the allowlist as not enforced" || fail "[unenforced] audit row"
   else
-    [ "$(grep -c ' errno EPERM$' "$DIR/$mode.inject")" -eq 2 ] && ok "[nftables] both injected sends fail with EPERM" ||
-      fail "[nftables] expected EPERM twice: $(cat "$DIR/$mode.inject")"
+    [ "$(grep -c ' errno EPERM$' "$DIR/$mode.inject")" -eq 3 ] && ok "[nftables] all three injected sends fail with EPERM" ||
+      fail "[nftables] expected EPERM three times: $(cat "$DIR/$mode.inject")"
     [ "$n" -eq 0 ] && ok "[nftables] nothing on the wire" || fail "[nftables] $n forbidden datagrams captured"
+    grep -q ",pktinfo=.* errno EPERM$" "$DIR/$mode.inject" && [ "$DUMMY_PACKETS" -eq 0 ] &&
+      ok "[nftables] IP_PKTINFO naming another interface: refused, nothing on that interface" ||
+      fail "[nftables] IP_PKTINFO interface index: $(grep pktinfo "$DIR/$mode.inject"), $DUMMY_PACKETS on the second interface"
     direct && ok "[nftables] the direct path to b still works after the injection" ||
       fail "[nftables] direct path lost after the injection"
     local drops
     drops=$(cli a metrics | sed -n 's/^tailwarden_egress_kernel_dropped_total \([0-9]*\)$/\1/p' | head -1)
-    [ "${drops:-0}" -ge 2 ] && ok "[nftables] metrics: egress_kernel_dropped_total $drops" ||
+    [ "${drops:-0}" -ge 3 ] && ok "[nftables] metrics: egress_kernel_dropped_total $drops" ||
       fail "[nftables] egress_kernel_dropped_total is '${drops:-}'"
     cli a audit --json | python3 -c '
 import json,sys
@@ -140,7 +167,8 @@ sys.exit(0 if rows["not dumpable (no core file with the keys)"]["pass"] else 1)'
       ok "[nftables] audit: the broker is not dumpable" || fail "[nftables] broker dumpable"
     local table="tailwarden_$PID_a"
     ip netns exec "$NSA" nft list table inet "$table" >"$DIR/table.txt" 2>&1 &&
-      grep -q "$B_IP . 41641 . $A_IP" "$DIR/table.txt" && ok "[nftables] table $table allows b's endpoint from a's address" ||
+      grep -q "$B_IP . 41641 . $A_IP . \"tw15a$$\"" "$DIR/table.txt" &&
+      ok "[nftables] table $table allows b's endpoint from a's address through a's veth only" ||
       fail "[nftables] table: $(cat "$DIR/table.txt")"
   fi
   stop_node a

@@ -4,16 +4,24 @@
 // with any address (seccomp cannot see the address): whatever stops the datagram
 // must be below the process, in the kernel.
 //
-//   egress_inject PID PORT IP:DSTPORT...   (x86-64; run in the broker's namespace)
+//   egress_inject PID PORT IP:DSTPORT[,pktinfo=IFINDEX/SRCIP]...
+//   (x86-64; run in the broker's namespace)
 //
+// With ",pktinfo=IFINDEX/SRCIP" the injected call is sendmsg() carrying an IP_PKTINFO
+// control message that names the outgoing interface and the source address, as a
+// compromised netproc would to push an approved destination and source out through
+// another interface.
 // PORT is the underlay port: the socket is found by its inode in /proc/net/udp and
 // netproc's /proc/PID/fd. For each destination one line: "IP:PORT sent N" or
 // "IP:PORT errno NAME". Exit status 0 when every injection ran (whatever the
 // result), 1 on a tool failure.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,35 +153,77 @@ int main(int argc, char** argv) {
 
   // Scratch space well below the red zone; its old bytes are put back afterwards.
   const std::uint64_t scratch = (saved.rsp - 2048) & ~std::uint64_t{15};
-  char backup[64];
+  // Layout: sockaddr at 0, payload at 32, iovec at 64, msghdr at 80, cmsg at 144.
+  char backup[192];
   peek(pid, scratch, backup, sizeof backup);
   const char payload[] = "tw-egress-probe";
 
   int rc = 0;
   for (int i = 3; i < argc; ++i) {
-    std::string arg = argv[i];
-    const auto colon = arg.rfind(':');
+    const std::string arg = argv[i];
+    const auto comma = arg.find(',');
+    const std::string dst = arg.substr(0, comma);
+    const auto colon = dst.rfind(':');
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<std::uint16_t>(std::atoi(arg.c_str() + colon + 1)));
+    sa.sin_port = htons(static_cast<std::uint16_t>(std::atoi(dst.c_str() + colon + 1)));
     if (colon == std::string::npos ||
-        ::inet_pton(AF_INET, arg.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
+        ::inet_pton(AF_INET, dst.substr(0, colon).c_str(), &sa.sin_addr) != 1) {
       (void)std::fprintf(stderr, "egress_inject: bad destination %s\n", arg.c_str());
       rc = 1;
       continue;
+    }
+    // ",pktinfo=IFINDEX/SRCIP": the interface and source of an IP_PKTINFO cmsg.
+    bool pktinfo = false;
+    in_pktinfo pi{};
+    if (comma != std::string::npos) {
+      const std::string opt = arg.substr(comma + 1);
+      const auto slash = opt.find('/');
+      if (opt.rfind("pktinfo=", 0) != 0 || slash == std::string::npos ||
+          ::inet_pton(AF_INET, opt.substr(slash + 1).c_str(), &pi.ipi_spec_dst) != 1) {
+        (void)std::fprintf(stderr, "egress_inject: bad option in %s\n", arg.c_str());
+        rc = 1;
+        continue;
+      }
+      pi.ipi_ifindex = std::atoi(opt.c_str() + 8);
+      pktinfo = true;
     }
     poke(pid, scratch, &sa, sizeof sa);
     poke(pid, scratch + 32, payload, sizeof payload - 1);
     user_regs_struct r = saved;
     r.rip = saved.rip - 2;
     r.orig_rax = static_cast<unsigned long long>(-1);  // no syscall restart on resume
-    r.rax = SYS_sendto;
     r.rdi = static_cast<unsigned long long>(fd);
-    r.rsi = scratch + 32;
-    r.rdx = sizeof payload - 1;
-    r.r10 = 0;
-    r.r8 = scratch;
-    r.r9 = sizeof sa;
+    if (pktinfo) {
+      const iovec iov{reinterpret_cast<void*>(scratch + 32), sizeof payload - 1};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+      msghdr mh{};
+      mh.msg_name = reinterpret_cast<void*>(scratch);
+      mh.msg_namelen = sizeof sa;
+      mh.msg_iov = reinterpret_cast<iovec*>(scratch + 64);
+      mh.msg_iovlen = 1;
+      mh.msg_control = reinterpret_cast<void*>(scratch + 144);
+      mh.msg_controllen = sizeof control;
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+      std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+      static_assert(sizeof(msghdr) <= 64 && sizeof control <= 48);
+      poke(pid, scratch + 64, &iov, sizeof iov);
+      poke(pid, scratch + 80, &mh, sizeof mh);
+      poke(pid, scratch + 144, control, sizeof control);
+      r.rax = SYS_sendmsg;
+      r.rsi = scratch + 80;
+      r.rdx = 0;
+    } else {
+      r.rax = SYS_sendto;
+      r.rsi = scratch + 32;
+      r.rdx = sizeof payload - 1;
+      r.r10 = 0;
+      r.r8 = scratch;
+      r.r9 = sizeof sa;
+    }
     if (::ptrace(PTRACE_SETREGS, pid, nullptr, &r) != 0) die("SETREGS");
     if (::ptrace(PTRACE_SINGLESTEP, pid, nullptr, nullptr) != 0) die("SINGLESTEP");
     wait_stopped(pid);

@@ -143,15 +143,23 @@ cmp -s "$root/usr/lib/systemd/system/tailwardend.service" "$src/packaging/system
   fail "installed unit differs from packaging/systemd/tailwardend.service"
 
 if [[ $mode == debootstrap ]]; then
-  entry=$(grep '^tailwarden:' "$root/etc/passwd") || fail "postinst did not create the tailwarden user"
-  IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
-  (( uid > 0 && uid < 1000 )) || fail "tailwarden uid $uid is not a system uid"
-  [[ $shell == /usr/sbin/nologin ]] || fail "tailwarden shell $shell"
-  [[ $home == /nonexistent && ! -e "$root/nonexistent" ]] || fail "tailwarden home $home"
-  grep -q "^tailwarden:x:$gid:" "$root/etc/group" || fail "no tailwarden group $gid"
+  # One account per child (the default child_user = "tailwarden" names them), each
+  # with its own uid.
+  declare -A uids=()
+  for role in netproc dataproc ctlproc exitproc; do
+    user=tailwarden-$role
+    entry=$(grep "^$user:" "$root/etc/passwd") || fail "postinst did not create the $user user"
+    IFS=: read -r _ _ uid gid _ home shell <<<"$entry"
+    (( uid > 0 && uid < 1000 )) || fail "$user uid $uid is not a system uid"
+    [[ -z ${uids[$uid]:-} ]] || fail "$user shares uid $uid with ${uids[$uid]}"
+    uids[$uid]=$user
+    [[ $shell == /usr/sbin/nologin ]] || fail "$user shell $shell"
+    [[ $home == /nonexistent && ! -e "$root/nonexistent" ]] || fail "$user home $home"
+    grep -q "^$user:x:$gid:" "$root/etc/group" || fail "no $user group $gid"
+  done
   [[ $(mode_of /var/lib/tailwarden) == "700 root:root" ]] || fail "state dir: $(mode_of /var/lib/tailwarden)"
   [[ $(mode_of /var/lib/tailwarden/node.key) == "600 root:root" ]] || fail "node key: $(mode_of /var/lib/tailwarden/node.key)"
-  echo "account: $entry; key: /var/lib/tailwarden/node.key 0600"
+  echo "accounts: ${uids[*]} (uids ${!uids[*]}); key: /var/lib/tailwarden/node.key 0600"
 fi
 
 version=$(chroot "$root" /usr/sbin/tailwardend --version 2>&1) || fail "tailwardend --version in the root: $version"

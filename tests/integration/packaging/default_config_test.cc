@@ -29,6 +29,11 @@ TEST(ShippedConfig, KeepsTheStrictSandboxAndAnUnprivilegedChildUser) {
   ASSERT_TRUE(cfg.ok()) << cfg.error();
   EXPECT_EQ(cfg->sandbox_mode, SandboxMode::kStrict);
   EXPECT_EQ(cfg->child_user.name, "tailwarden");
+  // The accounts packaging/debian/postinst and the image create, one per child.
+  EXPECT_EQ(cfg->account(ChildRole::kNetproc).name, "tailwarden-netproc");
+  EXPECT_EQ(cfg->account(ChildRole::kDataproc).name, "tailwarden-dataproc");
+  EXPECT_EQ(cfg->account(ChildRole::kCtlproc).name, "tailwarden-ctlproc");
+  EXPECT_EQ(cfg->account(ChildRole::kExitproc).name, "tailwarden-exitproc");
   EXPECT_FALSE(cfg->admin_group.has_value()) << "admin socket must default to root-only";
 }
 

@@ -16,6 +16,13 @@ const std::string kRequired =
     "netmap_file = \"/etc/tailwarden/netmap.json\"\n"
     "child_user = \"nobody\"\n";
 
+// Accounts every Debian system has (base-passwd), one per child, distinct uids (1..4).
+const std::string kAccounts =
+    "netproc_user = \"daemon\"\n"
+    "dataproc_user = \"bin\"\n"
+    "exitproc_user = \"sys\"\n"
+    "ctlproc_user = \"sync\"\n";
+
 Result<BrokerConfig> parse(const std::string& text) { return parse_config_text(text, "test.toml"); }
 
 // The error message of a config that must be refused.
@@ -176,23 +183,80 @@ TEST(BrokerConfig, TomlSyntaxErrorsNameTheLine) {
   EXPECT_EQ(dup.rfind("test.toml:4: ", 0), 0u) << dup;
 }
 
-TEST(BrokerConfigAccounts, ChildUserResolvesToItsIds) {
-  auto r = parse(kRequired + "admin_group = \"nogroup\"\n");
+TEST(BrokerConfigAccounts, EachChildHasItsOwnAccountDerivedFromChildUser) {
+  auto r = parse(kRequired);
   ASSERT_TRUE(r.ok()) << r.error();
-  ASSERT_TRUE(resolve_accounts(*r).ok());
-  EXPECT_EQ(r->child_user.uid, 65534u);
-  EXPECT_EQ(r->child_user.gid, 65534u);
+  const std::pair<ChildRole, const char*> want[] = {{ChildRole::kNetproc, "nobody-netproc"},
+                                                    {ChildRole::kDataproc, "nobody-dataproc"},
+                                                    {ChildRole::kCtlproc, "nobody-ctlproc"},
+                                                    {ChildRole::kExitproc, "nobody-exitproc"}};
+  for (const auto& [role, name] : want) {
+    EXPECT_EQ(r->account(role).name, name);
+    EXPECT_EQ(r->account(role).key, "child_user");
+    EXPECT_EQ(r->account(role).line, 3);
+  }
+  auto o = parse(kRequired + "dataproc_user = \"bin\"\n");
+  ASSERT_TRUE(o.ok()) << o.error();
+  EXPECT_EQ(o->account(ChildRole::kDataproc).name, "bin");
+  EXPECT_EQ(o->account(ChildRole::kDataproc).key, "dataproc_user");
+  EXPECT_EQ(o->account(ChildRole::kDataproc).line, 4);
+  EXPECT_EQ(o->account(ChildRole::kNetproc).name, "nobody-netproc");
+}
+
+TEST(BrokerConfigAccounts, EachChildResolvesToItsOwnIds) {
+  auto r = parse(kRequired + "admin_group = \"nogroup\"\n" + kAccounts);
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto st = resolve_accounts(*r);
+  ASSERT_TRUE(st.ok()) << st.error();
+  EXPECT_EQ(r->account(ChildRole::kNetproc).uid, 1u);   // daemon
+  EXPECT_EQ(r->account(ChildRole::kDataproc).uid, 2u);  // bin
+  EXPECT_EQ(r->account(ChildRole::kDataproc).gid, 2u);
   EXPECT_EQ(r->admin_group->gid, 65534u);
 }
 
-TEST(BrokerConfigAccounts, UnknownUserOrGroupNamesFileAndLine) {
-  auto r = parse("key_file = \"/k\"\nnetmap_file = \"/n\"\n\nchild_user = \"tw-no-such-user\"\n");
+TEST(BrokerConfigAccounts, AConfigWithoutPerChildAccountsGetsAPreciseError) {
+  // A config written for one shared child account: the derived account is missing.
+  auto r = parse(kRequired);
   ASSERT_TRUE(r.ok());
   auto st = resolve_accounts(*r);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error(), "test.toml:4: child_user: no such user \"tw-no-such-user\"");
+  EXPECT_EQ(st.error(),
+            "test.toml:3: child_user: no such user \"nobody-netproc\" (netproc runs under its own "
+            "account, \"<child_user>-netproc\", unless netproc_user names another; see "
+            "docs/deploy.md, \"Child accounts\")");
+}
 
-  auto g = parse(kRequired + "admin_group = \"tw-no-such-group\"\n");
+TEST(BrokerConfigAccounts, OnlyTheChildrenThatRunNeedAccounts) {
+  // No control_url, no [exit]: ctlproc's and exitproc's accounts are not looked up.
+  auto r = parse(kRequired + "netproc_user = \"daemon\"\ndataproc_user = \"bin\"\n");
+  ASSERT_TRUE(r.ok());
+  auto st = resolve_accounts(*r);
+  EXPECT_TRUE(st.ok()) << st.error();
+}
+
+TEST(BrokerConfigAccounts, TwoChildrenMustNotShareAUid) {
+  const std::string shared = kRequired + "netproc_user = \"nobody\"\ndataproc_user = \"nobody\"\n";
+  auto strict = parse(shared);
+  ASSERT_TRUE(strict.ok());
+  auto st = resolve_accounts(*strict);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error(),
+            "test.toml:5: dataproc_user: dataproc and netproc would share uid 65534 (\"nobody\", "
+            "\"nobody\"); each child needs an account of its own (sandbox_mode = \"strict\")");
+  auto permissive = parse(shared + "sandbox_mode = \"permissive-for-debugging\"\n");
+  ASSERT_TRUE(permissive.ok());
+  EXPECT_TRUE(resolve_accounts(*permissive).ok());
+}
+
+TEST(BrokerConfigAccounts, UnknownUserOrGroupNamesFileAndLine) {
+  auto r = parse(std::string("key_file = \"/k\"\nnetmap_file = \"/n\"\nchild_user = \"nobody\"\n") +
+                 "netproc_user = \"tw-no-such-user\"\n");
+  ASSERT_TRUE(r.ok());
+  auto st = resolve_accounts(*r);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error(), "test.toml:4: netproc_user: no such user \"tw-no-such-user\"");
+
+  auto g = parse(kRequired + "admin_group = \"tw-no-such-group\"\n" + kAccounts);
   ASSERT_TRUE(g.ok());
   auto gst = resolve_accounts(*g);
   ASSERT_FALSE(gst.ok());
@@ -200,12 +264,15 @@ TEST(BrokerConfigAccounts, UnknownUserOrGroupNamesFileAndLine) {
 }
 
 TEST(BrokerConfigAccounts, RootChildrenOnlyInPermissiveMode) {
-  const std::string root = "key_file = \"/k\"\nnetmap_file = \"/n\"\nchild_user = \"root\"\n";
+  const std::string root =
+      "key_file = \"/k\"\nnetmap_file = \"/n\"\nchild_user = \"x\"\nnetproc_user = \"root\"\n"
+      "dataproc_user = \"bin\"\n";
   auto strict = parse(root);
   ASSERT_TRUE(strict.ok());
   auto st = resolve_accounts(*strict);
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.error().find("test.toml:3: child_user: \"root\" has uid or gid 0"), std::string::npos);
+  EXPECT_NE(st.error().find("test.toml:4: netproc_user: \"root\" has uid or gid 0"),
+            std::string::npos);
 
   auto permissive = parse(root + "sandbox_mode = \"permissive-for-debugging\"\n");
   ASSERT_TRUE(permissive.ok());
@@ -217,13 +284,13 @@ TEST(BrokerConfigFile, LoadReadsParsesAndResolves) {
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ::close(fd);
-  std::ofstream(path) << kRequired << "listen_port = 41641\n";
+  std::ofstream(path) << kRequired << "listen_port = 41641\n" << kAccounts;
   auto r = load_config(path);
   ::unlink(path);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(r->origin, path);
   EXPECT_EQ(r->listen_port, 41641);
-  EXPECT_EQ(r->child_user.uid, 65534u);
+  EXPECT_EQ(r->account(ChildRole::kNetproc).uid, 1u);
 }
 
 TEST(BrokerConfig, EndpointsFileIsOptionalAndAnAbsoluteFilePath) {
@@ -303,7 +370,8 @@ TEST(BrokerConfigFile, LoadRefusesAnEndpointsFileInAMissingDirectory) {
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
   ::close(fd);
-  std::ofstream(path) << kRequired << "endpoints_file = \"/nonexistent-tw-dir/endpoints.json\"\n";
+  std::ofstream(path) << kRequired << "endpoints_file = \"/nonexistent-tw-dir/endpoints.json\"\n"
+                      << kAccounts;
   auto r = load_config(path);
   ::unlink(path);
   ASSERT_FALSE(r.ok());
@@ -472,13 +540,13 @@ TEST(BrokerConfigExit, LoadChecksTheCredentialsFileWithItsLine) {
   char path[] = "/tmp/tw-config-test-XXXXXX";
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
-  const std::string text = kRequired + kExit + "credentials_file = \"" + creds + "\"\n";
+  const std::string text = kRequired + kAccounts + kExit + "credentials_file = \"" + creds + "\"\n";
   ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   ::close(fd);
   auto r = load_config(path);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error(),
-            std::string(path) + ":8: exit.credentials_file: " + creds +
+            std::string(path) + ":12: exit.credentials_file: " + creds +
                 ": mode 0644 lets group or others read the proxy credentials; chmod 600 it");
   ::chmod(creds.c_str(), 0600);
   auto ok = load_config(path);

@@ -36,23 +36,27 @@ TEST(EgressAllowlist, PingableForBrokerIsPublicUnicastOnly) {
 TEST(EgressAllowlist, RouteSourceRefusesTheHostsOwnAddressesAndLoopback) {
   // 127.0.0.1 is always one of the host's own addresses: the route picks it as
   // source; any other loopback destination is local too (a loopback source).
-  EXPECT_FALSE(route_source(ep("127.0.0.1:53")).has_value());
-  EXPECT_FALSE(route_source(ep("127.0.0.53:53")).has_value());
+  EXPECT_FALSE(route_for(ep("127.0.0.1:53")).has_value());
+  EXPECT_FALSE(route_for(ep("127.0.0.53:53")).has_value());
 }
 
 TEST(EgressAllowlist, RebuildScriptReplacesRulesAndElementsInOneBatch) {
   std::vector<AllowElement> els = {
-      {ep("198.18.0.2:41641"), *IpAddr::parse("198.18.0.1"), std::nullopt},
-      {ep("198.18.9.9:3478"), *IpAddr::parse("198.18.0.1"), 45s},
+      {ep("198.18.0.2:41641"), *IpAddr::parse("198.18.0.1"), 2, std::nullopt},
+      {ep("198.18.9.9:3478"), *IpAddr::parse("198.18.0.1"), 7, 45s},
   };
   const std::string s = nft_rebuild_script("tailwarden_7", 41641, els);
   EXPECT_NE(s.find("flush chain inet tailwarden_7 underlay_out\n"), std::string::npos);
   EXPECT_NE(s.find("flush set inet tailwarden_7 allow4\n"), std::string::npos);
-  EXPECT_NE(s.find("udp sport 41641 ip daddr . udp dport . ip saddr @allow4 accept"),
+  // The outgoing interface is part of the key: an IP_PKTINFO ipi_ifindex that names
+  // another interface makes a tuple that is not in the set.
+  EXPECT_NE(s.find("allow4 { type ipv4_addr . inet_service . ipv4_addr . iface_index;"),
+            std::string::npos);
+  EXPECT_NE(s.find("udp sport 41641 ip daddr . udp dport . ip saddr . meta oif @allow4 accept"),
             std::string::npos);
   EXPECT_NE(s.find("udp sport 41641 counter name dropped drop"), std::string::npos);
-  EXPECT_NE(s.find("add element inet tailwarden_7 allow4 { 198.18.0.2 . 41641 . 198.18.0.1, "
-                   "198.18.9.9 . 3478 . 198.18.0.1 timeout 45s }"),
+  EXPECT_NE(s.find("add element inet tailwarden_7 allow4 { 198.18.0.2 . 41641 . 198.18.0.1 . 2, "
+                   "198.18.9.9 . 3478 . 198.18.0.1 . 7 timeout 45s }"),
             std::string::npos);
   EXPECT_EQ(s.find("allow6 {  "), std::string::npos);
   // The accept rules come before the drop.
@@ -62,11 +66,11 @@ TEST(EgressAllowlist, RebuildScriptReplacesRulesAndElementsInOneBatch) {
 }
 
 TEST(EgressAllowlist, AddScriptRenewsLifetimes) {
-  std::vector<AllowElement> els = {{ep("198.18.9.9:41641"), *IpAddr::parse("198.18.0.1"), 45s}};
+  std::vector<AllowElement> els = {{ep("198.18.9.9:41641"), *IpAddr::parse("198.18.0.1"), 3, 45s}};
   EXPECT_EQ(nft_add_script("t", els),
-            "add element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 timeout 45s }\n"
-            "delete element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 }\n"
-            "add element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 timeout 45s }\n");
+            "add element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 . 3 timeout 45s }\n"
+            "delete element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 . 3 }\n"
+            "add element inet t allow4 { 198.18.9.9 . 41641 . 198.18.0.1 . 3 timeout 45s }\n");
   EXPECT_EQ(nft_add_script("t", {}), "");
 }
 
