@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include "broker/underlay_socket.h"
@@ -21,6 +22,19 @@ TEST(UnderlaySocketTest, DefaultIsIpv4AnyEphemeral) {
   EXPECT_EQ(socket_domain(s->fd.get()), AF_INET);
   EXPECT_NE(s->port, 0);
   EXPECT_TRUE(s->warnings.empty());
+}
+
+// netproc cannot set socket options under its sandbox: the broker turns on coalesced
+// receive (UDP_GRO) for it, on both families.
+TEST(UnderlaySocketTest, CoalescedReceiveIsOn) {
+  for (bool v6 : {false, true}) {
+    auto s = bind_underlay({.port = 0, .enable_ipv6 = v6});
+    ASSERT_TRUE(s.ok()) << s.error();
+    int on = 0;
+    socklen_t len = sizeof on;
+    ASSERT_EQ(getsockopt(s->fd.get(), IPPROTO_UDP, UDP_GRO, &on, &len), 0) << v6;
+    EXPECT_EQ(on, 1) << v6;
+  }
 }
 
 TEST(UnderlaySocketTest, PinnedPortIsBound) {
