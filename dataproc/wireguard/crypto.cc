@@ -196,12 +196,14 @@ void aead_seal(std::uint8_t* out, const SymKey& key, std::uint64_t counter, Byte
   EVP_CIPHER_CTX* c = a.ctx.get();
   int len = 0;
   must(EVP_EncryptInit_ex2(c, nullptr, rekey(a, key), nonce, nullptr));
-  if (!ad.empty()) must(EVP_EncryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())));
+  if (!ad.empty())
+    must(EVP_EncryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())));
   if (!plain.empty()) {
     must(EVP_EncryptUpdate(c, out, &len, plain.data(), static_cast<int>(plain.size())));
   }
   must(EVP_EncryptFinal_ex(c, out + plain.size(), &len));
-  must(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kAeadTagLen), out + plain.size()));
+  must(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kAeadTagLen),
+                           out + plain.size()));
 }
 
 bool aead_open(std::uint8_t* out, const SymKey& key, std::uint64_t counter, ByteView cipher,
@@ -218,7 +220,8 @@ bool aead_open(std::uint8_t* out, const SymKey& key, std::uint64_t counter, Byte
   int len = 0;
   must(EVP_DecryptInit_ex2(c, nullptr, rekey(a, key), nonce, nullptr));
   must(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kAeadTagLen), tag));
-  if (!ad.empty()) must(EVP_DecryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())));
+  if (!ad.empty())
+    must(EVP_DecryptUpdate(c, nullptr, &len, ad.data(), static_cast<int>(ad.size())));
   if (body != 0) must(EVP_DecryptUpdate(c, out, &len, cipher.data(), static_cast<int>(body)));
   if (EVP_DecryptFinal_ex(c, out + body, &len) == 1) return true;
   // Never leave unauthenticated plaintext behind (OpenSSL decrypts before checking).

@@ -12,8 +12,8 @@ GroSplitResult split_gro(std::span<const RxChunk> chunks, std::uint8_t* priv, st
     r.dropped = 1;
     return r;
   }
-  const std::size_t seg = (gso_size == 0 || gso_size >= length) ? std::max<std::size_t>(length, 1)
-                                                                : gso_size;
+  const std::size_t seg =
+      (gso_size == 0 || gso_size >= length) ? std::max<std::size_t>(length, 1) : gso_size;
   const std::size_t total = length == 0 ? 1 : (length + seg - 1) / seg;
   const std::size_t give = std::min({total, out.size(), kMaxGroSegments});
   r.dropped = total - give;

@@ -247,7 +247,8 @@ void Runtime::drain_udp() {
     publish_in_place(burst);
     if (copies != 0) {
       const TimePoint now = clock_now();
-      for (std::size_t j = 0; j < copies; ++j) on_udp_datagram(rx_copied_[j].src, rx_copied_[j].data, now);
+      for (std::size_t j = 0; j < copies; ++j)
+        on_udp_datagram(rx_copied_[j].src, rx_copied_[j].data, now);
       if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
       deliver_pending();  // the views die with the next receive
     }

@@ -20,8 +20,9 @@ UdpIoCounters::UdpIoCounters(MetricsRegistry& r)
       rx_errors(r.counter("udp_rx_errors_total", "Receive errors counted and skipped")),
       rx_bad_source(
           r.counter("udp_rx_bad_source_total", "Datagrams with an unusable source address")),
-      rx_gro_messages(r.counter("udp_rx_gro_messages_total",
-                                "Coalesced (UDP_GRO) messages received, each split into datagrams")),
+      rx_gro_messages(
+          r.counter("udp_rx_gro_messages_total",
+                    "Coalesced (UDP_GRO) messages received, each split into datagrams")),
       rx_gro_invalid(r.counter("udp_rx_gro_invalid_total",
                                "Messages dropped because their GRO segment size was unusable")),
       rx_gro_dropped(r.counter("udp_rx_gro_dropped_total",
@@ -157,7 +158,8 @@ std::size_t UdpIo::layout(std::span<const RxPlacement> slots) {
 int UdpIo::receive_placed(std::span<const RxPlacement> slots, std::span<RxDatagram> out) {
   last_burst_full_ = false;
   const std::size_t msgs = layout(slots);
-  const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), static_cast<unsigned>(msgs), MSG_DONTWAIT, nullptr);
+  const int n =
+      ::recvmmsg(fd_.get(), rx_msgs_.data(), static_cast<unsigned>(msgs), MSG_DONTWAIT, nullptr);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     // One datagram's error (an ICMP error queued on the socket, EINTR, ...): count it
@@ -193,7 +195,8 @@ int UdpIo::receive_placed(std::span<const RxPlacement> slots, std::span<RxDatagr
       ++bad_source;
       continue;
     }
-    const std::span<const RxChunk> chunks(rx_chunks_.data() + rx_first_chunk_[i], rx_chunk_count_[i]);
+    const std::span<const RxChunk> chunks(rx_chunks_.data() + rx_first_chunk_[i],
+                                          rx_chunk_count_[i]);
     const std::size_t room = std::min(kMaxGroSegments, out.size() - count);
     const GroSplitResult r =
         split_gro(chunks, rx_buf_.get() + static_cast<std::size_t>(i) * rx_cap_, rx_cap_,

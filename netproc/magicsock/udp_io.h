@@ -16,8 +16,8 @@
 #include "common/bytes.h"
 #include "common/ipaddr.h"
 #include "common/metrics.h"
-#include "netproc/magicsock/gro_split.h"
 #include "ipc/unique_fd.h"
+#include "netproc/magicsock/gro_split.h"
 
 namespace tw::magicsock {
 
@@ -115,7 +115,7 @@ class UdpIo {
   std::size_t rx_cap_;
   std::unique_ptr<std::uint8_t[]> rx_buf_;
   std::vector<mmsghdr> rx_msgs_;
-  std::vector<iovec> rx_iov_;      // per message: its chunks, then its private part
+  std::vector<iovec> rx_iov_;       // per message: its chunks, then its private part
   std::vector<RxChunk> rx_chunks_;  // per message, from rx_first_chunk_[i]
   std::vector<std::uint32_t> rx_first_chunk_, rx_chunk_count_;
   std::vector<sockaddr_storage> rx_addr_;
@@ -125,8 +125,8 @@ class UdpIo {
   };
   std::vector<GroControl> rx_ctl_;
   std::vector<RxDatagram> rx_scratch_;  // receive_burst's output
-  std::size_t gro_segment_ = 0;  // segment size of the last coalesced message
-  std::size_t gro_run_ = 1;      // datagrams per message expected (the layout's row)
+  std::size_t gro_segment_ = 0;         // segment size of the last coalesced message
+  std::size_t gro_run_ = 1;             // datagrams per message expected (the layout's row)
   std::size_t layout(std::span<const RxPlacement> slots);
   std::unique_ptr<std::uint8_t[]> tx_buf_;
   std::vector<mmsghdr> tx_msgs_;

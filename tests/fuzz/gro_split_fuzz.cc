@@ -67,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (s.priv != priv.data() + start) std::abort();
     if (s.length != std::min(seg, length - start)) std::abort();
     if (s.slot != kNoSlot) {
-      if (s.slot >= chunks.size() || s.data != chunks[s.slot].data || s.length > chunks[s.slot].len) std::abort();
+      if (s.slot >= chunks.size() || s.data != chunks[s.slot].data || s.length > chunks[s.slot].len)
+        std::abort();
     } else if (s.data != s.priv) {
       std::abort();
     }

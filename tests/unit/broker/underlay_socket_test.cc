@@ -1,9 +1,9 @@
+#include "broker/underlay_socket.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
-
-#include "broker/underlay_socket.h"
 
 namespace tw::broker {
 namespace {

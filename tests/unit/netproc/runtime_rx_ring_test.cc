@@ -94,8 +94,8 @@ TEST(RuntimeRxRing, WireGuardLandsInRingSlotsAttributedAndEverythingElseIsHandle
   ASSERT_EQ(a.got.size(), 4u) << "junk and disco never reach the consumer";
   // Arrival order is kept: the long one takes the copying path, and so does the one
   // after it (in its slot it would overtake the copy); the ones before stay in place.
-  const std::vector<Delivered> want{{7, wg_data(1, 100)}, {0, wg_data(2, 1280)},
-                                    {7, wg_data(3, 3000)}, {7, wg_data(4, 148)}};
+  const std::vector<Delivered> want{
+      {7, wg_data(1, 100)}, {0, wg_data(2, 1280)}, {7, wg_data(3, 3000)}, {7, wg_data(4, 148)}};
   EXPECT_EQ(a.got, want);
   EXPECT_EQ(a.pushed, 2u) << "the long datagram and the one after it were copied";
   EXPECT_EQ(a.rt->counters().wg_rx.value(), 4u);
@@ -231,7 +231,8 @@ TEST(RuntimeRxRing, CoalescedRunsLandOnePerSlotInOrderAttributed) {
   FakeRelay relay(io);
   RingNode a(io, relay);
   int on = 1;
-  ASSERT_EQ(::setsockopt(a.udp.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof on), 0);  // as the broker does
+  ASSERT_EQ(::setsockopt(a.udp.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof on),
+            0);  // as the broker does
   auto known = bind_loopback();
   const auto peer = peer_at(7, known.get());
   a.rt->set_peers(std::span(&peer, 1));
@@ -248,7 +249,9 @@ TEST(RuntimeRxRing, CoalescedRunsLandOnePerSlotInOrderAttributed) {
       sender.queue(loopback(a.port), want.back().data);
     }
     sender.flush();
-    ASSERT_TRUE(run_until(io, [&] { return a.drain_ring() >= want.size(); }, 2000ms)) << a.got.size();
+    ASSERT_TRUE(run_until(
+        io, [&] { return a.drain_ring() >= want.size(); }, 2000ms))
+        << a.got.size();
   };
   run(1, 40);  // learns the segment size; most of this run is copied
   const std::size_t pushed_before = a.pushed;

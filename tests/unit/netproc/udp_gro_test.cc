@@ -24,7 +24,8 @@ using namespace ::tw::netproc_test;
 
 Bytes datagram(std::uint8_t marker, std::size_t len) {
   Bytes d(len);
-  for (std::size_t i = 0; i < len; ++i) d[i] = static_cast<std::uint8_t>(marker * 7 + i);
+  for (std::size_t i = 0; i < len; ++i)
+    d[i] = static_cast<std::uint8_t>(std::size_t{marker} * 7 + i);
   return d;
 }
 
@@ -48,10 +49,12 @@ struct FakeSlots {
 };
 
 struct Receiver {
-  explicit Receiver(bool gro) : io(gro ? bind_gro_loopback() : bind_loopback(), c), out(kRxMaxDatagrams) {}
+  explicit Receiver(bool gro)
+      : io(gro ? bind_gro_loopback() : bind_loopback(), c), out(kRxMaxDatagrams) {}
   // Receives until `want` datagrams arrived (or 2 s passed), with `slots` offered
   // each burst; returns them in order with where each landed.
-  std::vector<std::pair<Bytes, std::uint32_t>> take(std::size_t want, std::span<const RxPlacement> slots) {
+  std::vector<std::pair<Bytes, std::uint32_t>> take(std::size_t want,
+                                                    std::span<const RxPlacement> slots) {
     std::vector<std::pair<Bytes, std::uint32_t>> got;
     for (int tries = 0; got.size() < want && tries < 2000; ++tries) {
       const int n = io.receive_placed(slots, out);
@@ -78,7 +81,8 @@ struct Sender {
                          std::size_t last = 0) {
     std::vector<Bytes> sent;
     for (std::size_t i = 0; i < count; ++i) {
-      sent.push_back(datagram(static_cast<std::uint8_t>(marker + i), i + 1 == count && last != 0 ? last : size));
+      sent.push_back(datagram(static_cast<std::uint8_t>(marker + i),
+                              i + 1 == count && last != 0 ? last : size));
       io.queue(to, sent.back());
     }
     io.flush();
@@ -91,6 +95,7 @@ struct Sender {
 
 std::vector<Bytes> data_of(const std::vector<std::pair<Bytes, std::uint32_t>>& got) {
   std::vector<Bytes> d;
+  d.reserve(got.size());
   for (const auto& g : got) d.push_back(g.first);
   return d;
 }
@@ -156,7 +161,8 @@ TEST(UdpGro, WithoutUdpGroDatagramsArriveOneByOne) {
   const auto got = r.take(sent.size(), slots.places);
   ASSERT_EQ(data_of(got), sent);
   EXPECT_EQ(r.c.rx_gro_messages.value(), 0u);
-  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].second, i) << "one slot per datagram";
+  for (std::size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(got[i].second, i) << "one slot per datagram";
 }
 
 TEST(UdpGro, ReceiveBurstHandsOutEveryDatagramOfARun) {
@@ -165,7 +171,8 @@ TEST(UdpGro, ReceiveBurstHandsOutEveryDatagramOfARun) {
   const auto sent = s.run(loopback(r.io.local_port()), 1, 25, 1400, 1);
   std::vector<Bytes> got;
   for (int tries = 0; got.size() < sent.size() && tries < 2000; ++tries) {
-    if (!r.io.receive_burst([&](const IpPort&, MutableByteView d) { got.emplace_back(d.begin(), d.end()); })) {
+    if (!r.io.receive_burst(
+            [&](const IpPort&, MutableByteView d) { got.emplace_back(d.begin(), d.end()); })) {
       ::usleep(1000);
     }
   }
@@ -174,7 +181,8 @@ TEST(UdpGro, ReceiveBurstHandsOutEveryDatagramOfARun) {
 
 // The splitter on its own: lengths and segment sizes the kernel should never report.
 struct Layout {
-  explicit Layout(std::vector<std::pair<std::uint32_t, std::uint32_t>> spec, std::size_t cap_)
+  explicit Layout(const std::vector<std::pair<std::uint32_t, std::uint32_t>>& spec,
+                  std::size_t cap_)
       : cap(cap_), priv(cap_, 0) {
     std::size_t total = 0;
     for (auto [len, slot] : spec) total += len;
@@ -208,15 +216,17 @@ TEST(GroSplit, SegmentsAreFoundInPlaceOrCopiedTogether) {
   ASSERT_EQ(r.count, 5u);
   EXPECT_EQ(r.dropped, 0u);
   for (std::size_t k = 0; k < 5; ++k) {
-    EXPECT_EQ(Bytes(out[k].data, out[k].data + out[k].length),
-              Bytes(msg.begin() + 100 * k, msg.begin() + std::min<std::size_t>(450, 100 * (k + 1))));
+    EXPECT_EQ(
+        Bytes(out[k].data, out[k].data + out[k].length),
+        Bytes(msg.begin() + 100 * k, msg.begin() + std::min<std::size_t>(450, 100 * (k + 1))));
     EXPECT_EQ(out[k].slot, k < 3 ? k : kNoSlot);
   }
   EXPECT_EQ(out[4].length, 50u);
   // to_private moves an in-place one to its private place (same offset).
   EXPECT_EQ(to_private(out[1]), l.priv.data() + 100);
   EXPECT_EQ(out[1].slot, kNoSlot);
-  EXPECT_EQ(Bytes(l.priv.begin() + 100, l.priv.begin() + 200), Bytes(msg.begin() + 100, msg.begin() + 200));
+  EXPECT_EQ(Bytes(l.priv.begin() + 100, l.priv.begin() + 200),
+            Bytes(msg.begin() + 100, msg.begin() + 200));
   // Mispredicted: 150-byte segments straddle the 100-byte chunks: all copied together.
   const Bytes msg2 = l.fill(450);
   const auto r2 = split_gro(l.chunks, l.priv.data(), l.cap, 450, 150, out);

@@ -119,8 +119,8 @@ TEST_F(Crypto, AeadAgreesWithLibsodiumInPlaceWithAssociatedDataAndRefusesForgeri
       Bytes reference(len + 16);
       std::uint8_t nonce[12] = {};
       for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<std::uint8_t>(counter >> (8 * i));
-      crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, plain.data(), len, a.data(),
-                                                a.size(), nullptr, nonce, key.data());
+      crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, plain.data(), len,
+                                                a.data(), a.size(), nullptr, nonce, key.data());
       ASSERT_EQ(buf, reference) << len << " " << with_ad;
       Bytes forged = buf;
       forged[len / 2] ^= 1;
@@ -143,8 +143,8 @@ TEST_F(Crypto, AeadAgreesWithLibsodiumInPlaceWithAssociatedDataAndRefusesForgeri
     Bytes c(p.size() + 16), reference(p.size() + 16), back(p.size());
     aead_seal(c.data(), k, 7, p, {});
     const std::uint8_t nonce[12] = {0, 0, 0, 0, 7};
-    crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, p.data(), p.size(), nullptr, 0,
-                                              nullptr, nonce, k.data());
+    crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, p.data(), p.size(),
+                                              nullptr, 0, nullptr, nonce, k.data());
     EXPECT_EQ(c, reference) << round;
     EXPECT_TRUE(aead_open(back.data(), k, 7, c, {})) << round;
     EXPECT_FALSE(aead_open(back.data(), round % 2 == 0 ? other : key, 7, c, {})) << round;
