@@ -2,7 +2,8 @@
 # Throughput table, everything in one run: TCP (iperf3) between two namespaces on one
 # veth segment through
 #   bare veth | wireguard-go (Debian) | nebula (Debian) | tailscaled (kernel TUN,
-#   the version of tests/interop/go.mod) | tailwarden (direct path)
+#   the version of tests/interop/go.mod) | mixed (tailwarden -> tailscaled: our node
+#   as a, a kernel-TUN tailscaled as b) | tailwarden (direct path)
 # each at its own default MTU, a->b and b->a (iperf3 -R), 1 flow and 4 flows (-P 4),
 # RUNS interleaved rounds (every tunnel and case once per round), medians, the CPU
 # the tunnel's processes used during each measurement, and ratios against tailscaled
@@ -20,7 +21,7 @@ BIN=${BIN:?set BIN}
 TS_BIN=${TS_BIN:-$HERE/build/interop}
 SECS=${1:-5}
 RUNS=${RUNS:-3}
-ONLY=${ONLY:-"veth wireguard-go nebula tailscaled tailwarden"}
+ONLY=${ONLY:-"veth wireguard-go nebula tailscaled mixed tailwarden"}
 [ "$(id -u)" -eq 0 ] || { echo "throughput: needs root"; exit 2; }
 source "$HERE/tests/e2e/topology.sh"
 source "$HERE/tests/e2e/node.sh"
@@ -50,17 +51,20 @@ HZ=$(getconf CLK_TCK)
 declare -A T_CLI T_SRV T_IP T_PROCS
 TUNNELS=()
 add_tunnel() { TUNNELS+=("$1"); T_CLI[$1]=$2; T_SRV[$1]=$3; T_IP[$1]=$4; T_PROCS[$1]=${5:-}; }
-tw_procs() {  # $1 ns, $2 label: the broker in ns and its children -> pid=name@label ...
-  local ns=$1 sfx=$2 pid comm ppid
-  for pid in $(ip netns pids "$ns" 2>/dev/null); do
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tailwardend ] || continue
-    printf '%s=broker@%s ' "$pid" "$sfx"
-    for c in /proc/[0-9]*/stat; do
-      read -r cpid comm _ ppid _ <"$c" 2>/dev/null || continue
-      [ "$ppid" = "$pid" ] || continue
-      comm=${comm#(tailwarden-}; comm=${comm%)}
-      printf '%s=%s@%s ' "$cpid" "$comm" "$sfx"
-    done
+tw_procs_of() {  # $1 broker pid, $2 label: it and its children -> pid=name@label ...
+  local pid=$1 sfx=$2 c cpid comm ppid
+  printf '%s=broker@%s ' "$pid" "$sfx"
+  for c in /proc/[0-9]*/stat; do
+    read -r cpid comm _ ppid _ <"$c" 2>/dev/null || continue
+    [ "$ppid" = "$pid" ] || continue
+    comm=${comm#(tailwarden-}; comm=${comm%)}
+    printf '%s=%s@%s ' "$cpid" "$comm" "$sfx"
+  done
+}
+tw_procs() {  # $1 ns, $2 label: the broker in ns and its children
+  local pid
+  for pid in $(ip netns pids "$1" 2>/dev/null); do
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tailwardend ] && tw_procs_of "$pid" "$2"
   done
 }
 
@@ -122,7 +126,7 @@ EOF
   add_tunnel nebula "$IN_A" "$IN_B" 100.64.98.2 "$npa=nebula@a $npb=nebula@b"
 fi
 
-if want tailscaled; then
+if want tailscaled || want mixed; then
   if [ -x "$TS_BIN/interop.test" ] && [ -x "$TS_BIN/tailscaled" ]; then
     (cd "$TS_BIN" && TS_BIN=$TS_BIN TW_BIN=$BIN TW_THROUGHPUT_READY=$TS_READY \
       exec ./interop.test -test.run '^TestThroughputPair$' -test.v -test.timeout 30m) >"$WORK/tailscaled.log" 2>&1 &
@@ -130,9 +134,12 @@ if want tailscaled; then
     for _ in $(seq 600); do [ -s "$TS_READY" ] || ! kill -0 "$TS_PID" 2>/dev/null && break; sleep 0.1; done
     if [ -s "$TS_READY" ]; then
       # The fixture's namespaces are mounted only inside it: enter them by pid.
-      read -r ts_pid1 ts_ip1 ts_pid2 _ <"$TS_READY"
-      add_tunnel tailscaled "nsenter -t $ts_pid2 -n" "nsenter -t $ts_pid1 -n" "$ts_ip1" \
+      { read -r ts_pid1 ts_ip1 ts_pid2 _; read -r _ _ tw_pid3 _; } <"$TS_READY"
+      want tailscaled && add_tunnel tailscaled "nsenter -t $ts_pid2 -n" "nsenter -t $ts_pid1 -n" "$ts_ip1" \
         "$ts_pid2=tailscaled@a $ts_pid1=tailscaled@b"
+      # The mixed pair: our node (a, the fixture's third node) and the same tailscaled (b).
+      want mixed && [ -n "${tw_pid3:-}" ] && add_tunnel mixed "nsenter -t $tw_pid3 -n" "nsenter -t $ts_pid1 -n" \
+        "$ts_ip1" "$(tw_procs_of "$tw_pid3" a)$ts_pid1=tailscaled@b"
     else
       echo "throughput: tailscaled pair did not come up:"; tail -20 "$WORK/tailscaled.log"
     fi
@@ -214,7 +221,8 @@ for line in open(raw):
 med = {k: statistics.median(v) for k, v in rate.items()}
 cases = ["a2b-1", "b2a-1", "a2b-4", "b2a-4"]
 title = {"a2b-1": "a->b 1 flow", "b2a-1": "b->a 1 flow", "a2b-4": "a->b 4 flows", "b2a-4": "b->a 4 flows"}
-mtu = {"veth": "1500", "wireguard-go": "1420", "nebula": "1300", "tailscaled": "1280", "tailwarden": "1280"}
+mtu = {"veth": "1500", "wireguard-go": "1420", "nebula": "1300", "tailscaled": "1280", "mixed": "1280",
+       "tailwarden": "1280"}
 print(f"\nTCP Mbit/s, median of {runs} interleaved {secs}s runs (load {load0} -> {load1});"
       f" one core's ChaCha20-Poly1305 (openssl, 1420 B): {chacha:.0f} Mbit/s")
 hdr = f"{'tunnel (MTU)':22}" + "".join(f"{title[c]:>15}" for c in cases) + f"{'vs tailscaled':>15}{'vs wg-go':>10}{'vs chacha':>10}"

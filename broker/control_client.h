@@ -4,7 +4,7 @@
 // egress policy for control: that address and nothing else), passes the connected fd,
 // reassembles the netmaps it sends and hands their text to the daemon, which applies
 // them through the same parser as `netmap apply`. Restarts ctlproc with backoff when
-// its link closes. Never parses network input itself.
+// its link closes (broker/child_supervisor.h). Never parses network input itself.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "broker/audit.h"
+#include "broker/child_supervisor.h"
 #include "common/ipaddr.h"
 #include "common/keys.h"
 #include "common/metrics.h"
@@ -42,11 +43,11 @@ struct ControlClientConfig {
   std::vector<IpPrefix> routable_ips;  // offered to control (exit node: 0.0.0.0/0, ::/0)
 };
 
-struct ControlStatus {
-  std::string state = "starting";
+// state, error and pid: ChildStatus (kept by the supervisor; state is otherwise
+// what ctlproc reports).
+struct ControlStatus : ChildStatus {
   std::string url;
   std::string auth_url;
-  std::string error;
   std::string user;
   std::uint64_t maps = 0;
   std::uint64_t reconnects = 0;
@@ -55,7 +56,6 @@ struct ControlStatus {
   std::string key_expiry;
   bool key_expired = false;
   std::uint64_t expired_peers = 0;
-  pid_t pid = -1;
 };
 
 class ControlClient {
@@ -77,29 +77,23 @@ class ControlClient {
   const ExpectedFds& expected_fds() const { return expected_fds_; }
 
  private:
-  void spawn();
-  void wait_link();
+  void on_spawned(pid_t pid);
   void on_link_readable();
-  void on_link_closed(const std::string& why);
   void dial(ctl::ConnPurpose purpose);
   bool send(const ctl::ToCtlproc& m, int fd = -1);
 
   boost::asio::io_context& io_;
   ControlClientConfig config_;
   NetmapHandler on_netmap_;
-  std::unique_ptr<boost::asio::posix::stream_descriptor> link_;
-  boost::asio::steady_timer restart_timer_;
-  std::chrono::milliseconds restart_backoff_{1000};
   ctl::NetmapAssembler assembler_;
   ControlStatus status_;
   std::vector<ctl::Endpoint> endpoints_;
   ExpectedFds expected_fds_;
   std::uint32_t home_derp_ = 0;
-  bool stopped_ = false;
   Counter& map_updates_;
   Counter& dials_;
   Counter& dial_failures_;
-  Counter& restarts_;
+  ChildSupervisor child_;  // last: it refers to the members above
 };
 
 }  // namespace tw::broker

@@ -3,13 +3,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
-#include "broker/spawn.h"
-#include "common/child_fds.h"
 #include "ipc/control_socket.h"
 
 namespace tw::broker {
@@ -26,7 +22,6 @@ ino_t inode_of(int fd) {
 ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry& metrics)
     : io_(io),
       config_(std::move(config)),
-      restart_timer_(io),
       refresh_timer_(io),
       dial_bucket_(config_.dial_rate, config_.dial_burst),
       dials_(metrics.counter("exit_proxy_dials_total",
@@ -39,8 +34,19 @@ ExitNode::ExitNode(asio::io_context& io, ExitNodeConfig config, MetricsRegistry&
       violations_(
           metrics.counter("exit_link_violations_total",
                           "exitproc messages refused as protocol violations (exitproc restarted)")),
-      restarts_(metrics.counter("exit_restarts_total", "exitproc restarts after its link closed")) {
-}
+      // An exitproc that ran for a while before it failed starts the backoff over.
+      child_(io,
+             ChildLaunch{config_.binary, config_.child_args, config_.child_env, config_.new_netns},
+             SupervisorOptions{"exit", "exitproc", std::chrono::milliseconds(500),
+                               std::chrono::seconds(10)},
+             status_, expected_fds_,
+             metrics.counter("exit_restarts_total", "exitproc restarts after its link closed"),
+             ChildSupervisor::Hooks{[this](pid_t pid) { on_spawned(pid); },
+                                    [this] { on_link_readable(); },
+                                    [this] {
+                                      drop_link_state();
+                                      finish_refreshes();
+                                    }}) {}
 
 ExitNode::~ExitNode() {
   try {
@@ -59,57 +65,31 @@ Status ExitNode::create_namespace() {
   return ok_status();
 }
 
-void ExitNode::start() { spawn(); }
-
-void ExitNode::stop() {
-  stopped_ = true;
-  restart_timer_.cancel();
-  refresh_timer_.cancel();
-  if (link_) {
-    boost::system::error_code ec;
-    link_->close(ec);
-    link_.reset();
-  }
-  if (status_.pid > 0) {
-    ::kill(status_.pid, SIGKILL);
-    ::waitpid(status_.pid, nullptr, 0);  // the daemon's SIGCHLD loop may have reaped it
-    status_.pid = -1;
-  }
+void ExitNode::start() {
+  if (ns_) child_.start();  // no namespace, no exitproc
 }
 
-void ExitNode::spawn() {
-  if (stopped_ || !ns_) return;
-  auto pair = ipc::make_control_pair();
-  if (!pair) return on_link_closed("exit socketpair: " + pair.error(), false);
-  ChildSpec spec;
-  spec.path = config_.binary;
-  spec.args = config_.child_args;
-  spec.env = config_.child_env;
-  spec.fds = {{child_fd::kBrokerControl, pair->second.get()}};
-  spec.new_netns = config_.new_netns;
-  expected_fds_ = ExpectedFds{};
-  expected_fds_.inodes.insert(inode_of(pair->second.get()));
+void ExitNode::stop() {
+  refresh_timer_.cancel();
+  child_.stop();
+}
+
+void ExitNode::drop_link_state() {
+  outbox_.clear();
+  write_wait_armed_ = false;
+  read_paused_ = false;
+}
+
+void ExitNode::on_spawned(pid_t pid) {
+  status_.state = "running";
+  status_.error.clear();
+  drop_link_state();
   const int setup_fds[exitproc::kSetupFds] = {ns_->tcp_listener.get(), ns_->dns_socket.get(),
                                               ns_->udp_socket.get()};
   for (int fd : setup_fds) {
     expected_fds_.inodes.insert(inode_of(fd));
     expected_fds_.inet_inodes.insert(inode_of(fd));
   }
-  auto pid = spawn_child(spec);
-  if (!pid) return on_link_closed("spawning exitproc: " + pid.error(), false);
-  status_.pid = *pid;
-  spawned_at_ = std::chrono::steady_clock::now();
-  status_.state = "running";
-  status_.error.clear();
-  pair->second.reset();
-  if (auto st = ipc::set_nonblocking(pair->first.get()); !st)
-    return on_link_closed(st.error(), false);
-  link_ = std::make_unique<asio::posix::stream_descriptor>(io_, pair->first.release());
-  ++link_generation_;
-  outbox_.clear();
-  write_wait_armed_ = false;
-  read_paused_ = false;
-
   exitproc::ExitSetup setup;
   setup.kind = config_.exit.proxy_kind == ProxyKind::kSocks5 ? exitproc::ProxyKind::kSocks5
                                                              : exitproc::ProxyKind::kHttpConnect;
@@ -120,18 +100,16 @@ void ExitNode::spawn() {
   }
   const auto& r = config_.exit.dns_resolver.raw();
   setup.dns_resolver = {r[0], r[1], r[2], r[3]};
-  spdlog::info("exit: exitproc started (pid {}), proxy {}", *pid, config_.exit.proxy_url);
-  const bool sent = send(setup, std::span<const int>(setup_fds, exitproc::kSetupFds));
+  spdlog::info("exit: exitproc started (pid {}), proxy {}", pid, config_.exit.proxy_url);
+  (void)send(setup, std::span<const int>(setup_fds, exitproc::kSetupFds));
   std::fill(setup.password.begin(), setup.password.end(), '\0');
-  if (!sent) return;
-  wait_link();
 }
 
 bool ExitNode::send(const exitproc::ToExitproc& m, std::span<const int> fds) {
-  if (!link_) return false;
+  if (!child_.link()) return false;
   Bytes d = exitproc::encode_link(m);
   if (outbox_.empty()) {
-    auto r = ipc::send_datagram(link_->native_handle(), d, fds);
+    auto r = ipc::send_datagram(child_.link_fd(), d, fds);
     if (!r) {
       std::fill(d.begin(), d.end(), 0);  // ExitSetup carries the proxy password
       on_link_closed(r.error(), false);
@@ -155,59 +133,49 @@ bool ExitNode::send(const exitproc::ToExitproc& m, std::span<const int> fds) {
 }
 
 void ExitNode::wait_writable() {
-  if (!link_ || write_wait_armed_) return;
+  if (!child_.link() || write_wait_armed_) return;
   write_wait_armed_ = true;
-  link_->async_wait(asio::posix::stream_descriptor::wait_write,
-                    [this, gen = link_generation_](boost::system::error_code ec) {
-                      if (gen != link_generation_) return;
-                      write_wait_armed_ = false;
-                      if (ec == asio::error::operation_aborted || stopped_) return;
-                      if (ec) return on_link_closed(ec.message(), false);
-                      flush_outbox();
-                    });
+  child_.link()->async_wait(asio::posix::stream_descriptor::wait_write,
+                            [this, gen = child_.generation()](boost::system::error_code ec) {
+                              if (gen != child_.generation()) return;
+                              write_wait_armed_ = false;
+                              if (ec == asio::error::operation_aborted || child_.stopped()) return;
+                              if (ec) return on_link_closed(ec.message(), false);
+                              flush_outbox();
+                            });
 }
 
 void ExitNode::flush_outbox() {
-  while (link_ && !outbox_.empty()) {
+  while (child_.link() && !outbox_.empty()) {
     Outgoing& o = outbox_.front();
     std::vector<int> raw;
     for (const auto& fd : o.fds) raw.push_back(fd.get());
-    auto r = ipc::send_datagram(link_->native_handle(), o.datagram, raw);
+    auto r = ipc::send_datagram(child_.link_fd(), o.datagram, raw);
     if (!r) return on_link_closed(r.error(), false);
     if (*r != ipc::SendOutcome::kSent) return wait_writable();
     std::fill(o.datagram.begin(), o.datagram.end(), 0);
     outbox_.pop_front();
   }
   // Drained: reading resumes.
-  if (link_ && !read_paused_) return;
+  if (child_.link() && !read_paused_) return;
   read_paused_ = false;
   on_link_readable();
-}
-
-void ExitNode::wait_link() {
-  if (!link_) return;
-  link_->async_wait(asio::posix::stream_descriptor::wait_read,
-                    [this](boost::system::error_code ec) {
-                      if (ec == asio::error::operation_aborted || stopped_) return;
-                      if (ec) return on_link_closed(ec.message(), false);
-                      on_link_readable();
-                    });
 }
 
 void ExitNode::on_link_readable() {
   // At most a burst per wake-up, so a flooding exitproc cannot starve the broker.
   for (int i = 0; i < 256; ++i) {
-    if (!link_) return;
+    if (!child_.link()) return;
     if (!outbox_.empty()) {
       read_paused_ = true;  // flush_outbox resumes reading
       return;
     }
     ipc::ReceivedDatagram d;
-    auto r = ipc::receive_datagram(link_->native_handle(), exitproc::kMaxLinkDatagram, d);
+    auto r = ipc::receive_datagram(child_.link_fd(), exitproc::kMaxLinkDatagram, d);
     if (!r) return on_link_closed(r.error(), true);
     if (*r == ipc::ReceiveOutcome::kPeerClosed)
       return on_link_closed("exitproc closed its link", false);
-    if (*r == ipc::ReceiveOutcome::kWouldBlock) return wait_link();
+    if (*r == ipc::ReceiveOutcome::kWouldBlock) return child_.wait_link();
     auto m = exitproc::decode_to_broker(d.bytes, d.fds.size());
     if (!m) return on_link_closed(m.error(), true);  // a hostile child: drop and restart it
     if (auto* dp = std::get_if<exitproc::DialProxy>(&*m)) {
@@ -222,41 +190,15 @@ void ExitNode::on_link_readable() {
     }
   }
   // More to read: yield to the event loop, then continue.
-  asio::post(io_, [this, gen = link_generation_] {
-    if (link_ && gen == link_generation_) on_link_readable();
+  asio::post(io_, [this, gen = child_.generation()] {
+    if (child_.link() && gen == child_.generation()) on_link_readable();
   });
 }
 
 void ExitNode::on_link_closed(const std::string& why, bool violation) {
-  if (stopped_) return;
+  if (child_.stopped()) return;
   if (violation) violations_.inc();
-  spdlog::warn("exit: exitproc link: {}; restarting it in {} ms", why, restart_backoff_.count());
-  if (link_) {
-    boost::system::error_code ec;
-    link_->close(ec);
-    link_.reset();
-  }
-  ++link_generation_;
-  outbox_.clear();
-  write_wait_armed_ = false;
-  read_paused_ = false;
-  if (status_.pid > 0) {
-    ::kill(status_.pid, SIGKILL);
-    status_.pid = -1;  // reaped by the daemon's SIGCHLD loop (or by stop())
-  }
-  status_.state = "restarting";
-  status_.error = why;
-  restarts_.inc();
-  // An exitproc that ran for a while before it failed starts the backoff over.
-  if (std::chrono::steady_clock::now() - spawned_at_ > std::chrono::seconds(10)) {
-    restart_backoff_ = std::chrono::milliseconds(500);
-  }
-  finish_refreshes();
-  restart_timer_.expires_after(restart_backoff_);
-  restart_backoff_ = std::min(restart_backoff_ * 2, std::chrono::milliseconds(30000));
-  restart_timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec && !stopped_) spawn();
-  });
+  child_.link_failed(why);
 }
 
 void ExitNode::dial_failed(std::uint64_t flow, const std::string& why) {
@@ -289,10 +231,11 @@ void ExitNode::on_dial(std::uint64_t flow) {
     }
   });
   sock->async_connect(ep, [this, sock, timer, flow,
-                           gen = link_generation_](boost::system::error_code ec) {
+                           gen = child_.generation()](boost::system::error_code ec) {
     timer->cancel();
     --dials_in_flight_;
-    if (stopped_ || !link_ || gen != link_generation_) return;  // for an exitproc that is gone
+    if (child_.stopped() || !child_.link() || gen != child_.generation())
+      return;  // for an exitproc that is gone
     if (ec) {
       dial_failures_.inc();
       return dial_failed(flow, "connect " + config_.exit.proxy.to_string() + ": " + ec.message());
@@ -309,7 +252,7 @@ void ExitNode::on_dial(std::uint64_t flow) {
 }
 
 void ExitNode::refresh(std::function<void()> done) {
-  if (!link_) return done();
+  if (!child_.link()) return done();
   refresh_waiters_.push_back(std::move(done));
   if (refresh_waiters_.size() > 1) return;  // one request answers them all
   if (!send(exitproc::StatsRequest{})) return;

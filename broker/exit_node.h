@@ -6,7 +6,8 @@
 // (the egress rule for exit flows: that address and nothing else, rate-limited,
 // non-blocking connect) and passing the connected fd. Every exitproc message is
 // treated as hostile: a malformed one closes the link (counted) and exitproc is
-// restarted with backoff; the namespace and the listeners stay.
+// restarted with backoff (broker/child_supervisor.h); the namespace and the listeners
+// stay.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "broker/audit.h"
+#include "broker/child_supervisor.h"
 #include "broker/config.h"
 #include "broker/exit_namespace.h"
 #include "common/bytes.h"
@@ -44,10 +46,8 @@ struct ExitNodeConfig {
   std::chrono::milliseconds dial_timeout{5000};
 };
 
-struct ExitStatusView {
-  std::string state = "starting";  // starting | running | restarting
-  std::string error;               // why the link last closed
-  pid_t pid = -1;
+// state (starting | running | restarting), error and pid: ChildStatus.
+struct ExitStatusView : ChildStatus {
   std::optional<exitproc::ExitStats> stats;  // the latest ExitStats
 };
 
@@ -75,10 +75,10 @@ class ExitNode {
   Result<ExitKernelCounters> kernel_counters() const;
 
  private:
-  void spawn();
-  void wait_link();
+  void on_spawned(pid_t pid);
   void on_link_readable();
   void on_link_closed(const std::string& why, bool violation);
+  void drop_link_state();
   void on_dial(std::uint64_t flow);
   void dial_failed(std::uint64_t flow, const std::string& why);
   // Sends, or queues while the link is full (the fd duplicated); reading from exitproc
@@ -100,23 +100,19 @@ class ExitNode {
   boost::asio::io_context& io_;
   ExitNodeConfig config_;
   std::optional<ExitNamespace> ns_;
-  std::unique_ptr<boost::asio::posix::stream_descriptor> link_;
-  boost::asio::steady_timer restart_timer_;
   boost::asio::steady_timer refresh_timer_;
-  std::chrono::milliseconds restart_backoff_{500};
-  std::chrono::steady_clock::time_point spawned_at_{};
-  std::uint64_t link_generation_ = 0;  // dials of an earlier link are not delivered
   ExitStatusView status_;
   ExpectedFds expected_fds_;
   std::vector<std::function<void()>> refresh_waiters_;
   TokenBucket dial_bucket_;
   std::size_t dials_in_flight_ = 0;
-  bool stopped_ = false;
   Counter& dials_;
   Counter& dial_failures_;
   Counter& dials_refused_;
   Counter& violations_;
-  Counter& restarts_;
+  // Last: it refers to the members above. Its generation() keeps the dials and
+  // waits of an earlier link from reaching a later one.
+  ChildSupervisor child_;
 };
 
 }  // namespace tw::broker

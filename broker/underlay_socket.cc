@@ -1,6 +1,7 @@
 #include "broker/underlay_socket.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -10,6 +11,11 @@ namespace tw::broker {
 namespace {
 
 constexpr int kSocketBufferBytes = 7 << 20;  // as tailscaled's socketBufferSize
+#ifdef UDP_GRO
+constexpr int kUdpGro = UDP_GRO;
+#else
+constexpr int kUdpGro = 104;  // linux/udp.h
+#endif
 
 struct Attempt {
   bool v6;
@@ -32,6 +38,10 @@ Result<ipc::UniqueFd> try_bind(const Attempt& a, const BindFn& bind_fn) {
       (void)::setsockopt(fd.get(), SOL_SOCKET, fallback, &size, sizeof size);
     }
   }
+  // Coalesced receive (UDP_GRO): netproc splits the runs itself and cannot set this
+  // under its sandbox. Best effort: without it datagrams arrive one by one.
+  int on = 1;
+  (void)::setsockopt(fd.get(), IPPROTO_UDP, kUdpGro, &on, sizeof on);
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (a.v6) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "ipc/link_frame.h"
 #include "ipc/wire.h"
 
 namespace tw::ctl {
@@ -10,28 +11,7 @@ namespace {
 using ipc::BodyReader;
 using ipc::BodyWriter;
 
-Bytes frame(std::uint16_t type, const Bytes& body) {
-  std::uint8_t head[kLinkHeaderBytes];
-  store_be32(&head[0], kLinkMagic);
-  store_be16(&head[4], kLinkVersion);
-  store_be16(&head[6], type);
-  store_be32(&head[8], static_cast<std::uint32_t>(body.size()));
-  Bytes out(kLinkHeaderBytes + body.size());
-  std::copy(head, head + kLinkHeaderBytes, out.begin());
-  std::copy(body.begin(), body.end(), out.begin() + kLinkHeaderBytes);
-  return out;
-}
-
-Result<std::pair<std::uint16_t, ByteView>> unframe(ByteView d) {
-  if (d.size() < kLinkHeaderBytes) return make_error("ctl link: datagram shorter than its header");
-  if (load_be32(&d[0]) != kLinkMagic) return make_error("ctl link: bad magic");
-  if (load_be16(&d[4]) != kLinkVersion) return make_error("ctl link: unsupported version");
-  const std::size_t len = load_be32(&d[8]);
-  if (len > kMaxLinkBody || len != d.size() - kLinkHeaderBytes) {
-    return make_error("ctl link: body length does not match the datagram");
-  }
-  return std::pair<std::uint16_t, ByteView>{load_be16(&d[6]), d.subspan(kLinkHeaderBytes)};
-}
+constexpr ipc::LinkFraming kFraming{"ctl link", kLinkMagic, kLinkVersion, kMaxLinkBody};
 
 void put_endpoints(BodyWriter& w, const std::vector<Endpoint>& eps) {
   w.u32(static_cast<std::uint32_t>(eps.size()));
@@ -61,93 +41,68 @@ ConnPurpose get_purpose(BodyReader& r) {
   return static_cast<ConnPurpose>(p);
 }
 
-template <typename T>
-Result<T> finish(BodyReader& r, T value, const char* name) {
-  if (!r.finish()) return make_error(std::string("ctl link: ") + name + ": " + r.error());
-  return value;
-}
-
-Status expect_fds(std::size_t got, std::size_t want, const char* name) {
-  if (got != want) {
-    return make_error(std::string("ctl link: ") + name + " with " + std::to_string(got) +
-                      " fds (want " + std::to_string(want) + ")");
-  }
-  return ok_status();
-}
-
 }  // namespace
 
 Bytes encode_link(const ToCtlproc& m) {
-  BodyWriter w;
-  std::uint16_t type = 0;
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        type = T::kType;
-        if constexpr (std::is_same_v<T, CtlSetup>) {
-          w.key(v.machine_private);
-          w.key(v.node_public.bytes());
-          w.key(v.disco_public.bytes());
-          w.key(v.control_key);
-          w.text(v.authority);
-          w.text(v.auth_key);
-          w.text(v.hostname);
-          w.u32(v.home_derp);
-          put_endpoints(w, v.endpoints);
-          w.u32(static_cast<std::uint32_t>(v.routable_ips.size()));
-          for (const auto& p : v.routable_ips) w.prefix(p);
-        } else if constexpr (std::is_same_v<T, CtlConn>) {
-          w.u8(static_cast<std::uint8_t>(v.purpose));
-        } else if constexpr (std::is_same_v<T, CtlDialFailed>) {
-          w.u8(static_cast<std::uint8_t>(v.purpose));
-          w.text(v.reason.substr(0, kMaxLinkText));
-        } else {
-          w.u32(v.home_derp);
-          w.key(v.disco_public.bytes());
-          put_endpoints(w, v.endpoints);
-        }
-      },
-      m);
-  return frame(type, w.take());
+  return ipc::encode_link_message(kFraming, m, [](BodyWriter& w, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, CtlSetup>) {
+      w.key(v.machine_private);
+      w.key(v.node_public.bytes());
+      w.key(v.disco_public.bytes());
+      w.key(v.control_key);
+      w.text(v.authority);
+      w.text(v.auth_key);
+      w.text(v.hostname);
+      w.u32(v.home_derp);
+      put_endpoints(w, v.endpoints);
+      w.u32(static_cast<std::uint32_t>(v.routable_ips.size()));
+      for (const auto& p : v.routable_ips) w.prefix(p);
+    } else if constexpr (std::is_same_v<T, CtlConn>) {
+      w.u8(static_cast<std::uint8_t>(v.purpose));
+    } else if constexpr (std::is_same_v<T, CtlDialFailed>) {
+      w.u8(static_cast<std::uint8_t>(v.purpose));
+      w.text(v.reason.substr(0, kMaxLinkText));
+    } else {
+      w.u32(v.home_derp);
+      w.key(v.disco_public.bytes());
+      put_endpoints(w, v.endpoints);
+    }
+  });
 }
 
 Bytes encode_link(const ToBroker& m) {
-  BodyWriter w;
-  std::uint16_t type = 0;
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        type = T::kType;
-        if constexpr (std::is_same_v<T, CtlDialRequest>) {
-          w.u8(static_cast<std::uint8_t>(v.purpose));
-        } else if constexpr (std::is_same_v<T, CtlNetmapPart>) {
-          w.u64(v.seq);
-          w.u16(v.part);
-          w.u16(v.parts);
-          w.blob(v.data);
-        } else {
-          for (const std::string* s : {&v.state, &v.auth_url, &v.error, &v.user})
-            w.text(s->substr(0, kMaxLinkText));
-          w.u64(v.maps);
-          w.u64(v.reconnects);
-          w.u64(v.bytes_in);
-          w.u64(v.bytes_out);
-          w.text(v.key_expiry.substr(0, 64));
-          w.u8(v.key_expired ? 1 : 0);
-          w.u64(v.expired_peers);
-        }
-      },
-      m);
-  return frame(type, w.take());
+  return ipc::encode_link_message(kFraming, m, [](BodyWriter& w, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, CtlDialRequest>) {
+      w.u8(static_cast<std::uint8_t>(v.purpose));
+    } else if constexpr (std::is_same_v<T, CtlNetmapPart>) {
+      w.u64(v.seq);
+      w.u16(v.part);
+      w.u16(v.parts);
+      w.blob(v.data);
+    } else {
+      for (const std::string* s : {&v.state, &v.auth_url, &v.error, &v.user})
+        w.text(s->substr(0, kMaxLinkText));
+      w.u64(v.maps);
+      w.u64(v.reconnects);
+      w.u64(v.bytes_in);
+      w.u64(v.bytes_out);
+      w.text(v.key_expiry.substr(0, 64));
+      w.u8(v.key_expired ? 1 : 0);
+      w.u64(v.expired_peers);
+    }
+  });
 }
 
 Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
-  auto f = unframe(datagram);
+  auto f = ipc::unframe_link(kFraming, datagram);
   if (!f) return make_error(f.error());
-  BodyReader r(f->second);
-  switch (f->first) {
+  BodyReader r(f->body);
+  switch (f->type) {
     case CtlSetup::kType: {
-      if (auto st = expect_fds(fds, 0, "CtlSetup"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 0, "CtlSetup"); !st)
+        return Error{st.error()};
       CtlSetup s;
       s.machine_private = r.key();
       s.node_public = NodePublic(r.key());
@@ -162,46 +117,47 @@ Result<ToCtlproc> decode_to_ctlproc(ByteView datagram, std::size_t fds) {
       for (auto& p : s.routable_ips) p = r.prefix();
       if (r.ok() && s.node_public.is_zero()) r.fail("zero node key");
       if (r.ok() && s.authority.empty()) r.fail("empty control authority");
-      auto out = finish<ToCtlproc>(r, std::move(s), "CtlSetup");
+      auto out = ipc::finish_link_body<ToCtlproc>(kFraming, r, std::move(s), "CtlSetup");
       return out;
     }
     case CtlConn::kType: {
-      if (auto st = expect_fds(fds, 1, "CtlConn"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 1, "CtlConn"); !st)
+        return Error{st.error()};
       CtlConn c;
       c.purpose = get_purpose(r);
-      return finish<ToCtlproc>(r, c, "CtlConn");
+      return ipc::finish_link_body<ToCtlproc>(kFraming, r, c, "CtlConn");
     }
     case CtlDialFailed::kType: {
-      if (auto st = expect_fds(fds, 0, "CtlDialFailed"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 0, "CtlDialFailed"); !st)
+        return Error{st.error()};
       CtlDialFailed d;
       d.purpose = get_purpose(r);
       d.reason = r.text(kMaxLinkText);
-      return finish<ToCtlproc>(r, std::move(d), "CtlDialFailed");
+      return ipc::finish_link_body<ToCtlproc>(kFraming, r, std::move(d), "CtlDialFailed");
     }
     case CtlEndpoints::kType: {
-      if (auto st = expect_fds(fds, 0, "CtlEndpoints"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 0, "CtlEndpoints"); !st)
+        return Error{st.error()};
       CtlEndpoints e;
       e.home_derp = r.u32();
       e.disco_public = DiscoPublic(r.key());
       e.endpoints = get_endpoints(r);
-      return finish<ToCtlproc>(r, std::move(e), "CtlEndpoints");
+      return ipc::finish_link_body<ToCtlproc>(kFraming, r, std::move(e), "CtlEndpoints");
     }
     default:
-      return make_error("ctl link: message type " + std::to_string(f->first) +
-                        " is not for ctlproc");
+      return ipc::link_type_not_for(kFraming, f->type, "ctlproc");
   }
 }
 
 Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
-  auto f = unframe(datagram);
+  auto f = ipc::unframe_link_from_child(kFraming, datagram, fds, "ctlproc");
   if (!f) return make_error(f.error());
-  if (fds != 0) return make_error("ctl link: ctlproc sent " + std::to_string(fds) + " fds");
-  BodyReader r(f->second);
-  switch (f->first) {
+  BodyReader r(f->body);
+  switch (f->type) {
     case CtlDialRequest::kType: {
       CtlDialRequest d;
       d.purpose = get_purpose(r);
-      return finish<ToBroker>(r, d, "CtlDialRequest");
+      return ipc::finish_link_body<ToBroker>(kFraming, r, d, "CtlDialRequest");
     }
     case CtlNetmapPart::kType: {
       CtlNetmapPart p;
@@ -212,7 +168,7 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       const std::size_t max_parts = kMaxNetmapBytes / kNetmapChunk;
       if (r.ok() && (p.parts == 0 || p.parts > max_parts || p.part >= p.parts))
         r.fail("bad part numbering");
-      return finish<ToBroker>(r, std::move(p), "CtlNetmapPart");
+      return ipc::finish_link_body<ToBroker>(kFraming, r, std::move(p), "CtlNetmapPart");
     }
     case CtlStatus::kType: {
       CtlStatus s;
@@ -226,11 +182,10 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       if (expired > 1) r.fail("key_expired is not 0 or 1");
       s.key_expired = expired == 1;
       s.expired_peers = r.u64();
-      return finish<ToBroker>(r, std::move(s), "CtlStatus");
+      return ipc::finish_link_body<ToBroker>(kFraming, r, std::move(s), "CtlStatus");
     }
     default:
-      return make_error("ctl link: message type " + std::to_string(f->first) +
-                        " is not for the broker");
+      return ipc::link_type_not_for(kFraming, f->type, "the broker");
   }
 }
 

@@ -1,6 +1,7 @@
 // The broker <-> ctlproc link: typed messages on the SOCK_SEQPACKET at fd 3, each a
-// 12-byte header (magic "TWCT", version, type, body length; big-endian) and a body of
-// exactly that length, read with ipc/wire.h's bounded readers. The control TCP fd
+// 12-byte header (magic "TWCT", version, type, body length; big-endian; the framing is
+// ipc/link_frame.h) and a body of exactly that length, read with ipc/wire.h's bounded
+// readers. The control TCP fd
 // rides only on CtlConn. Large netmaps travel as numbered parts of netmap-file JSON,
 // which the broker reassembles (NetmapAssembler) and checks with parse_netmap, the
 // same parser as `tailwarden netmap apply`.
@@ -18,12 +19,13 @@
 #include "common/netmap.h"
 #include "common/result.h"
 #include "ctlproc/tailcfg.h"
+#include "ipc/link_frame.h"
 
 namespace tw::ctl {
 
 constexpr std::uint32_t kLinkMagic = 0x54574354;  // "TWCT"
 constexpr std::uint16_t kLinkVersion = 1;
-constexpr std::size_t kLinkHeaderBytes = 12;
+constexpr std::size_t kLinkHeaderBytes = ipc::kLinkFrameHeaderBytes;
 constexpr std::size_t kMaxLinkBody = 150 * 1024;
 constexpr std::size_t kMaxLinkDatagram = kLinkHeaderBytes + kMaxLinkBody;
 constexpr std::size_t kNetmapChunk = 128 * 1024;

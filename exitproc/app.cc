@@ -85,7 +85,7 @@ App::~App() {
     if (f.client >= 0) ::close(f.client);
     if (f.proxy >= 0) ::close(f.proxy);
   }
-  for (int fd : {listener_, dns_, udp_, epoll_})
+  for (int fd : {listener_, udp_, epoll_})
     if (fd >= 0) ::close(fd);
 }
 
@@ -114,7 +114,8 @@ bool App::poll_once(int timeout_ms) {
     } else if (tok == kTokListener) {
       on_accept();
     } else if (tok == kTokDns) {
-      on_dns_socket();
+      dns_.read_queries(kDatagramsPerWake,
+                        [this](DnsQuery&& q) { return start_dns(std::move(q)); });
     } else if (tok == kTokUdp) {
       on_udp_sink();
     } else {
@@ -257,10 +258,10 @@ void App::handle(ExitSetup&& s, std::vector<int> fds) {
     lim.max_flows_per_source = std::min(lim.max_flows_per_source, lim.max_flows);
   }
   listener_ = fds[0];
-  dns_ = fds[1];
+  dns_.attach(fds[1], lim.max_dns_queries);
   udp_ = fds[2];
   const std::pair<int, std::uint64_t> regs[] = {
-      {listener_, kTokListener}, {dns_, kTokDns}, {udp_, kTokUdp}};
+      {listener_, kTokListener}, {dns_.fd(), kTokDns}, {udp_, kTokUdp}};
   for (auto [fd, tok] : regs) {
     (void)ipc::set_nonblocking(fd);
     epoll_event ev{};
@@ -373,50 +374,21 @@ void App::on_udp_sink() {
   }
 }
 
-void App::on_dns_socket() {
-  std::uint8_t buf[kMaxDnsUdpQuery + 1];
-  for (int i = 0; i < kDatagramsPerWake; ++i) {
-    sockaddr_in from{};
-    socklen_t flen = sizeof from;
-    const ssize_t n = ::recvfrom(dns_, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC,
-                                 reinterpret_cast<sockaddr*>(&from), &flen);
-    if (n < 0) return;
-    ++stats_.dns_queries;
-    const std::size_t len = static_cast<std::size_t>(n);
-    if (len > kMaxDnsUdpQuery || flen != sizeof from || from.sin_family != AF_INET) {
-      ++stats_.dns_invalid;
-      continue;
-    }
-    ByteView q(buf, len);
-    auto info = check_dns_query(q);
-    if (!info) {
-      ++stats_.dns_invalid;
-      continue;
-    }
-    if (dns_flows_ >= setup_.limits.max_dns_queries) {
-      ++stats_.dns_dropped;
-      continue;
-    }
-    auto hs = make_handshake(setup_.kind, ConnectTarget{setup_.dns_resolver, "", kDnsPort},
-                             Credentials{setup_.username, setup_.password});
-    if (!hs) {
-      ++stats_.dns_invalid;
-      continue;
-    }
-    const std::uint64_t id = next_id_++;
-    Flow& f = flows_[id];
-    f.id = id;
-    f.dns = true;
-    f.dns_client = from;
-    f.query.assign(q.begin(), q.end());
-    f.query_info = *info;
-    f.hs = std::move(*hs);
-    f.phase = Phase::kDialing;
-    f.last_activity = clock_.now();
-    f.deadline = f.last_activity + std::chrono::milliseconds(setup_.limits.dns_timeout_ms);
-    ++dns_flows_;
-    send_link(ToBroker(DialProxy{id}));
-  }
+bool App::start_dns(DnsQuery&& q) {
+  auto hs = make_handshake(setup_.kind, ConnectTarget{setup_.dns_resolver, "", kDnsPort},
+                           Credentials{setup_.username, setup_.password});
+  if (!hs) return false;
+  const std::uint64_t id = next_id_++;
+  Flow& f = flows_[id];
+  f.id = id;
+  f.dns = true;
+  f.dns_query = std::move(q);
+  f.hs = std::move(*hs);
+  f.phase = Phase::kDialing;
+  f.last_activity = clock_.now();
+  f.deadline = f.last_activity + std::chrono::milliseconds(setup_.limits.dns_timeout_ms);
+  send_link(ToBroker(DialProxy{id}));
+  return true;
 }
 
 // ---- proxy connections ----
@@ -593,9 +565,7 @@ void App::pump_handshake(Flow& f) {
       f.last_activity = clock_.now();
       if (f.dns) {
         f.phase = Phase::kDnsQuery;
-        f.pending.resize(2);
-        store_be16(f.pending.data(), static_cast<std::uint16_t>(f.query.size()));
-        f.pending.insert(f.pending.end(), f.query.begin(), f.query.end());
+        f.pending = frame_dns_query(f.dns_query.query);
         return pump_dns(f);
       }
       f.phase = Phase::kRelay;
@@ -697,8 +667,8 @@ void App::pump_dns(Flow& f) {
   }
   // The answer: 2-byte length, then that many bytes (at most 65535, buffer-bounded).
   for (;;) {
-    std::size_t want = 2;
-    if (f.down.size() >= 2) want = 2 + load_be16(f.down.data.get() + f.down.start);
+    const std::size_t want =
+        framed_dns_answer_size(ByteView(f.down.data.get() + f.down.start, f.down.size()));
     if (want > kRelayBufferBytes) return finish_dns(f, false);
     if (f.down.size() >= want) break;
     const ssize_t n =
@@ -711,23 +681,9 @@ void App::pump_dns(Flow& f) {
 }
 
 void App::finish_dns(Flow& f, bool ok) {
-  ByteView query(f.query);
-  Bytes reply;
-  if (ok && f.down.size() >= 2) {
-    ByteView answer(f.down.data.get() + f.down.start + 2, f.down.size() - 2);
-    if (check_dns_answer(query, f.query_info, answer)) {
-      reply = answer.size() <= kMaxDnsUdpAnswer ? Bytes(answer.begin(), answer.end())
-                                                : make_truncated(query, f.query_info, answer);
-    }
-  }
-  if (reply.empty()) {
-    ++stats_.dns_failed;
-    reply = make_servfail(query, f.query_info);
-  } else {
-    ++stats_.dns_ok;
-  }
-  (void)::sendto(dns_, reply.data(), reply.size(), MSG_DONTWAIT,
-                 reinterpret_cast<const sockaddr*>(&f.dns_client), sizeof f.dns_client);
+  std::optional<ByteView> answer;
+  if (ok) answer = ByteView(f.down.data.get() + f.down.start, f.down.size());
+  dns_.finish(f.dns_query, answer);
   close_flow(f, false, false);
 }
 
@@ -793,9 +749,7 @@ void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
     }
   }
   give_buffers(f);
-  if (f.dns) {
-    --dns_flows_;
-  } else {
+  if (!f.dns) {
     --tcp_flows_;
     auto it = per_source_.find(f.source);
     if (it != per_source_.end() && --it->second == 0) per_source_.erase(it);

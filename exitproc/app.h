@@ -6,8 +6,9 @@
 // fixed buffers from a bounded pool, with half-close and an idle timeout. Every
 // failure resets the client (SO_LINGER 0) and is counted by reason; nothing here can
 // dial (the sandbox has no socket() or connect()). UDP to port 53 is forwarded as DNS
-// over TCP through a proxy flow to the configured resolver; other UDP is counted and
-// dropped. Timeouts read an injected clock.
+// over TCP through a proxy flow to the configured resolver (the UDP side and the
+// framing: exitproc/dns_forward.h); other UDP is counted and dropped. Timeouts read an
+// injected clock.
 #pragma once
 
 #include <netinet/in.h>
@@ -21,7 +22,7 @@
 
 #include "common/clock.h"
 #include "common/ipaddr.h"
-#include "exitproc/dns.h"
+#include "exitproc/dns_forward.h"
 #include "exitproc/link.h"
 #include "exitproc/proxy_client.h"
 
@@ -71,9 +72,7 @@ class App {
     int client = -1;  // TCP flows
     int proxy = -1;
     std::uint32_t source = 0;  // client IPv4 (host order), for per-source limits
-    sockaddr_in dns_client{};  // DNS flows
-    Bytes query;               // DNS flows
-    DnsQueryInfo query_info;
+    DnsQuery dns_query;        // DNS flows
     Phase phase = Phase::kDialing;
     ConnectTarget target;
     std::unique_ptr<ProxyHandshake> hs;
@@ -91,7 +90,7 @@ class App {
   void send_link(const ToBroker& m);
   void handle(ExitSetup&& s, std::vector<int> fds);
   void on_accept();
-  void on_dns_socket();
+  bool start_dns(DnsQuery&& q);
   void on_udp_sink();
   void on_proxy_conn(std::uint64_t id, int fd);
   void on_dial_failed(std::uint64_t id, const std::string& reason);
@@ -115,10 +114,10 @@ class App {
   int epoll_ = -1;
   bool setup_done_ = false;
   ExitSetup setup_;
-  int listener_ = -1, dns_ = -1, udp_ = -1;
+  int listener_ = -1, udp_ = -1;
   std::unordered_map<std::uint64_t, Flow> flows_;
   std::unordered_map<std::uint32_t, std::uint32_t> per_source_;
-  std::size_t tcp_flows_ = 0, dns_flows_ = 0;
+  std::size_t tcp_flows_ = 0;
   std::uint64_t next_id_ = 1;
   std::vector<std::unique_ptr<std::uint8_t[]>> pool_;
   std::size_t pool_allocated_ = 0;
@@ -127,6 +126,7 @@ class App {
   bool listener_paused_ = false;  // out of fds: accepting resumes when a flow closes
   TimePoint last_tick_{};
   ExitStats stats_;
+  DnsForwarder dns_{stats_};  // after stats_, which it counts into
   bool running_ = true;
   int exit_code_ = 0;
   std::vector<std::uint64_t> to_pump_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "ipc/link_frame.h"
 #include "ipc/wire.h"
 
 namespace tw::exitproc {
@@ -11,40 +12,7 @@ namespace {
 using ipc::BodyReader;
 using ipc::BodyWriter;
 
-Bytes frame(std::uint16_t type, const Bytes& body) {
-  Bytes out(kLinkHeaderBytes + body.size());
-  store_be32(&out[0], kLinkMagic);
-  store_be16(&out[4], kLinkVersion);
-  store_be16(&out[6], type);
-  store_be32(&out[8], static_cast<std::uint32_t>(body.size()));
-  std::copy(body.begin(), body.end(), out.begin() + kLinkHeaderBytes);
-  return out;
-}
-
-Result<std::pair<std::uint16_t, ByteView>> unframe(ByteView d) {
-  if (d.size() < kLinkHeaderBytes) return make_error("exit link: datagram shorter than its header");
-  if (load_be32(&d[0]) != kLinkMagic) return make_error("exit link: bad magic");
-  if (load_be16(&d[4]) != kLinkVersion) return make_error("exit link: unsupported version");
-  const std::size_t len = load_be32(&d[8]);
-  if (len > kMaxLinkBody || len != d.size() - kLinkHeaderBytes) {
-    return make_error("exit link: body length does not match the datagram");
-  }
-  return std::pair<std::uint16_t, ByteView>{load_be16(&d[6]), d.subspan(kLinkHeaderBytes)};
-}
-
-template <typename T, typename V>
-Result<T> finish(BodyReader& r, V value, const char* name) {
-  if (!r.finish()) return make_error(std::string("exit link: ") + name + ": " + r.error());
-  return T(std::move(value));
-}
-
-Status expect_fds(std::size_t got, std::size_t want, const char* name) {
-  if (got != want) {
-    return make_error(std::string("exit link: ") + name + " with " + std::to_string(got) +
-                      " fds (want " + std::to_string(want) + ")");
-  }
-  return ok_status();
-}
+constexpr ipc::LinkFraming kFraming{"exit link", kLinkMagic, kLinkVersion, kMaxLinkBody};
 
 void put_limits(BodyWriter& w, const ExitLimits& l) {
   w.u32(l.max_flows);
@@ -108,64 +76,53 @@ const char* refusal_name(Refusal r) {
 }
 
 Bytes encode_link(const ToExitproc& m) {
-  BodyWriter w;
-  std::uint16_t type = 0;
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        type = T::kType;
-        if constexpr (std::is_same_v<T, ExitSetup>) {
-          w.u8(static_cast<std::uint8_t>(v.kind));
-          w.text(v.proxy_host);
-          w.text(v.username);
-          w.text(v.password);
-          w.raw(v.dns_resolver);
-          put_limits(w, v.limits);
-        } else if constexpr (std::is_same_v<T, ProxyConn>) {
-          w.u64(v.flow);
-        } else if constexpr (std::is_same_v<T, ProxyDialFailed>) {
-          w.u64(v.flow);
-          w.text(v.reason.substr(0, kMaxLinkText));
-        } else {
-          static_assert(std::is_same_v<T, StatsRequest>);
-        }
-      },
-      m);
-  return frame(type, w.take());
+  return ipc::encode_link_message(kFraming, m, [](BodyWriter& w, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, ExitSetup>) {
+      w.u8(static_cast<std::uint8_t>(v.kind));
+      w.text(v.proxy_host);
+      w.text(v.username);
+      w.text(v.password);
+      w.raw(v.dns_resolver);
+      put_limits(w, v.limits);
+    } else if constexpr (std::is_same_v<T, ProxyConn>) {
+      w.u64(v.flow);
+    } else if constexpr (std::is_same_v<T, ProxyDialFailed>) {
+      w.u64(v.flow);
+      w.text(v.reason.substr(0, kMaxLinkText));
+    } else {
+      static_assert(std::is_same_v<T, StatsRequest>);
+    }
+  });
 }
 
 Bytes encode_link(const ToBroker& m) {
-  BodyWriter w;
-  std::uint16_t type = 0;
-  std::visit(
-      [&](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        type = T::kType;
-        if constexpr (std::is_same_v<T, DialProxy>) {
-          w.u64(v.flow);
-        } else {
-          static_assert(std::is_same_v<T, ExitStats>);
-          for (std::uint64_t x : {v.flows_open, v.flows_total, v.bytes_up, v.bytes_down}) w.u64(x);
-          w.u8(static_cast<std::uint8_t>(kRefusalKinds));
-          for (std::uint64_t x : v.refusals) w.u64(x);
-          for (std::uint64_t x : {v.dns_queries, v.dns_ok, v.dns_failed, v.dns_invalid,
-                                  v.dns_dropped, v.udp_dropped, v.handshakes_ok})
-            w.u64(x);
-          w.u8(v.proxy_ok ? 1 : 0);
-          w.text(v.last_proxy_error.substr(0, kMaxLinkText));
-        }
-      },
-      m);
-  return frame(type, w.take());
+  return ipc::encode_link_message(kFraming, m, [](BodyWriter& w, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, DialProxy>) {
+      w.u64(v.flow);
+    } else {
+      static_assert(std::is_same_v<T, ExitStats>);
+      for (std::uint64_t x : {v.flows_open, v.flows_total, v.bytes_up, v.bytes_down}) w.u64(x);
+      w.u8(static_cast<std::uint8_t>(kRefusalKinds));
+      for (std::uint64_t x : v.refusals) w.u64(x);
+      for (std::uint64_t x : {v.dns_queries, v.dns_ok, v.dns_failed, v.dns_invalid, v.dns_dropped,
+                              v.udp_dropped, v.handshakes_ok})
+        w.u64(x);
+      w.u8(v.proxy_ok ? 1 : 0);
+      w.text(v.last_proxy_error.substr(0, kMaxLinkText));
+    }
+  });
 }
 
 Result<ToExitproc> decode_to_exitproc(ByteView datagram, std::size_t fds) {
-  auto f = unframe(datagram);
+  auto f = ipc::unframe_link(kFraming, datagram);
   if (!f) return make_error(f.error());
-  BodyReader r(f->second);
-  switch (f->first) {
+  BodyReader r(f->body);
+  switch (f->type) {
     case ExitSetup::kType: {
-      if (auto st = expect_fds(fds, kSetupFds, "ExitSetup"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, kSetupFds, "ExitSetup"); !st)
+        return Error{st.error()};
       ExitSetup s;
       const std::uint8_t kind = r.u8();
       if (kind != 1 && kind != 2) r.fail("unknown proxy kind");
@@ -180,41 +137,42 @@ Result<ToExitproc> decode_to_exitproc(ByteView datagram, std::size_t fds) {
       if (r.ok() && s.kind == ProxyKind::kHttpConnect && s.username.find(':') != std::string::npos)
         r.fail("an HTTP Basic username cannot contain ':'");
       if (r.ok() && s.dns_resolver == std::array<std::uint8_t, 4>{}) r.fail("DNS resolver 0.0.0.0");
-      return finish<ToExitproc>(r, std::move(s), "ExitSetup");
+      return ipc::finish_link_body<ToExitproc>(kFraming, r, std::move(s), "ExitSetup");
     }
     case ProxyConn::kType: {
-      if (auto st = expect_fds(fds, 1, "ProxyConn"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 1, "ProxyConn"); !st)
+        return Error{st.error()};
       ProxyConn c;
       c.flow = r.u64();
-      return finish<ToExitproc>(r, c, "ProxyConn");
+      return ipc::finish_link_body<ToExitproc>(kFraming, r, c, "ProxyConn");
     }
     case ProxyDialFailed::kType: {
-      if (auto st = expect_fds(fds, 0, "ProxyDialFailed"); !st) return Error{st.error()};
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 0, "ProxyDialFailed"); !st)
+        return Error{st.error()};
       ProxyDialFailed d;
       d.flow = r.u64();
       d.reason = r.text(kMaxLinkText);
-      return finish<ToExitproc>(r, std::move(d), "ProxyDialFailed");
+      return ipc::finish_link_body<ToExitproc>(kFraming, r, std::move(d), "ProxyDialFailed");
     }
     case StatsRequest::kType: {
-      if (auto st = expect_fds(fds, 0, "StatsRequest"); !st) return Error{st.error()};
-      return finish<ToExitproc>(r, StatsRequest{}, "StatsRequest");
+      if (auto st = ipc::expect_link_fds(kFraming, fds, 0, "StatsRequest"); !st)
+        return Error{st.error()};
+      return ipc::finish_link_body<ToExitproc>(kFraming, r, StatsRequest{}, "StatsRequest");
     }
     default:
-      return make_error("exit link: message type " + std::to_string(f->first) +
-                        " is not for exitproc");
+      return ipc::link_type_not_for(kFraming, f->type, "exitproc");
   }
 }
 
 Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
-  auto f = unframe(datagram);
+  auto f = ipc::unframe_link_from_child(kFraming, datagram, fds, "exitproc");
   if (!f) return make_error(f.error());
-  if (fds != 0) return make_error("exit link: exitproc sent " + std::to_string(fds) + " fds");
-  BodyReader r(f->second);
-  switch (f->first) {
+  BodyReader r(f->body);
+  switch (f->type) {
     case DialProxy::kType: {
       DialProxy d;
       d.flow = r.u64();
-      return finish<ToBroker>(r, d, "DialProxy");
+      return ipc::finish_link_body<ToBroker>(kFraming, r, d, "DialProxy");
     }
     case ExitStats::kType: {
       ExitStats s;
@@ -229,11 +187,10 @@ Result<ToBroker> decode_to_broker(ByteView datagram, std::size_t fds) {
       if (ok > 1) r.fail("proxy_ok is not a boolean");
       s.proxy_ok = ok == 1;
       s.last_proxy_error = r.text(kMaxLinkText);
-      return finish<ToBroker>(r, std::move(s), "ExitStats");
+      return ipc::finish_link_body<ToBroker>(kFraming, r, std::move(s), "ExitStats");
     }
     default:
-      return make_error("exit link: message type " + std::to_string(f->first) +
-                        " is not for the broker");
+      return ipc::link_type_not_for(kFraming, f->type, "the broker");
   }
 }
 

@@ -1,6 +1,7 @@
 // The broker <-> exitproc link: typed messages on the SOCK_SEQPACKET at fd 3, each a
-// 12-byte header (magic "TWEX", version, type, body length; big-endian) and a body of
-// exactly that length, read with ipc/wire.h's bounded readers. fds ride only on
+// 12-byte header (magic "TWEX", version, type, body length; big-endian; the framing is
+// ipc/link_frame.h) and a body of exactly that length, read with ipc/wire.h's bounded
+// readers. fds ride only on
 // ExitSetup (3: TCP listener, DNS UDP socket, other-UDP socket) and ProxyConn (1: a
 // TCP connection to the upstream proxy the broker dialled). Any violation is an error
 // the receiver acts on (the broker drops the link and counts it; exitproc exits).
@@ -15,12 +16,13 @@
 #include "common/bytes.h"
 #include "common/result.h"
 #include "exitproc/exit_ns.h"
+#include "ipc/link_frame.h"
 
 namespace tw::exitproc {
 
 constexpr std::uint32_t kLinkMagic = 0x54574558;  // "TWEX"
 constexpr std::uint16_t kLinkVersion = 1;
-constexpr std::size_t kLinkHeaderBytes = 12;
+constexpr std::size_t kLinkHeaderBytes = ipc::kLinkFrameHeaderBytes;
 constexpr std::size_t kMaxLinkBody = 4096;
 constexpr std::size_t kMaxLinkDatagram = kLinkHeaderBytes + kMaxLinkBody;
 constexpr std::size_t kMaxLinkText = 512;

@@ -19,7 +19,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
+#include <cstddef>
+#include <utility>
 
 // After <netinet/in.h>: the kernel header defers to glibc only in this order.
 #include <linux/netfilter_ipv4.h>  // SO_ORIGINAL_DST
@@ -68,9 +71,26 @@ constexpr ArgCheck kThreadCloneFlags = arg_masked(0, ~kCloneThreadOptional, kClo
 // ring) to validate them (SO_TYPE, SO_DOMAIN, SO_ERROR): socket level only.
 constexpr ArgCheck kSolSocket = arg_masked(1, kLow32, SOL_SOCKET);
 
-// Rows the two children share are spelled the same way in both tables; the test
-// ChildTablesDataprocIsStrictSubsetOfNetproc keeps dataproc's table inside netproc's.
-constexpr SyscallRule kNetproc[] = {
+// Two tables joined into one, in order (each role's table: the base, then its own rows).
+template <std::size_t N, std::size_t M, std::size_t... I, std::size_t... J>
+constexpr std::array<SyscallRule, N + M> join_rows(const SyscallRule (&a)[N],
+                                                   const SyscallRule (&b)[M],
+                                                   std::index_sequence<I...>,
+                                                   std::index_sequence<J...>) {
+  return {a[I]..., b[J]...};
+}
+template <std::size_t N, std::size_t M>
+constexpr std::array<SyscallRule, N + M> join_rows(const SyscallRule (&a)[N],
+                                                   const SyscallRule (&b)[M]) {
+  return join_rows(a, b, std::make_index_sequence<N>{}, std::make_index_sequence<M>{});
+}
+
+// The rows every child needs, and all that dataproc needs: the allocator, threads,
+// signals, time and randomness, the event loop, and I/O on fds that already exist or
+// arrive with SCM_RIGHTS. Each role's table is these rows, in this order, followed by
+// the role's own; the test ChildTablesDataprocIsStrictSubsetOfNetproc keeps
+// dataproc's table inside netproc's.
+constexpr SyscallRule kChildBase[] = {
     // Memory: the allocator, thread stacks, rings mapped from received memfds.
     allow(SYS(brk)),
     allow_if(SYS(mmap), kProtNotExec),
@@ -132,7 +152,10 @@ constexpr SyscallRule kNetproc[] = {
     allow(SYS(recvmsg)),  // control channels (SCM_RIGHTS) and Asio's socket reads
     allow(SYS(sendmsg)),
     allow_if(SYS(getsockopt), kSolSocket),
-    // netproc only: the underlay UDP socket and DERP TCP streams.
+};
+
+// netproc: disco, magicsock and DERP. The underlay UDP socket and DERP TCP streams.
+constexpr SyscallRule kNetprocOnly[] = {
     allow(SYS(recvmmsg)),
     allow(SYS(sendmmsg)),
     allow(SYS(recvfrom)),  // recv() on x86-64
@@ -141,191 +164,33 @@ constexpr SyscallRule kNetproc[] = {
     allow(SYS(getpeername)),
     allow(SYS(shutdown)),  // closing a DERP stream cleanly
 };
+constexpr auto kNetproc = join_rows(kChildBase, kNetprocOnly);
 
 // dataproc: WireGuard and TUN. No network socket at all: its fds are the TUN device,
-// the ring memfd, eventfds and SOCK_SEQPACKET control sockets.
-constexpr SyscallRule kDataproc[] = {
-    allow(SYS(brk)),
-    allow_if(SYS(mmap), kProtNotExec),
-    allow_if(SYS(mprotect), kProtNotExec),
-    allow(SYS(munmap)),
-    allow(SYS(mremap)),
-    allow(SYS(madvise)),
-    allow(SYS(mlock)),  // libsodium keeps key pages out of swap
-    allow(SYS(munlock)),
-    allow_if(SYS(clone), kThreadCloneFlags),
-    fail_with(SYS(clone3), ENOSYS),
-    allow(SYS(futex)),
-    allow(SYS(set_robust_list)),
-    allow(SYS(rseq)),
-    allow(SYS(sched_yield)),
-    allow(SYS(exit)),
-    allow(SYS(exit_group)),
-    allow(SYS(rt_sigreturn)),
-    allow(SYS(rt_sigprocmask)),
-    allow(SYS(rt_sigaction)),
-    allow(SYS(restart_syscall)),
-    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
-    allow(SYS(getpid)),
-    allow(SYS(gettid)),
-    allow(SYS(clock_gettime)),
-    allow(SYS(clock_getres)),
-    allow(SYS(gettimeofday)),
-    allow(SYS(clock_nanosleep)),
-    allow(SYS(nanosleep)),
-    allow(SYS(getrandom)),  // handshake ephemerals, cookie secrets
-    allow(SYS(epoll_wait)),
-    allow(SYS(epoll_pwait)),
-    allow(SYS(epoll_ctl)),
-    allow(SYS(poll)),
-    allow(SYS(ppoll)),
-    allow(SYS(timerfd_settime)),
-    allow(SYS(timerfd_gettime)),
-    allow(SYS(read)),  // TUN packets, eventfds
-    allow(SYS(write)),
-    allow(SYS(readv)),
-    allow(SYS(writev)),
-    allow(SYS(close)),
-    allow(SYS(fstat)),
-    allow_if(SYS(newfstatat), kFstatOfFd),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
-    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
-    allow(SYS(recvmsg)),  // control channels only (SCM_RIGHTS)
-    allow(SYS(sendmsg)),
-    allow_if(SYS(getsockopt), kSolSocket),
-};
+// the ring memfd, eventfds and SOCK_SEQPACKET control sockets. The base rows are all
+// it needs: read/write for TUN packets and eventfds, recvmsg/sendmsg for the control
+// channels only (SCM_RIGHTS), getrandom for handshake ephemerals and cookie secrets.
+constexpr const auto& kDataproc = kChildBase;
 
 // ctlproc: the control-plane client. Its only network fd is the one TCP connection
 // to the control server that the broker dialled and passed with SCM_RIGHTS; it reads
-// and writes it with read/write under poll. Same rows as dataproc plus shutdown.
-constexpr SyscallRule kCtlproc[] = {
-    allow(SYS(brk)),
-    allow_if(SYS(mmap), kProtNotExec),
-    allow_if(SYS(mprotect), kProtNotExec),
-    allow(SYS(munmap)),
-    allow(SYS(mremap)),
-    allow(SYS(madvise)),
-    allow(SYS(mlock)),  // libsodium keeps key pages out of swap
-    allow(SYS(munlock)),
-    allow_if(SYS(clone), kThreadCloneFlags),
-    fail_with(SYS(clone3), ENOSYS),
-    allow(SYS(futex)),
-    allow(SYS(set_robust_list)),
-    allow(SYS(rseq)),
-    allow(SYS(sched_yield)),
-    allow(SYS(exit)),
-    allow(SYS(exit_group)),
-    allow(SYS(rt_sigreturn)),
-    allow(SYS(rt_sigprocmask)),
-    allow(SYS(rt_sigaction)),
-    allow(SYS(restart_syscall)),
-    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
-    allow(SYS(getpid)),
-    allow(SYS(gettid)),
-    allow(SYS(clock_gettime)),
-    allow(SYS(clock_getres)),
-    allow(SYS(gettimeofday)),
-    allow(SYS(clock_nanosleep)),
-    allow(SYS(nanosleep)),
-    allow(SYS(getrandom)),  // Noise ephemerals
-    allow(SYS(epoll_wait)),
-    allow(SYS(epoll_pwait)),
-    allow(SYS(epoll_ctl)),
-    allow(SYS(poll)),
-    allow(SYS(ppoll)),
-    allow(SYS(timerfd_settime)),
-    allow(SYS(timerfd_gettime)),
-    allow(SYS(read)),  // the control TCP stream
-    allow(SYS(write)),
-    allow(SYS(readv)),
-    allow(SYS(writev)),
-    allow(SYS(close)),
-    allow(SYS(fstat)),
-    allow_if(SYS(newfstatat), kFstatOfFd),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
-    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
-    allow(SYS(recvmsg)),  // the broker link (SCM_RIGHTS: control TCP fds)
-    allow(SYS(sendmsg)),
-    allow_if(SYS(getsockopt), kSolSocket),
+// and writes it with read/write under poll, gets that fd over the broker link with
+// recvmsg, and its Noise ephemerals from getrandom. The base rows plus shutdown.
+constexpr SyscallRule kCtlprocOnly[] = {
     allow(SYS(shutdown)),  // ending a control connection cleanly
 };
+constexpr auto kCtlproc = join_rows(kChildBase, kCtlprocOnly);
 
 // exitproc: the exit flows. Its network fds were all made by the broker in the exit
-// namespace (a TCP listener, two UDP sockets) or dialled by it (proxy connections);
-// exitproc accepts on the listener, reads the redirect's original destination, resets
-// clients with SO_LINGER 0, and reads and writes the rest. It creates, binds and
-// connects nothing: socket, connect, bind and listen stay killed as in every child;
-// accept4 is the one denial lifted, for this process only.
-// One row per syscall, as in the other tables.
+// namespace (a TCP listener, two UDP sockets) or dialled by it (proxy connections),
+// and arrive over the broker link (recvmsg, SCM_RIGHTS); the base rows' getsockopt
+// checks their SO_TYPE/SO_DOMAIN/SO_ACCEPTCONN. exitproc accepts on the listener,
+// reads the redirect's original destination, resets clients with SO_LINGER 0, and
+// reads and writes the rest. It creates, binds and connects nothing: socket, connect,
+// bind and listen stay killed as in every child; accept4 is the one denial lifted, for
+// this process only.
 // clang-format off
-constexpr SyscallRule kExitproc[] = {
-    allow(SYS(brk)),
-    allow_if(SYS(mmap), kProtNotExec),
-    allow_if(SYS(mprotect), kProtNotExec),
-    allow(SYS(munmap)),
-    allow(SYS(mremap)),
-    allow(SYS(madvise)),
-    allow(SYS(mlock)),
-    allow(SYS(munlock)),
-    allow_if(SYS(clone), kThreadCloneFlags),
-    fail_with(SYS(clone3), ENOSYS),
-    allow(SYS(futex)),
-    allow(SYS(set_robust_list)),
-    allow(SYS(rseq)),
-    allow(SYS(sched_yield)),
-    allow(SYS(exit)),
-    allow(SYS(exit_group)),
-    allow(SYS(rt_sigreturn)),
-    allow(SYS(rt_sigprocmask)),
-    allow(SYS(rt_sigaction)),
-    allow(SYS(restart_syscall)),
-    allow_if(SYS(tgkill), arg_is_own_pid(0), arg_masked(2, kLow32, SIGABRT)),
-    allow(SYS(getpid)),
-    allow(SYS(gettid)),
-    allow(SYS(clock_gettime)),
-    allow(SYS(clock_getres)),
-    allow(SYS(gettimeofday)),
-    allow(SYS(clock_nanosleep)),
-    allow(SYS(nanosleep)),
-    allow(SYS(getrandom)),
-    allow(SYS(epoll_wait)),  // the epoll fd exists before the filter
-    allow(SYS(epoll_pwait)),
-    allow(SYS(epoll_ctl)),
-    allow(SYS(poll)),
-    allow(SYS(ppoll)),
-    allow(SYS(timerfd_settime)),
-    allow(SYS(timerfd_gettime)),
-    allow(SYS(read)),
-    allow(SYS(write)),
-    allow(SYS(readv)),
-    allow(SYS(writev)),
-    allow(SYS(close)),
-    allow(SYS(fstat)),
-    allow_if(SYS(newfstatat), kFstatOfFd),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFL)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_SETFD)),
-    allow_if(SYS(fcntl), arg_masked(1, kLow32, F_GET_SEALS)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONBIO)),
-    allow_if(SYS(ioctl), arg_masked(1, kLow32, FIONREAD)),
-    fail_with_if(SYS(ioctl), ENOTTY, arg_masked(1, kLow32, TCGETS)),
-    allow(SYS(recvmsg)),  // the broker link (SCM_RIGHTS: listeners, proxy connections)
-    allow(SYS(sendmsg)),
-    allow_if(SYS(getsockopt), kSolSocket),  // SO_TYPE/SO_DOMAIN/SO_ACCEPTCONN of passed fds
-    // exitproc only:
+constexpr SyscallRule kExitprocOnly[] = {
     allow(SYS(accept4)),  // peers' flows on the broker's listener (not accept: no flags)
     allow_if(SYS(getsockopt), arg_masked(1, kLow32, SOL_IP), arg_masked(2, kLow32, SO_ORIGINAL_DST)),
     allow_if(SYS(setsockopt), arg_masked(1, kLow32, SOL_SOCKET), arg_masked(2, kLow32, SO_LINGER)),  // RST
@@ -334,6 +199,7 @@ constexpr SyscallRule kExitproc[] = {
     allow(SYS(shutdown)),  // half-close in both directions
 };
 // clang-format on
+constexpr auto kExitproc = join_rows(kChildBase, kExitprocOnly);
 
 // What ASan/UBSan/LSan do at run time that our code does not: alternate signal stacks
 // and an affinity look-up (pthread_getattr_np) for each new thread, a pipe through

@@ -80,7 +80,9 @@ Runtime::Runtime(boost::asio::io_context& io, RuntimeConfig cfg, MetricsRegistry
       timer_(io),
       udp_retry_(io),
       alive_(std::make_shared<bool>(true)) {
-  rx_wg_.reserve(kUdpBurst);
+  rx_wg_.reserve(kRxMaxDatagrams);
+  rx_got_.resize(kRxMaxDatagrams);
+  rx_copied_.resize(kRxMaxDatagrams);
   gate_.enable(static_cast<bool>(hooks_.register_candidates));
   advertiser_.subscribe([this](const std::vector<SelfEndpoint>& set) {
     if (!hooks_.endpoints_changed) return;
@@ -200,17 +202,19 @@ bool is_wireguard(disco::DatagramKind k) {
 }  // namespace
 
 // Receive path, per burst (kBurstsPerTurn bursts at most, then back to the loop):
-//   place_burst      point the burst's placements at free net->data ring slots
-//   receive_placed   one recvmmsg, straight into them
-//   fill_in_place    WireGuard that landed whole in a slot: attribute, publish there
-//   (else) gather    everything else: copy into private memory first
+//   place_burst      point the burst at free net->data ring slots
+//   receive_placed   one recvmmsg, straight into them; coalesced (UDP_GRO) messages
+//                    split into their datagrams, one per slot where they line up
+//   fill_in_place    WireGuard that sits whole in a slot: attribute, publish there
+//   (else) private   everything else is copied into private memory first
 //   publish_in_place commit the filled slots (unfilled ones before them are skipped)
 //   on_udp_datagram  demux the copies: STUN, disco, WireGuard via deliver_pending
+// Arrival order of WireGuard is kept: the copies go to the ring after the slots are
+// published, so once one WireGuard datagram had to be copied, the ones after it are
+// copied too rather than overtaking it in their slots.
 void Runtime::drain_udp() {
   if (!udp_) return;
-  RxPlacement places[kUdpBurst];  // by placement index (RxDatagram::index)
-  RxDatagram got[kUdpBurst];      // by arrival order
-  CopiedDatagram copied[kUdpBurst];
+  RxPlacement places[kUdpBurst];  // by slot index (RxSegment::slot)
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
     // Backpressure: datagrams wait in the socket buffer while dataproc catches up,
     // rather than being received only to be dropped at a full ring.
@@ -227,20 +231,23 @@ void Runtime::drain_udp() {
     }
     InPlaceBurst burst;
     burst.reserved = place_burst(places);
-    const int n = udp_->receive_placed(places, got);
+    const int n = udp_->receive_placed(std::span(places, burst.reserved), rx_got_);
     if (n < 0) break;  // EAGAIN; the reservation lapses with the next one
     std::size_t copies = 0;
+    bool wg_copied = false;
     for (int k = 0; k < n; ++k) {
-      const RxPlacement& p = places[got[k].index];
-      if (fill_in_place(got[k], p, burst)) continue;
-      copied[copies++] = CopiedDatagram{got[k].src, udp_->gather(got[k], p)};
+      RxDatagram& d = rx_got_[static_cast<std::size_t>(k)];
+      if (!wg_copied && fill_in_place(d, burst)) continue;
+      const MutableByteView data(to_private(d.seg), d.seg.length);
+      wg_copied = wg_copied || is_wireguard(disco::classify_datagram(data));
+      rx_copied_[copies++] = CopiedDatagram{d.src, data};
     }
     // Publish before demuxing the copies: their WireGuard goes to the ring by push,
     // which must not write over the reserved slots.
     publish_in_place(burst);
     if (copies != 0) {
       const TimePoint now = clock_now();
-      for (std::size_t j = 0; j < copies; ++j) on_udp_datagram(copied[j].src, copied[j].data, now);
+      for (std::size_t j = 0; j < copies; ++j) on_udp_datagram(rx_copied_[j].src, rx_copied_[j].data, now);
       if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
       deliver_pending();  // the views die with the next receive
     }
@@ -254,22 +261,19 @@ void Runtime::drain_udp() {
 std::size_t Runtime::place_burst(std::span<RxPlacement, kUdpBurst> places) {
   ipc::RingProducer* const ring = hooks_.rx_ring;
   const std::size_t reserved = ring != nullptr ? ring->reserve(kUdpBurst) : 0;
-  for (std::size_t i = 0; i < kUdpBurst; ++i) {
-    if (i < reserved) {
-      const ipc::SlotArea a = ring->area(i);
-      places[i] = RxPlacement{{a.head, a.rest}, {a.head_len, a.rest_len}};
-    } else {
-      places[i] = RxPlacement{};  // UdpIo's private buffer only
-    }
+  for (std::size_t i = 0; i < reserved; ++i) {
+    const ipc::SlotArea a = ring->area(i);
+    places[i] = RxPlacement{{a.head, a.rest}, {a.head_len, a.rest_len}};
   }
   return reserved;
 }
 
-// Only the dense part counts: a datagram there is looked at only to learn its kind,
-// and dataproc is the first to parse it (after copying it out of the ring).
-bool Runtime::fill_in_place(const RxDatagram& d, const RxPlacement& p, InPlaceBurst& b) {
-  if (d.index >= b.reserved || d.length > p.len[0] ||
-      !is_wireguard(disco::classify_datagram(ByteView(p.piece[0], d.length)))) {
+// Only a datagram at the start of a slot's dense part counts: it is looked at only to
+// learn its kind, and dataproc is the first to parse it (after copying it out of
+// the ring).
+bool Runtime::fill_in_place(const RxDatagram& d, InPlaceBurst& b) {
+  if (d.seg.slot == kNoSlot || d.seg.slot >= b.reserved ||
+      !is_wireguard(disco::classify_datagram(ByteView(d.seg.data, d.seg.length)))) {
     return false;
   }
   // Attribution cannot change within a burst: nothing before publish_in_place
@@ -279,8 +283,8 @@ bool Runtime::fill_in_place(const RxDatagram& d, const RxPlacement& p, InPlaceBu
     b.last_src = &d.src;
   }
   b.unattributed += b.last_id == 0;
-  hooks_.rx_ring->fill(d.index, b.last_id, d.length);
-  b.commit = d.index + 1;
+  hooks_.rx_ring->fill(d.seg.slot, b.last_id, d.seg.length);
+  b.commit = std::max<std::size_t>(b.commit, d.seg.slot + 1);
   ++b.filled;
   return true;
 }

@@ -5,10 +5,11 @@
 //
 // Inbound, socket to the net->data ring (runtime.cc, in this order):
 //   1. arm_udp: epoll says the socket is readable -> drain_udp, bursts of <= 64:
-//   2. place_burst + UdpIo::receive_placed: recvmmsg straight into free ring slots;
+//   2. place_burst + UdpIo::receive_placed: recvmmsg straight into free ring slots,
+//      coalesced (UDP_GRO) messages split at their segment size (gro_split.h);
 //   3. fill_in_place: WireGuard wholly in a slot is attributed by its source
 //      (attribute_wireguard -> PeerTable::attribute) and published where it landed;
-//   4. anything else is copied out (UdpIo::gather) and demuxed by on_udp_datagram:
+//   4. anything else is copied out (to_private) and demuxed by on_udp_datagram:
 //      STUN -> on_stun (runtime_status.cc), disco -> on_udp_disco (runtime_disco.cc),
 //      WireGuard -> deliver_pending -> hooks.deliver (netproc App::deliver, ring push);
 //   5. DERP: on_derp_packet -> on_relayed_disco, or WireGuard -> hooks.deliver.
@@ -237,7 +238,7 @@ class Runtime {
   std::size_t place_burst(std::span<RxPlacement, kUdpBurst> places);
   // Publishes `d` in its slot if it is WireGuard wholly inside a reserved slot's
   // dense part (attributed, no copy); false: it needs copying and the demux.
-  bool fill_in_place(const RxDatagram& d, const RxPlacement& p, InPlaceBurst& b);
+  bool fill_in_place(const RxDatagram& d, InPlaceBurst& b);
   // Commits the burst's filled slots to the ring and counts them.
   void publish_in_place(const InPlaceBurst& b);
   // Demux of one datagram in private memory: STUN, disco, or WireGuard for the ring.
@@ -309,6 +310,8 @@ class Runtime {
   std::unordered_map<DiscoPublic, disco::DiscoSharedKey, KeyHash> keys_;
 
   std::vector<ipc::OutPacket> rx_wg_;
+  std::vector<RxDatagram> rx_got_;         // one burst's datagrams, in arrival order
+  std::vector<CopiedDatagram> rx_copied_;  // those copied into private memory
   std::vector<PeerPing> ping_scratch_;
   std::vector<PeerId> cmm_scratch_;
   std::vector<StunRequestPlan> stun_scratch_;

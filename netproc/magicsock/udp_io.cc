@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +20,12 @@ UdpIoCounters::UdpIoCounters(MetricsRegistry& r)
       rx_errors(r.counter("udp_rx_errors_total", "Receive errors counted and skipped")),
       rx_bad_source(
           r.counter("udp_rx_bad_source_total", "Datagrams with an unusable source address")),
+      rx_gro_messages(r.counter("udp_rx_gro_messages_total",
+                                "Coalesced (UDP_GRO) messages received, each split into datagrams")),
+      rx_gro_invalid(r.counter("udp_rx_gro_invalid_total",
+                               "Messages dropped because their GRO segment size was unusable")),
+      rx_gro_dropped(r.counter("udp_rx_gro_dropped_total",
+                               "Datagrams of a coalesced message beyond what one burst can take")),
       tx_datagrams(r.counter("udp_tx_datagrams_total", "Datagrams sent on the underlay socket")),
       tx_errors(r.counter("udp_tx_errors_total", "Datagrams whose send failed (counted, skipped)")),
       tx_gso_batches(r.counter("udp_tx_gso_batches_total",
@@ -34,7 +41,11 @@ UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_by
       rx_buf_(std::make_unique<std::uint8_t[]>(rx_buffer_bytes * kUdpBurst)),
       rx_msgs_(kUdpBurst),
       rx_iov_(3 * kUdpBurst),
+      rx_chunks_(2 * kUdpBurst),
+      rx_first_chunk_(kUdpBurst),
+      rx_chunk_count_(kUdpBurst),
       rx_addr_(kUdpBurst),
+      rx_ctl_(kUdpBurst),
       tx_buf_(std::make_unique<std::uint8_t[]>(kMaxDatagramBytes * kUdpBurst)),
       tx_msgs_(kUdpBurst),
       tx_iov_(kUdpBurst),
@@ -53,30 +64,100 @@ UdpIo::UdpIo(ipc::UniqueFd fd, UdpIoCounters& counters, std::size_t rx_buffer_by
   }
 }
 
-int UdpIo::receive_placed(std::span<const RxPlacement> placements, RxDatagram* out) {
-  const std::size_t burst = std::min(placements.size(), kUdpBurst);
-  last_burst_full_ = false;
-  if (burst == 0) return 0;
-  for (std::size_t i = 0; i < burst; ++i) {
-    const RxPlacement& p = placements[i];
-    iovec* iov = &rx_iov_[3 * i];
-    std::size_t parts = 0;
-    std::size_t room = rx_cap_;
-    for (std::size_t j = 0; j < 2; ++j) {
-      const std::size_t take = std::min(p.len[j], room);
-      if (take == 0) continue;
-      iov[parts++] = {p.piece[j], take};
-      room -= take;
+namespace {
+
+#ifndef UDP_GRO
+constexpr int UDP_GRO = 104;
+#endif
+
+// The segment size of a message the kernel coalesced: 0 when it carries none (one
+// datagram), -1 when the control data is unusable (cut short, a malformed or
+// impossible size).
+long gro_segment_size(msghdr& h) {
+  if ((h.msg_flags & MSG_CTRUNC) != 0) return -1;
+  long size = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+    if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO) continue;
+    int v = 0;
+    if (c->cmsg_len < CMSG_LEN(sizeof v)) return -1;
+    std::memcpy(&v, CMSG_DATA(c), sizeof v);
+    if (v <= 0 || v > 65535) return -1;
+    size = v;
+  }
+  return size;
+}
+
+}  // namespace
+
+std::size_t UdpIo::layout(std::span<const RxPlacement> slots) {
+  const std::size_t reserved = std::min(slots.size(), kUdpBurst);
+  std::size_t head_min = rx_cap_;
+  for (std::size_t i = 0; i < reserved; ++i) head_min = std::min(head_min, slots[i].len[0]);
+  const std::size_t seg = gro_segment_;
+  std::size_t msgs = 0;
+  std::size_t nchunks = 0;
+  if (gro_run_ > 1 && reserved >= 2 && seg != 0 && seg <= head_min) {
+    // Rows: each message gets `per` slots cut at the expected segment size, the last
+    // one whatever is left, so a coalesced run lands one datagram per slot.
+    const std::size_t row_max = rx_cap_ / seg;  // >= 1: seg <= head_min <= rx_cap_
+    const std::size_t per = std::min({gro_run_, reserved, row_max});
+    msgs = reserved / per;
+    std::size_t k = 0;
+    for (std::size_t m = 0; m < msgs; ++m) {
+      const std::size_t row = std::min(m + 1 == msgs ? reserved - k : per, row_max);
+      rx_first_chunk_[m] = static_cast<std::uint32_t>(nchunks);
+      for (std::size_t j = 0; j < row; ++j, ++k) {
+        rx_chunks_[nchunks++] = RxChunk{slots[k].piece[0], static_cast<std::uint32_t>(seg),
+                                        static_cast<std::uint32_t>(k)};
+      }
+      rx_chunk_count_[m] = static_cast<std::uint32_t>(row);
     }
-    if (room != 0) iov[parts++] = {rx_buf_.get() + i * rx_cap_ + (rx_cap_ - room), room};
-    auto& h = rx_msgs_[i].msg_hdr;
+  } else {
+    // One slot per message: its dense part, then its overflow area.
+    msgs = kUdpBurst;
+    for (std::size_t m = 0; m < msgs; ++m) {
+      rx_first_chunk_[m] = static_cast<std::uint32_t>(nchunks);
+      std::size_t room = rx_cap_;
+      std::uint32_t count = 0;
+      for (std::size_t j = 0; m < reserved && j < 2; ++j) {
+        const std::size_t take = std::min(slots[m].len[j], room);
+        if (take == 0) continue;
+        rx_chunks_[nchunks++] = RxChunk{slots[m].piece[j], static_cast<std::uint32_t>(take),
+                                        j == 0 ? static_cast<std::uint32_t>(m) : kNoSlot};
+        room -= take;
+        ++count;
+      }
+      rx_chunk_count_[m] = count;
+    }
+  }
+  std::size_t niov = 0;
+  for (std::size_t m = 0; m < msgs; ++m) {
+    iovec* iov = &rx_iov_[niov];
+    std::size_t parts = 0;
+    std::size_t used = 0;
+    for (std::uint32_t j = 0; j < rx_chunk_count_[m]; ++j) {
+      const RxChunk& c = rx_chunks_[rx_first_chunk_[m] + j];
+      iov[parts++] = {c.data, c.len};
+      used += c.len;
+    }
+    if (used < rx_cap_) iov[parts++] = {rx_buf_.get() + m * rx_cap_ + used, rx_cap_ - used};
+    niov += parts;
+    auto& h = rx_msgs_[m].msg_hdr;
     h = {};
-    h.msg_name = &rx_addr_[i];
+    h.msg_name = &rx_addr_[m];
     h.msg_namelen = sizeof(sockaddr_storage);
     h.msg_iov = iov;
     h.msg_iovlen = parts;
+    h.msg_control = rx_ctl_[m].bytes;
+    h.msg_controllen = sizeof rx_ctl_[m].bytes;
   }
-  const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), static_cast<unsigned>(burst), MSG_DONTWAIT, nullptr);
+  return msgs;
+}
+
+int UdpIo::receive_placed(std::span<const RxPlacement> slots, std::span<RxDatagram> out) {
+  last_burst_full_ = false;
+  const std::size_t msgs = layout(slots);
+  const int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), static_cast<unsigned>(msgs), MSG_DONTWAIT, nullptr);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
     // One datagram's error (an ICMP error queued on the socket, EINTR, ...): count it
@@ -85,58 +166,72 @@ int UdpIo::receive_placed(std::span<const RxPlacement> placements, RxDatagram* o
     spdlog::debug("udp: receive error: {}", std::strerror(errno));
     return 0;
   }
-  last_burst_full_ = static_cast<std::size_t>(n) == burst;
-  c_.rx_datagrams.inc(static_cast<std::uint64_t>(n));  // one atomic per burst, not per datagram
-  int out_count = 0;
-  std::uint64_t truncated = 0;
-  std::uint64_t bad_source = 0;
+  last_burst_full_ = static_cast<std::size_t>(n) == msgs;
+  std::size_t count = 0;
+  // Counted once per burst (one atomic each), not per datagram.
+  std::uint64_t datagrams = 0, truncated = 0, bad_source = 0, gro_messages = 0, gro_invalid = 0,
+                gro_dropped = 0;
+  std::size_t longest_run = 1;
+  std::size_t segment = 0;
+  RxSegment segs[kMaxGroSegments];
   for (int i = 0; i < n; ++i) {
-    const auto& h = rx_msgs_[i].msg_hdr;
+    auto& h = rx_msgs_[i].msg_hdr;
     if ((h.msg_flags & MSG_TRUNC) != 0) {
+      ++datagrams;
       ++truncated;
+      continue;
+    }
+    const long gso = gro_segment_size(h);
+    if (gso < 0) {
+      ++datagrams;
+      ++gro_invalid;
       continue;
     }
     auto src = IpPort::from_sockaddr(reinterpret_cast<const sockaddr*>(&rx_addr_[i]), h.msg_namelen);
     if (!src || !src->valid()) {
+      ++datagrams;
       ++bad_source;
       continue;
     }
-    out[out_count++] = RxDatagram{*src, static_cast<std::uint32_t>(i), rx_msgs_[i].msg_len};
+    const std::span<const RxChunk> chunks(rx_chunks_.data() + rx_first_chunk_[i], rx_chunk_count_[i]);
+    const std::size_t room = std::min(kMaxGroSegments, out.size() - count);
+    const GroSplitResult r =
+        split_gro(chunks, rx_buf_.get() + static_cast<std::size_t>(i) * rx_cap_, rx_cap_,
+                  rx_msgs_[i].msg_len, static_cast<std::size_t>(gso), std::span(segs, room));
+    for (std::size_t k = 0; k < r.count; ++k) out[count++] = RxDatagram{*src, segs[k]};
+    datagrams += r.count + r.dropped;
+    gro_dropped += r.dropped;
+    if (r.count + r.dropped > 1) {
+      ++gro_messages;
+      longest_run = std::max(longest_run, r.count + r.dropped);
+      segment = static_cast<std::size_t>(gso);
+    }
   }
+  // The next burst's layout: rows as long as the longest run just seen, cut at its
+  // segment size; without runs the rows shrink back to one slot per message.
+  if (longest_run > 1) {
+    gro_run_ = longest_run;
+    gro_segment_ = segment;
+  } else if (n > 0) {
+    gro_run_ = std::max<std::size_t>(1, gro_run_ / 2);
+  }
+  c_.rx_datagrams.inc(datagrams);
   if (truncated != 0) c_.rx_truncated.inc(truncated);
   if (bad_source != 0) c_.rx_bad_source.inc(bad_source);
-  return out_count;
-}
-
-MutableByteView UdpIo::gather(const RxDatagram& d, const RxPlacement& placement) {
-  std::uint8_t* dst = rx_buf_.get() + std::size_t{d.index} * rx_cap_;
-  std::size_t at = 0;  // where the piece sits in the private layout
-  for (std::size_t j = 0; j < 2; ++j) {
-    const std::size_t piece = std::min(placement.len[j], rx_cap_ - at);
-    const std::size_t copy = at < d.length ? std::min<std::size_t>(piece, d.length - at) : 0;
-    if (copy != 0) std::memcpy(dst + at, placement.piece[j], copy);
-    at += piece;
-  }
-  return MutableByteView(dst, d.length);
-}
-
-int UdpIo::receive_into(IpPort* srcs, MutableByteView* views) {
-  static const RxPlacement kPrivateOnly[kUdpBurst] = {};
-  RxDatagram got[kUdpBurst];
-  const int n = receive_placed(kPrivateOnly, got);
-  for (int i = 0; i < n; ++i) {
-    srcs[i] = got[i].src;
-    views[i] = MutableByteView(rx_buf_.get() + std::size_t{got[i].index} * rx_cap_, got[i].length);
-  }
-  return n;
+  if (gro_messages != 0) c_.rx_gro_messages.inc(gro_messages);
+  if (gro_invalid != 0) c_.rx_gro_invalid.inc(gro_invalid);
+  if (gro_dropped != 0) c_.rx_gro_dropped.inc(gro_dropped);
+  return static_cast<int>(count);
 }
 
 bool UdpIo::receive_burst(const Handler& on_datagram) {
-  IpPort srcs[kUdpBurst];
-  MutableByteView views[kUdpBurst];
-  const int n = receive_into(srcs, views);
+  if (rx_scratch_.empty()) rx_scratch_.resize(kRxMaxDatagrams);  // once
+  const int n = receive_placed({}, rx_scratch_);
   if (n < 0) return false;
-  for (int i = 0; i < n; ++i) on_datagram(srcs[i], views[i]);
+  for (int i = 0; i < n; ++i) {
+    const RxSegment& s = rx_scratch_[i].seg;
+    on_datagram(rx_scratch_[i].src, MutableByteView(s.data, s.length));
+  }
   return true;
 }
 

@@ -16,6 +16,7 @@
 #include "common/bytes.h"
 #include "common/ipaddr.h"
 #include "common/metrics.h"
+#include "netproc/magicsock/gro_split.h"
 #include "ipc/unique_fd.h"
 
 namespace tw::magicsock {
@@ -23,24 +24,26 @@ namespace tw::magicsock {
 constexpr std::size_t kUdpBurst = 64;
 constexpr std::size_t kMaxDatagramBytes = 65536;
 
-// Where datagram i of a burst lands first: up to two caller-owned pieces (a ring
-// slot's dense part and overflow area, for receiving straight into the net->data
-// ring). Whatever does not fit them lands in UdpIo's private buffer at the same
-// offset, so every datagram is still receivable up to the configured size and
-// truncation means what it always meant. No pieces: the private buffer only.
+// A free net->data ring slot a burst may receive into: its dense part and its
+// overflow area (see ipc/ring.h). Whatever does not fit the slots lands in UdpIo's
+// private buffer, so every datagram is still receivable up to the configured size
+// and truncation means what it always meant.
 struct RxPlacement {
   std::uint8_t* piece[2] = {nullptr, nullptr};
   std::size_t len[2] = {0, 0};
   std::size_t pieces_len() const { return len[0] + len[1]; }
 };
 
-// A usable datagram of a placed burst: its source, the placement it landed in and
-// its whole length (across the pieces and the private remainder).
+// A usable datagram of a burst: its source and where it is (seg.slot: the index of
+// the RxPlacement whose dense part it starts and fits, in place; kNoSlot: in
+// UdpIo's private buffer). Valid until the next receive.
 struct RxDatagram {
   IpPort src;
-  std::uint32_t index = 0;
-  std::uint32_t length = 0;
+  RxSegment seg;
 };
+
+// Datagrams one burst can yield: every message of a burst may carry a GRO run.
+constexpr std::size_t kRxMaxDatagrams = kUdpBurst * kMaxGroSegments;
 
 struct UdpIoCounters {
   explicit UdpIoCounters(MetricsRegistry& r);
@@ -48,6 +51,9 @@ struct UdpIoCounters {
   Counter& rx_truncated;
   Counter& rx_errors;
   Counter& rx_bad_source;
+  Counter& rx_gro_messages;
+  Counter& rx_gro_invalid;
+  Counter& rx_gro_dropped;
   Counter& tx_datagrams;
   Counter& tx_errors;
   Counter& tx_gso_batches;
@@ -69,23 +75,23 @@ class UdpIo {
   void close() { fd_.reset(); }
 
   // One recvmmsg burst. Calls `on_datagram` for every whole datagram with a valid
-  // source; the views stay valid until the next receive. Returns false when the
-  // socket had nothing (EAGAIN); true when the caller should try again (a burst
-  // was read, or one datagram's error was counted and skipped).
+  // source (a GRO message split into its datagrams); the views stay valid until
+  // the next receive. Returns false when the socket had nothing (EAGAIN); true when
+  // the caller should try again (a burst was read, or one error was counted).
   using Handler = std::function<void(const IpPort& src, MutableByteView data)>;
   bool receive_burst(const Handler& on_datagram);
-  // Receives without a callback: into `srcs`/`views` (size kUdpBurst); returns the
-  // count of usable datagrams, or -1 on EAGAIN. The hot path of the runtime.
-  int receive_into(IpPort* srcs, MutableByteView* views);
-  // One recvmmsg burst into `placements` (at most kUdpBurst; their count is the
-  // burst size). Usable datagrams go to `out` in arrival order; truncated ones and
-  // ones with an unusable source are counted and left out. Returns their count, or
-  // -1 on EAGAIN.
-  int receive_placed(std::span<const RxPlacement> placements, RxDatagram* out);
-  // Datagram `d` of the last placed burst as one private, contiguous view: the
-  // pieces are copied into the private buffer in front of the remainder already
-  // there. Valid until the next receive.
-  MutableByteView gather(const RxDatagram& d, const RxPlacement& placement);
+  // One recvmmsg burst, received into `slots` (free ring slots, at most kUdpBurst;
+  // may be empty) as far as they go, the rest into the private buffer. Messages the
+  // kernel coalesced (UDP_GRO) are split at their segment size: datagrams that lie
+  // exactly at the start of a slot's dense part stay there, the others are put
+  // together in the private buffer. Usable datagrams go to `out` in arrival order;
+  // truncated messages, unusable sources, bad GRO metadata and datagrams beyond
+  // `out` are counted and left out. Returns their count, or -1 on EAGAIN.
+  //
+  // The layout adapts: while the sender's runs arrive coalesced, each message is
+  // given a row of slots cut at the last segment size seen (one datagram per slot,
+  // no copy); otherwise every message gets one slot (dense part, then overflow).
+  int receive_placed(std::span<const RxPlacement> slots, std::span<RxDatagram> out);
 
   // Copies the datagram into the send batch; flushes when the batch is full.
   void queue(const IpPort& to, ByteView data);
@@ -109,8 +115,19 @@ class UdpIo {
   std::size_t rx_cap_;
   std::unique_ptr<std::uint8_t[]> rx_buf_;
   std::vector<mmsghdr> rx_msgs_;
-  std::vector<iovec> rx_iov_;  // up to three per datagram: two pieces, then private
+  std::vector<iovec> rx_iov_;      // per message: its chunks, then its private part
+  std::vector<RxChunk> rx_chunks_;  // per message, from rx_first_chunk_[i]
+  std::vector<std::uint32_t> rx_first_chunk_, rx_chunk_count_;
   std::vector<sockaddr_storage> rx_addr_;
+  // One UDP_GRO control message per message (an int: the segment size).
+  struct alignas(cmsghdr) GroControl {
+    std::uint8_t bytes[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int))];
+  };
+  std::vector<GroControl> rx_ctl_;
+  std::vector<RxDatagram> rx_scratch_;  // receive_burst's output
+  std::size_t gro_segment_ = 0;  // segment size of the last coalesced message
+  std::size_t gro_run_ = 1;      // datagrams per message expected (the layout's row)
+  std::size_t layout(std::span<const RxPlacement> slots);
   std::unique_ptr<std::uint8_t[]> tx_buf_;
   std::vector<mmsghdr> tx_msgs_;
   std::vector<iovec> tx_iov_;

@@ -2,7 +2,12 @@
 // over real loopback sockets: WireGuard lands in ring slots attributed to its
 // sender; disco, STUN and junk that land in slots are copied out and handled as
 // before and never reach the consumer; long datagrams, a full ring and truncation
-// take the private path with the same counting as without a ring.
+// take the private path with the same counting as without a ring. Coalesced
+// (UDP_GRO) runs from a UDP GSO sender land one datagram per slot, in order.
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+
 #include <memory>
 
 #include "ipc/ring.h"
@@ -87,15 +92,12 @@ TEST(RuntimeRxRing, WireGuardLandsInRingSlotsAttributedAndEverythingElseIsHandle
   io.poll();
   a.drain_ring();
   ASSERT_EQ(a.got.size(), 4u) << "junk and disco never reach the consumer";
-  // In-place ones keep their order; the long one takes the copying path.
-  std::vector<Delivered> in_place;
-  for (const auto& d : a.got) {
-    if (d.data.size() != 3000) in_place.push_back(d);
-  }
-  const std::vector<Delivered> want{{7, wg_data(1, 100)}, {0, wg_data(2, 1280)}, {7, wg_data(4, 148)}};
-  EXPECT_EQ(in_place, want);
-  EXPECT_NE(std::find(a.got.begin(), a.got.end(), Delivered{7, wg_data(3, 3000)}), a.got.end());
-  EXPECT_EQ(a.pushed, 1u) << "only the long datagram was copied";
+  // Arrival order is kept: the long one takes the copying path, and so does the one
+  // after it (in its slot it would overtake the copy); the ones before stay in place.
+  const std::vector<Delivered> want{{7, wg_data(1, 100)}, {0, wg_data(2, 1280)},
+                                    {7, wg_data(3, 3000)}, {7, wg_data(4, 148)}};
+  EXPECT_EQ(a.got, want);
+  EXPECT_EQ(a.pushed, 2u) << "the long datagram and the one after it were copied";
   EXPECT_EQ(a.rt->counters().wg_rx.value(), 4u);
   EXPECT_EQ(a.rt->counters().wg_rx_unattributed.value(), 1u);
   EXPECT_EQ(a.rt->counters().rx_unknown_kind.value(), 1u);
@@ -216,6 +218,47 @@ TEST(RuntimeRxRing, DatagramLongerThanASmallSlotRingIsStillReceivedWhole) {
   EXPECT_EQ(a.producer.stats().dropped_oversize, 1u);
   ASSERT_EQ(a.drain_ring(), 1u);
   EXPECT_EQ(a.got[0].data, wg_data(0x04, 1000));
+}
+
+}  // namespace
+}  // namespace tw::netproc_test
+
+namespace tw::netproc_test {
+namespace {
+
+TEST(RuntimeRxRing, CoalescedRunsLandOnePerSlotInOrderAttributed) {
+  boost::asio::io_context io;
+  FakeRelay relay(io);
+  RingNode a(io, relay);
+  int on = 1;
+  ASSERT_EQ(::setsockopt(a.udp.get(), IPPROTO_UDP, UDP_GRO, &on, sizeof on), 0);  // as the broker does
+  auto known = bind_loopback();
+  const auto peer = peer_at(7, known.get());
+  a.rt->set_peers(std::span(&peer, 1));
+  a.start();
+  MetricsRegistry m;
+  magicsock::UdpIoCounters c(m);
+  magicsock::UdpIo sender(std::move(known), c);
+  if (!sender.gso()) GTEST_SKIP() << "no UDP GSO on this kernel";
+  std::vector<Delivered> want;
+  auto run = [&](std::uint8_t first, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto marker = static_cast<std::uint8_t>(first + i);
+      want.push_back({7, wg_data(marker, i + 1 == count ? 500 : 1312)});
+      sender.queue(loopback(a.port), want.back().data);
+    }
+    sender.flush();
+    ASSERT_TRUE(run_until(io, [&] { return a.drain_ring() >= want.size(); }, 2000ms)) << a.got.size();
+  };
+  run(1, 40);  // learns the segment size; most of this run is copied
+  const std::size_t pushed_before = a.pushed;
+  run(60, 40);
+  run(120, 40);
+  EXPECT_EQ(a.got, want) << "every datagram, in order, attributed";
+  EXPECT_EQ(a.pushed, pushed_before) << "runs after the first land in their slots without a copy";
+  EXPECT_GE(a.rt->udp_counters().rx_gro_messages.value(), 3u);
+  EXPECT_EQ(a.rt->counters().wg_rx.value(), 120u);
+  EXPECT_EQ(a.rt->counters().wg_rx_ring_full.value(), 0u);
 }
 
 }  // namespace
