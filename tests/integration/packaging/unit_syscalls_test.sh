@@ -10,7 +10,8 @@
 # SystemCallFilter=, RestrictNamespaces= and RestrictAddressFamilies= (expanded with
 # `systemd-analyze syscall-filter`, in systemd's order semantics). This catches a
 # unit that would make a child (or the broker) fail under systemd, which no other
-# test runs. It also checks that each child runs under its own uid (child_user =
+# test runs. With GO (or CONTROLSERVER), a node in control mode (ctlproc, joining
+# Tailscale's testcontrol) is traced and checked too. It also checks that each child runs under its own uid (child_user =
 # "twtest": the twtest-<role> accounts of tests/lib/child-accounts).
 # Env: BIN; first argument: the unit file (default: the shipped one).
 # Needs root and strace; exits 77 (skipped) otherwise.
@@ -161,6 +162,64 @@ done
 
 # pidfd_getfd: audit's read of the children's fd tables, which only the ptrace drop-in
 # of docs/deploy.md allows (audit then reports the fd rows as unavailable).
+# Control mode (ctlproc), when Tailscale's testcontrol can be built (GO) or was
+# (CONTROLSERVER): node c joins it in a namespace of its own, traced the same way.
+CS=""
+if [ -n "${GO:-}" ] && [ -x "$GO" ] && [ -d "$HERE/../../interop/controlserver" ]; then
+  (cd "$HERE/../../interop/controlserver" && GOFLAGS=-mod=readonly "$GO" build -o "$DIR/controlserver" .) \
+    >"$DIR/go-build.log" 2>&1 && CS="$DIR/controlserver"
+fi
+[ -z "$CS" ] && [ -x "${CONTROLSERVER:-}" ] && CS=$CONTROLSERVER
+if [ -n "$CS" ] && [ -x "$BIN/tailwarden-ctlproc" ]; then
+  NSC="tw15sc$$"
+  NSS+=("$NSC")
+  ip netns add "$NSC" && ip -n "$NSC" link set lo up
+  mkdir -p "$DIR/c"
+  "$BIN/tailwarden" keygen -o "$DIR/c/keys" 2>"$DIR/c/pub" >/dev/null
+  mkfifo "$DIR/cs.in"
+  ip netns exec "$NSC" "$CS" -listen 127.0.0.1:9915 -authkey tskey-unit15 <"$DIR/cs.in" >"$DIR/cs.out" 2>"$DIR/cs.log" &
+  PIDS+=($!)
+  exec 7>"$DIR/cs.in"
+  wait_for 30 grep -q '^URL ' "$DIR/cs.out" || fail "controlserver did not start: $(tail -3 "$DIR/cs.log")"
+  printf 'tskey-unit15\n' >"$DIR/c/authkey"
+  chmod 600 "$DIR/c/authkey"
+  cat >"$DIR/c/config.toml" <<TOML
+state_dir = "$DIR/c"
+key_file = "$DIR/c/keys"
+admin_socket = "$DIR/c/admin.sock"
+child_user = "twtest"
+control_url = "http://127.0.0.1:9915"
+auth_key_file = "$DIR/c/authkey"
+hostname = "tw15unit"
+[tun]
+enabled = false
+TOML
+  ip netns exec "$NSC" unshare -m sh -c 'mount -t proc -o "$1" proc /proc && shift && exec "$@"' _ "$procopts" \
+    strace -f -qq -s 0 -o "$DIR/trace.control" setpriv --bounding-set "-all,$bset" \
+    "$BIN/tailwardend" --config "$DIR/c/config.toml" >"$DIR/c/log" 2>&1 &
+  STRACE_C=$!
+  PIDS+=($STRACE_C)
+  connected() {
+    cli c status --json 2>/dev/null | python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["control"]["state"] != "connected")' 2>/dev/null
+  }
+  wait_for 60 connected && ok "control mode: node c (under strace) joined testcontrol" ||
+    fail "control mode: node c did not join: $(tail -5 "$DIR/c/log")"
+  cpid=$(cli c status --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["control"]["pid"])' 2>/dev/null)
+  uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/${cpid:-0}/status" 2>/dev/null)
+  want=$(id -u twtest-ctlproc)
+  [ "$uids" = "$want $want $want $want" ] && ok "ctlproc runs as twtest-ctlproc (uid $want)" ||
+    fail "ctlproc (pid ${cpid:-none}) has uids '${uids:-?}', want $want"
+  cbpid=$(pgrep -P "$STRACE_C" -x tailwardend | head -1)
+  [ -n "$cbpid" ] && kill "$cbpid"
+  for _ in $(seq 100); do kill -0 "$STRACE_C" 2>/dev/null || break; sleep 0.1; done
+  wait "$STRACE_C" 2>/dev/null
+  grep -q 'execve("[^"]*tailwarden-ctlproc"' "$DIR/trace.control" && ok "ctlproc ran under the trace" ||
+    fail "no execve of tailwarden-ctlproc in the trace"
+  cat "$DIR/trace.control" >>"$DIR/trace"
+else
+  echo "control mode: not traced (no Go to build tests/interop/controlserver, no CONTROLSERVER)"
+fi
+
 if python3 "$HERE/unit_syscalls_check.py" "$UNIT" "$DIR/trace" --optional pidfd_getfd \
   >"$DIR/check.out" 2>&1; then
   ok "$(basename "$UNIT") admits every call, namespace and address family"
