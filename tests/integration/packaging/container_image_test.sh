@@ -41,11 +41,11 @@ run() {
 }
 
 # Non-root where possible: the version and the offline codec need no privilege.
-version=$(run --user tailwarden "$image" --version 2>&1) || fail "tailwardend --version: $version"
+version=$(run --user tailwarden-netproc "$image" --version 2>&1) || fail "tailwardend --version: $version"
 [[ $version == "tailwardend "* ]] || fail "unexpected: $version"
-echo "image: $version (as user tailwarden, no capabilities)"
+echo "image: $version (as user tailwarden-netproc, no capabilities)"
 
-stun=$(run --user tailwarden --entrypoint /usr/bin/tailwarden "$image" \
+stun=$(run --user tailwarden-netproc --entrypoint /usr/bin/tailwarden "$image" \
          debug stun-request --txid 0102030405060708090a0b0c 2>&1) || fail "stun-request: $stun"
 # A STUN binding request: type 0x0001, a length, the magic cookie, our transaction id.
 hex=$(tr -d ' \n:' <<<"$stun" | tr 'A-F' 'a-f')
