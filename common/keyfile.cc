@@ -73,8 +73,8 @@ Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string&
 }
 
 Result<NodeKeys> load_key_file(const std::string& path) {
-  auto text =
-      read_owner_only_file(path, 64 * 1024, "access private keys", "too large for a key file");
+  auto text = read_owner_only_file(path, std::size_t{64} * 1024, "access private keys",
+                                   "too large for a key file");
   if (!text) return make_error(text.error());
   auto r = parse_key_file_text(*text, path);
   secure_wipe(text->data(), text->size());
