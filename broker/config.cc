@@ -426,7 +426,11 @@ Status resolve_accounts(BrokerConfig& c) {
             : std::string();
     auto pw = lookup_entry<passwd>(a.name, ::getpwnam_r);
     if (!pw) return make_error(where + "looking up \"" + a.name + "\": " + pw.error());
-    if (!*pw) return make_error(where + "no such user \"" + a.name + "\"" + derived);
+    if (!*pw) {
+      std::string msg = where + "no such user \"" + a.name + "\"";
+      msg += derived;
+      return make_error(msg);
+    }
     a.uid = (*pw)->pw_uid;
     a.gid = (*pw)->pw_gid;
     if ((a.uid == 0 || a.gid == 0) && strict) {
