@@ -28,7 +28,12 @@ ChildSupervisor::ChildSupervisor(asio::io_context& io, ChildLaunch launch,
       restart_timer_(io),
       backoff_(options_.initial_backoff) {}
 
-ChildSupervisor::~ChildSupervisor() { stop(); }
+ChildSupervisor::~ChildSupervisor() {
+  try {
+    stop();
+  } catch (...) {  // nothing may escape a destructor; stop() only closes and kills
+  }
+}
 
 void ChildSupervisor::stop() {
   stopped_ = true;
@@ -82,6 +87,10 @@ void ChildSupervisor::wait_link() {
 
 void ChildSupervisor::link_failed(const std::string& why) {
   if (stopped_) return;
+  // A child that ran long enough starts its backoff over (before the log says the wait).
+  if (options_.stable_after &&
+      std::chrono::steady_clock::now() - spawned_at_ > *options_.stable_after)
+    backoff_ = options_.initial_backoff;
   spdlog::warn("{}: {} link: {}; restarting it in {} ms", options_.area, options_.child, why,
                backoff_.count());
   if (link_) {
@@ -97,9 +106,6 @@ void ChildSupervisor::link_failed(const std::string& why) {
   status_.state = "restarting";
   status_.error = why;
   restarts_.inc();
-  if (options_.stable_after &&
-      std::chrono::steady_clock::now() - spawned_at_ > *options_.stable_after)
-    backoff_ = options_.initial_backoff;
   if (hooks_.on_closed) hooks_.on_closed();
   restart_timer_.expires_after(backoff_);
   backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30000));

@@ -29,9 +29,10 @@ Result<LinkFrame> unframe_link(const LinkFraming& link, ByteView d) {
 Result<LinkFrame> unframe_link_from_child(const LinkFraming& link, ByteView datagram,
                                           std::size_t fds, const char* child) {
   auto f = unframe_link(link, datagram);
-  if (f && fds != 0)
+  if (f && fds != 0) {
     return make_error(std::string(link.name) + ": " + child + " sent " + std::to_string(fds) +
                       " fds");
+  }
   return f;
 }
 

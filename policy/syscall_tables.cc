@@ -89,7 +89,8 @@ constexpr std::array<SyscallRule, N + M> join_rows(const SyscallRule (&a)[N],
 // signals, time and randomness, the event loop, and I/O on fds that already exist or
 // arrive with SCM_RIGHTS. Each role's table is these rows, in this order, followed by
 // the role's own; the test ChildTablesDataprocIsStrictSubsetOfNetproc keeps
-// dataproc's table inside netproc's.
+// dataproc's table inside netproc's. One row per line in every table.
+// clang-format off
 constexpr SyscallRule kChildBase[] = {
     // Memory: the allocator, thread stacks, rings mapped from received memfds.
     allow(SYS(brk)),
@@ -189,7 +190,6 @@ constexpr auto kCtlproc = join_rows(kChildBase, kCtlprocOnly);
 // reads and writes the rest. It creates, binds and connects nothing: socket, connect,
 // bind and listen stay killed as in every child; accept4 is the one denial lifted, for
 // this process only.
-// clang-format off
 constexpr SyscallRule kExitprocOnly[] = {
     allow(SYS(accept4)),  // peers' flows on the broker's listener (not accept: no flags)
     allow_if(SYS(getsockopt), arg_masked(1, kLow32, SOL_IP), arg_masked(2, kLow32, SO_ORIGINAL_DST)),
