@@ -20,26 +20,12 @@
 #include <system_error>
 #include <vector>
 
+#include "broker/config_fields.h"
 #include "common/keys.h"
 #include "common/machine_key.h"
 
 namespace tw::broker {
-namespace {
-
-constexpr std::size_t kMaxConfigBytes = 1 << 20;
-constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un{}.sun_path) - 1;
-constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
-
-// Where a value sits and what it is called, for messages.
-struct FieldRef {
-  const std::string& origin;
-  std::string field;  // "tun.mtu"
-  const toml::node& node;
-
-  Error error(const std::string& what) const {
-    return make_error(origin + ":" + std::to_string(node.source().begin.line) + ": " + field + ": " + what);
-  }
-};
+namespace config_detail {
 
 std::string quoted_excerpt(std::string_view s) {
   std::string out = "\"";
@@ -78,7 +64,7 @@ Result<std::int64_t> get_int_in(const FieldRef& f, std::int64_t lo, std::int64_t
 
 // A non-empty string of printable characters (no NUL or control bytes, which TOML
 // escapes could otherwise smuggle into paths and names).
-Result<std::string> get_text(const FieldRef& f, std::string_view expected = "a non-empty string") {
+Result<std::string> get_text(const FieldRef& f, std::string_view expected) {
   const auto* s = f.node.as_string();
   if (s == nullptr) return f.error("expected " + std::string(expected) + ", got " + describe(f.node));
   const std::string& v = s->get();
@@ -89,7 +75,7 @@ Result<std::string> get_text(const FieldRef& f, std::string_view expected = "a n
   return v;
 }
 
-Result<std::string> get_abs_path(const FieldRef& f, std::size_t max_len = 4095) {
+Result<std::string> get_abs_path(const FieldRef& f, std::size_t max_len) {
   auto v = get_text(f, "an absolute path");
   if (!v) return v;
   if ((*v)[0] != '/') return f.error("expected an absolute path, got " + quoted_excerpt(*v));
@@ -112,6 +98,37 @@ Result<std::string> get_choice(const FieldRef& f, const std::vector<std::string_
   return s->get();
 }
 
+Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
+                   std::span<const FieldSpec> specs, BrokerConfig& c) {
+  std::set<std::string_view> seen;
+  for (const auto& [k, node] : table) {
+    const std::string key(k.str());
+    const FieldRef f{origin, std::string(prefix) + key, node};
+    auto spec =
+        std::find_if(specs.begin(), specs.end(), [&](const FieldSpec& s) { return s.key == key; });
+    if (spec == specs.end()) return f.error("unknown key");
+    if (auto st = spec->set(f, c); !st) return st;
+    seen.insert(spec->key);
+  }
+  for (const auto& s : specs) {
+    if (s.required && !seen.count(s.key)) {
+      return make_error(origin + ": missing required field " + std::string(prefix) +
+                        std::string(s.key));
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace config_detail
+
+namespace {
+
+using namespace config_detail;
+
+constexpr std::size_t kMaxConfigBytes = 1 << 20;
+constexpr std::size_t kMaxSocketPath = sizeof(sockaddr_un{}.sun_path) - 1;
+constexpr std::size_t kMaxIfName = 15;  // IFNAMSIZ - 1
+
 Result<std::string> get_ifname(const FieldRef& f) {
   auto v = get_text(f, "an interface name");
   if (!v) return v;
@@ -124,16 +141,6 @@ Result<std::string> get_ifname(const FieldRef& f) {
   return v;
 }
 
-// One setter per key: validates the value and stores it.
-using Setter = Status (*)(const FieldRef&, BrokerConfig&);
-
-template <typename T>
-Status store(Result<T> r, T& dst) {
-  if (!r) return make_error(r.error());
-  dst = std::move(*r);
-  return ok_status();
-}
-
 Status set_tun_enabled(const FieldRef& f, BrokerConfig& c) { return store(get_bool(f), c.tun.enabled); }
 Status set_tun_name(const FieldRef& f, BrokerConfig& c) { return store(get_ifname(f), c.tun.name); }
 Status set_tun_mtu(const FieldRef& f, BrokerConfig& c) {
@@ -143,20 +150,11 @@ Status set_tun_mtu(const FieldRef& f, BrokerConfig& c) {
   return ok_status();
 }
 
-struct FieldSpec {
-  std::string_view key;
-  Setter set;
-  bool required;
-};
-
 constexpr FieldSpec kTunFields[] = {
     {"enabled", set_tun_enabled, false},
     {"name", set_tun_name, false},
     {"mtu", set_tun_mtu, false},
 };
-
-Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
-                   std::span<const FieldSpec> specs, BrokerConfig& c);
 
 Status set_tun(const FieldRef& f, BrokerConfig& c) {
   const auto* t = f.node.as_table();
@@ -271,100 +269,6 @@ Status set_hostname(const FieldRef& f, BrokerConfig& c) {
   return ok_status();
 }
 
-// ---- [exit] ----
-
-ExitConfig& exit_of(BrokerConfig& c) {
-  if (!c.exit) c.exit.emplace();
-  return *c.exit;
-}
-
-Status set_exit_mode(const FieldRef& f, BrokerConfig& c) {
-  auto v = get_choice(f, {"proxy", "host"});
-  if (!v) return make_error(v.error());
-  if (*v == "host") {
-    // Never a fallback: the classic exit (the broker dialling destinations from the
-    // host) would have to be chosen here, and it is not built.
-    return f.error(
-        "\"host\" (the broker dials destinations from this host) is not built yet; "
-        "use \"proxy\" with an upstream proxy");
-  }
-  exit_of(c).mode = ExitMode::kProxy;
-  return ok_status();
-}
-
-// socks5://IPv4:port or http://IPv4:port, nothing else: the broker dials exactly that
-// address, so there is no name to resolve, and credentials live in their own file.
-Status set_exit_proxy(const FieldRef& f, BrokerConfig& c) {
-  auto v = get_text(f, "a URL like \"socks5://198.18.5.2:1080\" or \"http://198.18.5.2:3128\"");
-  if (!v) return make_error(v.error());
-  const std::string& url = *v;
-  ProxyKind kind;
-  std::string rest;
-  if (url.rfind("socks5://", 0) == 0) {
-    kind = ProxyKind::kSocks5;
-    rest = url.substr(9);
-  } else if (url.rfind("http://", 0) == 0) {
-    kind = ProxyKind::kHttpConnect;
-    rest = url.substr(7);
-  } else {
-    return f.error("expected a socks5:// or http:// URL, got " + quoted_excerpt(url));
-  }
-  if (rest.find('@') != std::string::npos) {
-    return f.error(
-        "credentials do not belong in the URL (it shows in status); put "
-        "\"username:password\" in exit.credentials_file");
-  }
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.find(':') == std::string::npos) {
-    return f.error("expected an explicit port (<scheme>://<IPv4>:<port>), got " +
-                   quoted_excerpt(url));
-  }
-  auto ep = IpPort::parse(rest);
-  if (!ep || !ep->ip.is_v4() || ep->port == 0 || ep->ip.is_unspecified() || ep->ip.is_multicast()) {
-    return f.error(
-        "expected <scheme>://<IPv4>:<port 1..65535> (host names are not resolved), got " +
-        quoted_excerpt(url));
-  }
-  auto& e = exit_of(c);
-  e.proxy_kind = kind;
-  e.proxy = *ep;
-  e.proxy_url = (kind == ProxyKind::kSocks5 ? "socks5://" : "http://") + ep->to_string();
-  return ok_status();
-}
-
-Status set_exit_credentials_file(const FieldRef& f, BrokerConfig& c) {
-  auto v = get_abs_path(f);
-  if (!v) return make_error(v.error());
-  exit_of(c).credentials_file = ConfigPath{*v, static_cast<int>(f.node.source().begin.line)};
-  return ok_status();
-}
-
-Status set_exit_dns_resolver(const FieldRef& f, BrokerConfig& c) {
-  auto v = get_text(f, "an IPv4 address like \"198.18.9.53\"");
-  if (!v) return make_error(v.error());
-  auto ip = IpAddr::parse(*v);
-  if (!ip || !ip->is_v4() || ip->is_unspecified() || ip->is_multicast()) {
-    return f.error("expected an IPv4 unicast address (port 53 is implied), got " +
-                   quoted_excerpt(*v));
-  }
-  exit_of(c).dns_resolver = *ip;
-  return ok_status();
-}
-
-constexpr FieldSpec kExitFields[] = {
-    {"mode", set_exit_mode, true},
-    {"proxy", set_exit_proxy, true},
-    {"credentials_file", set_exit_credentials_file, false},
-    {"dns_resolver", set_exit_dns_resolver, true},
-};
-
-Status set_exit(const FieldRef& f, BrokerConfig& c) {
-  const auto* t = f.node.as_table();
-  if (t == nullptr) return f.error("expected a table ([exit]), got " + describe(f.node));
-  exit_of(c).line = static_cast<int>(f.node.source().begin.line);
-  return apply_table(*t, f.origin, "exit.", kExitFields, c);
-}
-
 constexpr FieldSpec kTopFields[] = {
     {"state_dir",
      [](const FieldRef& f, BrokerConfig& c) { return store(get_abs_path(f), c.state_dir); }, false},
@@ -420,25 +324,6 @@ constexpr FieldSpec kTopFields[] = {
     {"exit", set_exit, false},
 };
 
-Status apply_table(const toml::table& table, const std::string& origin, std::string_view prefix,
-                   std::span<const FieldSpec> specs, BrokerConfig& c) {
-  std::set<std::string_view> seen;
-  for (const auto& [k, node] : table) {
-    const std::string key(k.str());
-    const FieldRef f{origin, std::string(prefix) + key, node};
-    auto spec = std::find_if(specs.begin(), specs.end(), [&](const FieldSpec& s) { return s.key == key; });
-    if (spec == specs.end()) return f.error("unknown key");
-    if (auto st = spec->set(f, c); !st) return st;
-    seen.insert(spec->key);
-  }
-  for (const auto& s : specs) {
-    if (s.required && !seen.count(s.key)) {
-      return make_error(origin + ": missing required field " + std::string(prefix) + std::string(s.key));
-    }
-  }
-  return ok_status();
-}
-
 // getpwnam_r/getgrnam_r want a caller buffer; grow it while they say ERANGE.
 template <typename Entry, typename Lookup>
 Result<std::optional<Entry>> lookup_entry(const std::string& name, Lookup lookup) {
@@ -492,71 +377,6 @@ std::string_view to_string(LogLevel level) {
   return "info";
 }
 
-std::string_view to_string(ProxyKind kind) {
-  return kind == ProxyKind::kSocks5 ? "socks5" : "http-connect";
-}
-
-Result<ProxyCredentials> load_proxy_credentials(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error(path + ": cannot open: " + std::generic_category().message(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(path + ": not a regular file");
-  }
-  if ((st.st_mode & 077) != 0) {
-    ::close(fd);
-    char mode[8];
-    (void)std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(path + ": mode " + mode +
-                      " lets group or others read the proxy credentials; chmod 600 it");
-  }
-  if (st.st_uid != ::geteuid()) {
-    ::close(fd);
-    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) +
-                      ", not by the user loading it (uid " + std::to_string(::geteuid()) + ")");
-  }
-  if (st.st_size > 1024) {
-    ::close(fd);
-    return make_error(path + ": larger than 1024 bytes; expected one line \"username:password\"");
-  }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  const ssize_t got = ::read(fd, text.data(), text.size());
-  ::close(fd);
-  if (got != static_cast<ssize_t>(text.size())) return make_error(path + ": short read");
-  // Never echo the content: it is a secret.
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  ProxyCredentials creds;
-  const auto colon = text.find(':');
-  std::string problem;
-  if (text.find('\n') != std::string::npos) {
-    problem = "more than one line; expected one line \"username:password\"";
-  } else if (colon == std::string::npos) {
-    problem = "no ':'; expected one line \"username:password\"";
-  } else {
-    creds.username = text.substr(0, colon);
-    creds.password = text.substr(colon + 1);
-    auto printable = [](const std::string& s) {
-      return std::all_of(s.begin(), s.end(),
-                         [](unsigned char ch) { return ch >= 0x20 && ch < 0x7f; });
-    };
-    if (creds.username.empty() || creds.username.size() > 255) {
-      problem = "the username must be 1..255 bytes";
-    } else if (creds.password.empty() || creds.password.size() > 255) {
-      problem = "the password must be 1..255 bytes";
-    } else if (!printable(creds.username) || !printable(creds.password)) {
-      problem = "username and password must be printable ASCII";
-    }
-  }
-  std::fill(text.begin(), text.end(), '\0');
-  if (!problem.empty()) {
-    std::fill(creds.password.begin(), creds.password.end(), '\0');
-    return make_error(path + ": " + problem);
-  }
-  return creds;
-}
-
 Result<BrokerConfig> parse_config_text(std::string_view text, const std::string& origin) {
   if (text.size() > kMaxConfigBytes) return make_error(origin + ": larger than 1 MiB; not a config file");
   toml::table table;
@@ -606,7 +426,11 @@ Status resolve_accounts(BrokerConfig& c) {
             : std::string();
     auto pw = lookup_entry<passwd>(a.name, ::getpwnam_r);
     if (!pw) return make_error(where + "looking up \"" + a.name + "\": " + pw.error());
-    if (!*pw) return make_error(where + "no such user \"" + a.name + "\"" + derived);
+    if (!*pw) {
+      std::string msg = where + "no such user \"" + a.name + "\"";
+      msg += derived;
+      return make_error(msg);
+    }
     a.uid = (*pw)->pw_uid;
     a.gid = (*pw)->pw_gid;
     if ((a.uid == 0 || a.gid == 0) && strict) {
@@ -664,14 +488,7 @@ Result<BrokerConfig> load_config(const std::string& path) {
   if (!config) return config;
   if (auto st = resolve_accounts(*config); !st) return make_error(st.error());
   if (auto st = check_paths(*config); !st) return make_error(st.error());
-  if (config->exit && config->exit->credentials_file) {
-    const auto& cf = *config->exit->credentials_file;
-    auto creds = load_proxy_credentials(cf.path);
-    if (!creds) {
-      return make_error(config->origin + ":" + std::to_string(cf.line) +
-                        ": exit.credentials_file: " + creds.error());
-    }
-  }
+  if (auto st = config_detail::check_exit_credentials(*config); !st) return make_error(st.error());
   return config;
 }
 

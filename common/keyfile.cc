@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <sstream>
-#include <toml++/toml.h>
+
+#include "common/secret_file.h"
 
 namespace tw {
 namespace {
@@ -71,37 +73,11 @@ Result<NodeKeys> parse_key_file_text(const std::string& text, const std::string&
 }
 
 Result<NodeKeys> load_key_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return make_error(path + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(path + ": not a regular file");
-  }
-  if ((st.st_mode & 077) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return make_error(path + ": mode " + mode +
-                      " lets group or others access private keys; chmod 600 it");
-  }
-  // Someone else's file, even mode 0600, is someone else's keys: a file another user
-  // could write (or replace) must not become this node's identity.
-  if (st.st_uid != ::geteuid()) {
-    ::close(fd);
-    return make_error(path + ": owned by uid " + std::to_string(st.st_uid) +
-                      ", not by the user loading it (uid " + std::to_string(::geteuid()) + ")");
-  }
-  if (st.st_size > 64 * 1024) {
-    ::close(fd);
-    return make_error(path + ": too large for a key file");
-  }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  ssize_t got = ::read(fd, text.data(), text.size());
-  ::close(fd);
-  if (got != static_cast<ssize_t>(text.size())) return make_error(path + ": short read");
-  auto r = parse_key_file_text(text, path);
-  secure_wipe(text.data(), text.size());
+  auto text = read_owner_only_file(path, std::size_t{64} * 1024, "access private keys",
+                                   "too large for a key file");
+  if (!text) return make_error(text.error());
+  auto r = parse_key_file_text(*text, path);
+  secure_wipe(text->data(), text->size());
   return r;
 }
 

@@ -24,7 +24,7 @@ ctr=$(buildah "${opts[@]}" from scratch)
 # --preserve-ownership keeps root:root, as the files are owned in the staging tree.
 buildah "${opts[@]}" copy "$ctr" "$stage/rootfs/" / >/dev/null
 # The broker stays root inside the container (it must switch the children to the
-# tailwarden user, and create the TUN device and their netns); the run line in
+# tailwarden-<role> accounts, and create the TUN device and their netns); the run line in
 # docs/deploy.md hands it only the capabilities it needs.
 buildah "${opts[@]}" config \
   --entrypoint '["/usr/sbin/tailwardend"]' \
