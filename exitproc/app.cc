@@ -312,7 +312,7 @@ void App::on_accept() {
       continue;
     }
     if (auto ps = per_source_.find(src);
-        ps != per_source_.end() && ps->second >= setup_.limits.max_flows_per_source) {
+        ps != per_source_.end() && ps->second.flows >= setup_.limits.max_flows_per_source) {
       ++stats_.refusals[static_cast<std::size_t>(Refusal::kLimitPerSource)];
       reset_close(fd);
       continue;
@@ -355,13 +355,57 @@ void App::on_accept() {
     f.last_activity = clock_.now();
     f.deadline = f.last_activity + std::chrono::milliseconds(setup_.limits.handshake_timeout_ms);
     ++tcp_flows_;
-    ++per_source_[src];
+    auto [ps, fresh] = per_source_.try_emplace(src);
+    Source& source = ps->second;
+    if (fresh) source.refilled = f.last_activity;
+    ++source.flows;
     ++stats_.flows_total;
     epoll_event ev{};
     ev.events = 0;  // only errors until the proxy handshake is done
     ev.data.u64 = flow_token(id, false);
     (void)::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
-    send_link(ToBroker(DialProxy{id}));
+    // Dial now if this source has a share left and nobody of it waits before us.
+    if (source.waiting.empty() && take_dial_token(source, f.last_activity)) {
+      send_link(ToBroker(DialProxy{id}));
+    } else {
+      f.waiting = true;
+      source.waiting.push_back(id);
+      ++dial_waits_;
+    }
+  }
+}
+
+void App::refill(Source& s, TimePoint now) {
+  if (now <= s.refilled) return;
+  const double secs = std::chrono::duration<double>(now - s.refilled).count();
+  s.tokens = std::min(kDialShareBurst, s.tokens + secs * kDialSharePerSecond);
+  s.refilled = now;
+}
+
+bool App::take_dial_token(Source& s, TimePoint now) {
+  refill(s, now);
+  if (s.tokens < 1) return false;
+  s.tokens -= 1;
+  return true;
+}
+
+void App::release_waiting(TimePoint now) {
+  for (auto it = per_source_.begin(); it != per_source_.end();) {
+    Source& s = it->second;
+    while (!s.waiting.empty() && take_dial_token(s, now)) {
+      const std::uint64_t id = s.waiting.front();
+      s.waiting.pop_front();
+      auto f = flows_.find(id);
+      if (f == flows_.end()) continue;  // cannot happen: close_flow dequeues
+      f->second.waiting = false;
+      send_link(ToBroker(DialProxy{id}));
+    }
+    refill(s, now);
+    if (s.flows == 0 && s.tokens >= kDialShareBurst) {
+      it = per_source_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -752,7 +796,11 @@ void App::close_flow(Flow& f, bool reset_client, bool reset_proxy) {
   if (!f.dns) {
     --tcp_flows_;
     auto it = per_source_.find(f.source);
-    if (it != per_source_.end() && --it->second == 0) per_source_.erase(it);
+    if (it != per_source_.end()) {
+      --it->second.flows;
+      // A flow closed while waiting for its dial share is never dialed.
+      if (f.waiting) std::erase(it->second.waiting, f.id);
+    }
   }
   flows_.erase(f.id);
   if (listener_paused_) {
@@ -779,6 +827,9 @@ void App::tick() {
     Flow& f = it->second;
     if (f.dns) {
       finish_dns(f, false);
+    } else if (f.waiting) {
+      // Its member's dial share did not reach it in time: the proxy is not to blame.
+      refuse(f, Refusal::kLimitPerSource, "timed out waiting for the member's dial share");
     } else if (f.phase == Phase::kRelay) {
       refuse(f, Refusal::kIdle, "idle");
     } else {
@@ -788,6 +839,7 @@ void App::tick() {
       refuse(f, why, "timed out");
     }
   }
+  release_waiting(now);
   stats_.flows_open = tcp_flows_;
 }
 

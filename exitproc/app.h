@@ -30,6 +30,15 @@ namespace tw::exitproc {
 
 constexpr std::size_t kRelayBufferBytes = 64 * 1024;
 
+// Each source (tailnet member address) gets its own share of proxy dials, a token
+// bucket well below the broker's global one (200/s, burst 400), so that one member
+// opening thousands of connections cannot use up the broker's bucket and have every
+// other member's dials refused. A flow whose source has no token is not reset: it
+// waits in its source's FIFO (at most max_flows_per_source long), still bounded by its
+// handshake deadline, and is dialed when the bucket refills.
+constexpr double kDialShareBurst = 64;
+constexpr double kDialSharePerSecond = 32;
+
 struct AppOptions {
   // Tests only (never set from the command line or the link): the destination used
   // when a connection has no SO_ORIGINAL_DST, for driving the loop without nft.
@@ -56,6 +65,8 @@ class App {
 
   const ExitStats& stats() const { return stats_; }
   std::size_t buffers_allocated() const { return pool_allocated_; }
+  // Flows that had to wait for their source's dial share (not on the stats link).
+  std::uint64_t dial_waits() const { return dial_waits_; }
 
  private:
   struct Buffer {
@@ -74,6 +85,7 @@ class App {
     std::uint32_t source = 0;  // client IPv4 (host order), for per-source limits
     DnsQuery dns_query;        // DNS flows
     Phase phase = Phase::kDialing;
+    bool waiting = false;  // kDialing, queued for its source's dial share: not yet dialed
     ConnectTarget target;
     std::unique_ptr<ProxyHandshake> hs;
     Bytes pending;  // handshake bytes or the DNS request still to write
@@ -107,6 +119,10 @@ class App {
   bool take_buffers(Flow& f);
   void give_buffers(Flow& f);
   void note_proxy_error(Refusal why, const std::string& detail);
+  struct Source;
+  static void refill(Source& s, TimePoint now);
+  static bool take_dial_token(Source& s, TimePoint now);
+  void release_waiting(TimePoint now);
 
   int link_;
   const TimeSource& clock_;
@@ -116,7 +132,16 @@ class App {
   ExitSetup setup_;
   int listener_ = -1, udp_ = -1;
   std::unordered_map<std::uint64_t, Flow> flows_;
-  std::unordered_map<std::uint32_t, std::uint32_t> per_source_;
+  struct Source {
+    std::uint32_t flows = 0;  // open TCP flows
+    double tokens = kDialShareBurst;
+    TimePoint refilled{};
+    std::deque<std::uint64_t> waiting;  // flow ids, oldest first; <= max_flows_per_source
+  };
+  // Kept while a source has flows or its bucket is not full again (else a member could
+  // close everything and start over with a full burst); dropped on a tick after that.
+  std::unordered_map<std::uint32_t, Source> per_source_;
+  std::uint64_t dial_waits_ = 0;
   std::size_t tcp_flows_ = 0;
   std::uint64_t next_id_ = 1;
   std::vector<std::unique_ptr<std::uint8_t[]>> pool_;

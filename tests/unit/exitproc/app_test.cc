@@ -159,6 +159,37 @@ class ExitAppTest : public ::testing::Test {
 
   std::uint64_t refusals(Refusal r) { return app_->stats().refusals[static_cast<std::size_t>(r)]; }
 
+  // A client from a given loopback source address (a second "member").
+  UniqueFd client_from(const char* ip) {
+    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    ::inet_pton(AF_INET, ip, &sa.sin_addr);
+    EXPECT_EQ(::bind(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_),
+              0);
+    return c;
+  }
+
+  // Every DialProxy the app sends until it has been quiet for a while.
+  std::vector<std::uint64_t> drain_dials() {
+    std::vector<std::uint64_t> ids;
+    for (int quiet = 0; quiet < 20;) {
+      ipc::ReceivedDatagram d;
+      auto r = ipc::receive_datagram(broker_.get(), kMaxLinkDatagram, d);
+      if (r.ok() && *r == ipc::ReceiveOutcome::kDatagram) {
+        auto m = decode_to_broker(d.bytes, d.fds.size());
+        if (m.ok() && std::holds_alternative<DialProxy>(*m))
+          ids.push_back(std::get<DialProxy>(*m).flow);
+        quiet = 0;
+        continue;
+      }
+      EXPECT_TRUE(app_->poll_once(1));
+      ++quiet;
+    }
+    return ids;
+  }
+
   FakeTimeSource clock_;
   UniqueFd broker_, child_;
   std::unique_ptr<App> app_;
@@ -321,6 +352,79 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   EXPECT_EQ(client_outcome(third.get()), -ECONNRESET);
   EXPECT_EQ(refusals(Refusal::kLimitTotal), 1u);
   EXPECT_EQ(app_->stats().flows_open, 0u) << "flows_open is refreshed on ticks and stats requests";
+}
+
+// One member opening many flows at once gets its own share of dials (a burst of
+// kDialShareBurst, then kDialSharePerSecond): the rest wait, unreset, and are dialed as
+// the share refills, while another member's flow is dialed at once. Before, every
+// accepted flow was dialed at once and the broker's global rate limit refused the
+// other member's dial.
+TEST_F(ExitAppTest, EachSourceGetsItsOwnShareOfDials) {
+  start(ProxyKind::kSocks5);
+  constexpr std::size_t kFlood = 200;
+  const auto burst = static_cast<std::size_t>(kDialShareBurst);
+  std::vector<UniqueFd> flood;
+  flood.reserve(kFlood);
+  for (std::size_t i = 0; i < kFlood; ++i) {
+    flood.push_back(client_from("127.0.0.1"));
+    ASSERT_TRUE(app_->poll_once(0));  // accept as we go: the backlog is 64
+  }
+  ASSERT_TRUE(run_until([&] { return app_->stats().flows_total == kFlood; }));
+  std::vector<std::uint64_t> first = drain_dials();
+  ASSERT_EQ(first.size(), burst) << "the flooder's burst, no more, without time passing";
+  EXPECT_EQ(app_->dial_waits(), kFlood - burst);
+  // Accept order is connect order; flow ids count up from the first one.
+  const std::uint64_t id0 = first.front();
+  for (std::size_t i = 0; i < burst; ++i) EXPECT_EQ(first[i], id0 + i);
+
+  // Another member: dialed at once, ahead of the flooder's waiting flows.
+  UniqueFd other = client_from("127.0.0.2");
+  EXPECT_EQ(expect_dial(), id0 + kFlood);
+
+  // A waiting flow whose client goes away is dropped and never dialed.
+  const std::uint64_t gone = id0 + burst;
+  {
+    linger l{1, 0};
+    ::setsockopt(flood[burst].get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    flood[burst].reset();
+  }
+  spin(20);
+
+  // The share refills on the clock: 32 a second, oldest first, nobody reset.
+  clock_.advance(std::chrono::seconds(1));
+  std::vector<std::uint64_t> later = drain_dials();
+  EXPECT_EQ(later.size(), static_cast<std::size_t>(kDialSharePerSecond));
+  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone + 1 + i);
+  for (int step = 0; step < 10; ++step) {
+    clock_.advance(std::chrono::milliseconds(500));
+    for (auto id : drain_dials()) later.push_back(id);
+  }
+  ASSERT_EQ(later.size(), kFlood - burst - 1) << "every waiting flow but the closed one";
+  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone + 1 + i);
+  EXPECT_EQ(refusals(Refusal::kDialFailed), 0u);
+  EXPECT_EQ(refusals(Refusal::kLimitPerSource), 0u);
+  EXPECT_EQ(refusals(Refusal::kLimitTotal), 0u);
+}
+
+// A flow still waiting for its member's dial share when its handshake deadline passes
+// is reset (counted as a per-source limit, the proxy not blamed) and never dialed.
+TEST_F(ExitAppTest, AFlowWaitingForItsDialSharePastItsDeadlineIsResetNotDialed) {
+  ExitLimits l;
+  l.handshake_timeout_ms = 1'000;
+  start(ProxyKind::kSocks5, l);
+  const auto burst = static_cast<std::size_t>(kDialShareBurst);
+  std::vector<UniqueFd> cs;
+  for (std::size_t i = 0; i < burst + 2; ++i) {
+    cs.push_back(client());
+    ASSERT_TRUE(app_->poll_once(0));
+  }
+  ASSERT_TRUE(run_until([&] { return app_->stats().flows_total == burst + 2; }));
+  EXPECT_EQ(drain_dials().size(), burst);
+  clock_.advance(std::chrono::milliseconds(1'500));
+  EXPECT_EQ(client_outcome(cs.back().get()), -ECONNRESET);
+  EXPECT_TRUE(drain_dials().empty()) << "a timed-out waiting flow is never dialed";
+  EXPECT_EQ(refusals(Refusal::kLimitPerSource), 2u);
+  EXPECT_EQ(refusals(Refusal::kDialFailed), burst) << "the dialed ones got no proxy in time";
 }
 
 // The broker may ask for more flows than the fd limit can hold: exitproc clamps, so
