@@ -371,6 +371,7 @@ void App::on_accept() {
       f.waiting = true;
       source.waiting.push_back(id);
       ++dial_waits_;
+      update_interest(f);  // a client that gives up while waiting is dropped
     }
   }
 }
@@ -398,6 +399,7 @@ void App::release_waiting(TimePoint now) {
       auto f = flows_.find(id);
       if (f == flows_.end()) continue;  // cannot happen: close_flow dequeues
       f->second.waiting = false;
+      update_interest(f->second);
       send_link(ToBroker(DialProxy{id}));
     }
     refill(s, now);
@@ -439,8 +441,8 @@ bool App::start_dns(DnsQuery&& q) {
 
 void App::on_proxy_conn(std::uint64_t id, int fd) {
   auto it = flows_.find(id);
-  if (it == flows_.end() || it->second.phase != Phase::kDialing) {
-    ::close(fd);  // the flow timed out or was reset meanwhile
+  if (it == flows_.end() || it->second.phase != Phase::kDialing || it->second.waiting) {
+    ::close(fd);  // the flow timed out or was reset meanwhile (or was never dialed)
     return;
   }
   Flow& f = it->second;
@@ -472,7 +474,7 @@ void App::on_proxy_conn(std::uint64_t id, int fd) {
 
 void App::on_dial_failed(std::uint64_t id, const std::string& reason) {
   auto it = flows_.find(id);
-  if (it == flows_.end() || it->second.phase != Phase::kDialing) return;
+  if (it == flows_.end() || it->second.phase != Phase::kDialing || it->second.waiting) return;
   note_proxy_error(Refusal::kDialFailed, reason);
   if (it->second.dns) return finish_dns(it->second, false);
   refuse(it->second, Refusal::kDialFailed, reason);
@@ -527,6 +529,15 @@ void App::on_flow_event(std::uint64_t id, bool proxy_side, std::uint32_t events)
       (events & (EPOLLERR | EPOLLHUP))) {
     // The client went away before its tunnel existed.
     return close_flow(f, true, true);
+  }
+  if (!proxy_side && f.waiting && (events & EPOLLRDHUP)) {
+    // A client that closed without sending anything while its flow waited for its
+    // member's dial share has given up (a flooder's sockets): drop it, undialed. One
+    // that sent data first keeps its half-close and is dialed in turn.
+    char b;
+    if (::recv(f.client, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) return close_flow(f, true, true);
+    f.waiting_hup = true;
+    return update_interest(f);
   }
   pump(f);
   // A hang-up on an fd we no longer read or write would wake us forever.
@@ -735,6 +746,7 @@ void App::update_interest(Flow& f) {
   std::uint32_t cm = 0, pm = 0;
   switch (f.phase) {
     case Phase::kDialing:
+      if (f.waiting && !f.waiting_hup) cm = EPOLLRDHUP;
       break;
     case Phase::kHandshake:
       pm = EPOLLIN | (f.pending_off < f.pending.size() ? EPOLLOUT : 0u);

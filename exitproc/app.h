@@ -86,6 +86,7 @@ class App {
     DnsQuery dns_query;        // DNS flows
     Phase phase = Phase::kDialing;
     bool waiting = false;  // kDialing, queued for its source's dial share: not yet dialed
+    bool waiting_hup = false;  // the client half-closed after sending data while waiting
     ConnectTarget target;
     std::unique_ptr<ProxyHandshake> hs;
     Bytes pending;  // handshake bytes or the DNS request still to write

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "common/keys.h"
@@ -381,26 +382,33 @@ TEST_F(ExitAppTest, EachSourceGetsItsOwnShareOfDials) {
   UniqueFd other = client_from("127.0.0.2");
   EXPECT_EQ(expect_dial(), id0 + kFlood);
 
-  // A waiting flow whose client goes away is dropped and never dialed.
+  // A waiting flow whose client goes away (reset, or closed without sending anything)
+  // is dropped and never dialed; one that sent data and half-closed still is.
   const std::uint64_t gone = id0 + burst;
   {
     linger l{1, 0};
     ::setsockopt(flood[burst].get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
     flood[burst].reset();
   }
+  const std::uint64_t gone_fin = id0 + burst + 1;
+  flood[burst + 1].reset();
+  ASSERT_EQ(::send(flood[burst + 2].get(), "GET", 3, 0), 3);
+  ASSERT_EQ(::shutdown(flood[burst + 2].get(), SHUT_WR), 0);
   spin(20);
 
   // The share refills on the clock: 32 a second, oldest first, nobody reset.
   clock_.advance(std::chrono::seconds(1));
   std::vector<std::uint64_t> later = drain_dials();
   EXPECT_EQ(later.size(), static_cast<std::size_t>(kDialSharePerSecond));
-  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone + 1 + i);
+  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone_fin + 1 + i);
   for (int step = 0; step < 10; ++step) {
     clock_.advance(std::chrono::milliseconds(500));
     for (auto id : drain_dials()) later.push_back(id);
   }
-  ASSERT_EQ(later.size(), kFlood - burst - 1) << "every waiting flow but the closed one";
-  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone + 1 + i);
+  ASSERT_EQ(later.size(), kFlood - burst - 2) << "every waiting flow but the two closed ones";
+  for (std::size_t i = 0; i < later.size(); ++i) EXPECT_EQ(later[i], gone_fin + 1 + i);
+  for (std::uint64_t id : {gone, gone_fin})
+    EXPECT_EQ(std::count(later.begin(), later.end(), id), 0) << "flow " << id << " was dialed";
   EXPECT_EQ(refusals(Refusal::kDialFailed), 0u);
   EXPECT_EQ(refusals(Refusal::kLimitPerSource), 0u);
   EXPECT_EQ(refusals(Refusal::kLimitTotal), 0u);
