@@ -68,8 +68,12 @@ std::optional<std::uint32_t> route_oif(const IpAddr& dst) {
   const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
   if (n <= 0) return std::nullopt;
   int len = static_cast<int>(n);
-  for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, len);
-       h = NLMSG_NEXT(h, len)) {
+  // NLMSG_OK compares the unsigned nlmsg_len with the int len (clang: -Wsign-compare).
+  const auto fits = [](const nlmsghdr* h, int left) {
+    return left >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+           h->nlmsg_len <= static_cast<unsigned>(left);
+  };
+  for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); fits(h, len); h = NLMSG_NEXT(h, len)) {
     if (h->nlmsg_seq != 1 || h->nlmsg_type != RTM_NEWROUTE) return std::nullopt;  // NLMSG_ERROR too
     if (h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return std::nullopt;
     const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(h));

@@ -195,6 +195,9 @@ int main(int argc, char** argv) {
     r.orig_rax = static_cast<unsigned long long>(-1);  // no syscall restart on resume
     r.rdi = static_cast<unsigned long long>(fd);
     if (pktinfo) {
+      // The pointers below are addresses in the traced process (its scratch page),
+      // written there with poke(): integer to pointer is the point here.
+      // NOLINTBEGIN(performance-no-int-to-ptr)
       const iovec iov{reinterpret_cast<void*>(scratch + 32), sizeof payload - 1};
       alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
       msghdr mh{};
@@ -203,6 +206,7 @@ int main(int argc, char** argv) {
       mh.msg_iov = reinterpret_cast<iovec*>(scratch + 64);
       mh.msg_iovlen = 1;
       mh.msg_control = reinterpret_cast<void*>(scratch + 144);
+      // NOLINTEND(performance-no-int-to-ptr)
       mh.msg_controllen = sizeof control;
       cmsghdr* c = reinterpret_cast<cmsghdr*>(control);
       c->cmsg_level = IPPROTO_IP;

@@ -228,7 +228,13 @@ else
 fi
 cat "$DIR/check.out"
 # The check can fail: the same trace against the unit without its mount exceptions
-# (as it shipped before the children's empty root) must be refused.
+# (as it shipped before the children's empty root) must be refused. Sanitizer builds
+# keep the children's file system (their runtime reads /proc/self/maps), so their
+# trace has no mount calls to refuse: the default build proves this part.
+if grep -qa -m1 -e __asan_init -e __tsan_init "$BIN/tailwarden-dataproc"; then
+  ok "sanitizer build: no empty root in the trace, the narrowed-unit check is the default build's"
+  tw_finish
+fi
 sed -e '/^SystemCallFilter=mount umount2 pivot_root$/d' -e 's/^RestrictNamespaces=.*/RestrictNamespaces=net/' \
   "$UNIT" >"$DIR/narrow.service"
 python3 "$HERE/unit_syscalls_check.py" "$DIR/narrow.service" "$DIR/trace" --optional pidfd_getfd \
