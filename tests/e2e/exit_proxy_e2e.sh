@@ -400,7 +400,7 @@ echo "flood: $(cat "$DIR/flood.out"), flows open ${open:-?}, exitproc VmRSS ${rs
 [ "${open:-99999}" -le 4096 ] && ok "flows open during the flood: $open (limits hold)" || fail "flows open: '${open:-}'"
 wait "$FLOOD" 2>/dev/null
 sleep 2
-echo "flood over: $(cli e status --json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exit"]["flows_open"])' 2>/dev/null) flows still open 2 s after the member closed its sockets (half-closed through the proxy; the idle timeout ends them)"
+echo "flood over: $(cli e status --json 2>/dev/null | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["exit"]["flows_open"])' 2>/dev/null) flows still open 2 s after the member closed its sockets (a waiting flow whose client closed is dropped undialled; an open one drains half-closed through the proxy until the idle timeout)"
 
 # ---- scenario 2: the proxy dies mid-download and for new connections ----
 ip netns exec "$NS_C" curl -sS --max-time 60 -o /dev/null http://web.test:8080/slow 2>"$DIR/mid.err" &
