@@ -85,7 +85,7 @@ class App {
     std::uint32_t source = 0;  // client IPv4 (host order), for per-source limits
     DnsQuery dns_query;        // DNS flows
     Phase phase = Phase::kDialing;
-    bool waiting = false;  // kDialing, queued for its source's dial share: not yet dialed
+    bool waiting = false;      // kDialing, queued for its source's dial share: not yet dialed
     bool waiting_hup = false;  // the client half-closed after sending data while waiting
     ConnectTarget target;
     std::unique_ptr<ProxyHandshake> hs;

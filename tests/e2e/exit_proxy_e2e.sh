@@ -179,24 +179,23 @@ for n in c e d; do
   mkdir -p "$DIR/$n"
   "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1
 done
-pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
 cat >"$DIR/c/netmap.json" <<JSON
-{"self":{"name":"client","node_key":"$(pub c node_key)","addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"]},
- "peers":[{"name":"exit","node_key":"$(pub e node_key)","disco_key":"$(pub e disco_key)",
+{"self":{"name":"client","node_key":"$(tw_pub c node_key)","addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"]},
+ "peers":[{"name":"exit","node_key":"$(tw_pub e node_key)","disco_key":"$(tw_pub e disco_key)",
    "addresses":["100.64.18.3/32"],"allowed_ips":["100.64.18.3/32","0.0.0.0/0","::/0"],
    "endpoints":["$EXITHOST:41641"]}]}
 JSON
 cat >"$DIR/e/netmap.json" <<JSON
-{"self":{"name":"exit","node_key":"$(pub e node_key)","addresses":["100.64.18.3/32"]},
- "peers":[{"name":"client","node_key":"$(pub c node_key)","disco_key":"$(pub c disco_key)",
+{"self":{"name":"exit","node_key":"$(tw_pub e node_key)","addresses":["100.64.18.3/32"]},
+ "peers":[{"name":"client","node_key":"$(tw_pub c node_key)","disco_key":"$(tw_pub c disco_key)",
    "addresses":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128"],"endpoints":["$CLIENT:41641"],
    "allowed_ips":["100.64.18.2/32","fd7a:115c:a1e0::12:2/128","198.18.77.0/24"]},
-  {"name":"member2","node_key":"$(pub d node_key)","disco_key":"$(pub d disco_key)",
+  {"name":"member2","node_key":"$(tw_pub d node_key)","disco_key":"$(tw_pub d disco_key)",
    "addresses":["100.64.18.5/32"],"endpoints":["$MEMBER2:41641"],"allowed_ips":["100.64.18.5/32"]}]}
 JSON
 cat >"$DIR/d/netmap.json" <<JSON
-{"self":{"name":"member2","node_key":"$(pub d node_key)","addresses":["100.64.18.5/32"]},
- "peers":[{"name":"exit","node_key":"$(pub e node_key)","disco_key":"$(pub e disco_key)",
+{"self":{"name":"member2","node_key":"$(tw_pub d node_key)","addresses":["100.64.18.5/32"]},
+ "peers":[{"name":"exit","node_key":"$(tw_pub e node_key)","disco_key":"$(tw_pub e disco_key)",
    "addresses":["100.64.18.3/32"],"allowed_ips":["100.64.18.3/32","0.0.0.0/0"],
    "endpoints":["$EXITHOST:41641"]}]}
 JSON

@@ -65,3 +65,18 @@ tw_finish() {
 tw_child_accounts() {
   "$(dirname "${BASH_SOURCE[0]}")/child-accounts" >/dev/null || { echo "FAIL: test accounts"; exit 1; }
 }
+
+# Test nodes' keys: `tailwarden keygen -o $DIR/<node>/keys` prints the public halves
+# to $DIR/<node>/pub; tw_pub NODE FIELD reads one (node_key, disco_key).
+tw_pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
+
+# A netmap for node SELF with one direct peer PEER and no DERP map:
+#   tw_pair_netmap SELF PEER SELF_TUN_ADDR PEER_TUN_ADDR PEER_UNDERLAY_IP
+tw_pair_netmap() {
+  cat <<JSON
+{"self":{"name":"$1","node_key":"$(tw_pub "$1" node_key)","addresses":["$3/32"]},
+ "peers":[{"name":"$2","node_key":"$(tw_pub "$2" node_key)","disco_key":"$(tw_pub "$2" disco_key)",
+   "addresses":["$4/32"],"endpoints":["$5:41641"]}],
+ "derp_map":{"Regions":{}}}
+JSON
+}

@@ -25,10 +25,9 @@ ln -s "$BIN/hostile_child" "$DIR/libexec/tailwarden-netproc"
 ln -s "$BIN/tailwarden-dataproc" "$DIR/libexec/tailwarden-dataproc"
 chmod 777 "$DIR/libexec"  # the hostile child (root, unsandboxed) writes its report here
 for n in a b; do "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1; done
-pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
 cat >"$DIR/a/netmap.json" <<JSON
-{"self":{"name":"a","node_key":"$(pub a node_key)","addresses":["100.64.17.1/32"],"home_derp":900},
- "peers":[{"name":"b","node_key":"$(pub b node_key)","disco_key":"$(pub b disco_key)",
+{"self":{"name":"a","node_key":"$(tw_pub a node_key)","addresses":["100.64.17.1/32"],"home_derp":900},
+ "peers":[{"name":"b","node_key":"$(tw_pub b node_key)","disco_key":"$(tw_pub b disco_key)",
    "addresses":["100.64.17.2/32"],"endpoints":["198.18.17.2:41641"],"home_derp":900}],
  "derp_map":{"Regions":{"900":{"RegionID":900,"RegionCode":"lab","Nodes":[
    {"Name":"900a","RegionID":900,"HostName":"derp.lab","IPv4":"198.18.17.1","IPv6":"none",

@@ -51,17 +51,8 @@ for n in a b; do
   mkdir -p "$DIR/$n"
   "$BIN/tailwarden" keygen -o "$DIR/$n/keys" 2>"$DIR/$n/pub" >/dev/null || exit 1
 done
-pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
-netmap() {  # self peer self_addr peer_addr peer_ip
-  cat <<JSON
-{"self":{"name":"$1","node_key":"$(pub "$1" node_key)","addresses":["$3/32"]},
- "peers":[{"name":"$2","node_key":"$(pub "$2" node_key)","disco_key":"$(pub "$2" disco_key)",
-   "addresses":["$4/32"],"endpoints":["$5:41641"]}],
- "derp_map":{"Regions":{}}}
-JSON
-}
-netmap a b 100.64.15.1 100.64.15.2 "$B_IP" >"$DIR/a/netmap.json"
-netmap b a 100.64.15.2 100.64.15.1 "$A_IP" >"$DIR/b/netmap.json"
+tw_pair_netmap a b 100.64.15.1 100.64.15.2 "$B_IP" >"$DIR/a/netmap.json"
+tw_pair_netmap b a 100.64.15.2 100.64.15.1 "$A_IP" >"$DIR/b/netmap.json"
 
 start_node() {  # name ns mode
   cat >"$DIR/$1/config.toml" <<TOML

@@ -40,17 +40,8 @@ for s in a b; do
   mkdir -p "$DIR/$s"
   "$BIN/tailwarden" keygen -o "$DIR/$s/keys" 2>"$DIR/$s/pub" >/dev/null || exit 1
 done
-pub() { grep "^$2 = " "$DIR/$1/pub" | sed 's/.* = //'; }
-netmap() {  # self peer self_addr peer_addr peer_ip
-  cat <<JSON
-{"self":{"name":"$1","node_key":"$(pub "$1" node_key)","addresses":["$3/32"]},
- "peers":[{"name":"$2","node_key":"$(pub "$2" node_key)","disco_key":"$(pub "$2" disco_key)",
-   "addresses":["$4/32"],"endpoints":["$5:41641"]}],
- "derp_map":{"Regions":{}}}
-JSON
-}
-netmap a b 100.64.15.33 100.64.15.34 "$B_IP" >"$DIR/a/netmap.json"
-netmap b a 100.64.15.34 100.64.15.33 "$A_IP" >"$DIR/b/netmap.json"
+tw_pair_netmap a b 100.64.15.33 100.64.15.34 "$B_IP" >"$DIR/a/netmap.json"
+tw_pair_netmap b a 100.64.15.34 100.64.15.33 "$A_IP" >"$DIR/b/netmap.json"
 printf 'user:secret-pass\n' >"$DIR/a/creds"
 chmod 600 "$DIR/a/creds"
 for s in a b; do

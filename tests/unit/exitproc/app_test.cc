@@ -337,19 +337,9 @@ TEST_F(ExitAppTest, TotalAndPerSourceLimitsResetAndCount) {
   EXPECT_EQ(client_outcome(cs[2].get()), -ECONNRESET);
   EXPECT_EQ(refusals(Refusal::kLimitPerSource), 1u);
   // A second source address (127.0.0.2) still gets one more, then the total is hit.
-  auto from = [&](const char* ip) {
-    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    ::inet_pton(AF_INET, ip, &sa.sin_addr);
-    EXPECT_EQ(::bind(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-    EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&listen_addr_), sizeof listen_addr_),
-              0);
-    return c;
-  };
-  UniqueFd other = from("127.0.0.2");
+  UniqueFd other = client_from("127.0.0.2");
   expect_dial();
-  UniqueFd third = from("127.0.0.3");
+  UniqueFd third = client_from("127.0.0.3");
   EXPECT_EQ(client_outcome(third.get()), -ECONNRESET);
   EXPECT_EQ(refusals(Refusal::kLimitTotal), 1u);
   EXPECT_EQ(app_->stats().flows_open, 0u) << "flows_open is refreshed on ticks and stats requests";
