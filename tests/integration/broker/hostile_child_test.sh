@@ -53,17 +53,25 @@ status_ok() { cli status --json 2>/dev/null | grep -q '"ok": *true'; }
 wait_for 20 status_ok || { fail "broker never answered status"; tail -20 "$DIR/a/log"; exit 1; }
 ok "broker up with the hostile netproc"
 
-# The real dataproc: an empty, read-only root and hard resource limits.
-DPID=$(pgrep -P "$BROKER" -f tailwarden-dataproc | head -1)
+# The real dataproc: an empty, read-only root and hard resource limits. A dataproc seen
+# right after its spawn (the hostile netproc makes the broker restart both) may not
+# have reached its sandbox yet: wait until it has set its limits, at most 5 s.
+SAN=0
+grep -qa -m1 -e __asan_init -e __tsan_init "$BIN/tailwarden-dataproc" && SAN=1
+dataproc_limited() {  # limits set and (not a sanitizer build) the root emptied, in that order
+  DPID=$(pgrep -P "$BROKER" -f tailwarden-dataproc | head -1)
+  [ -n "$DPID" ] && { [ $SAN = 1 ] || [ -z "$(ls -A "/proc/$DPID/root/" 2>/dev/null)" ]; } && awk '/^Max core file size/{c=$5} /^Max open files/{n=$4; h=$5} /^Max processes/{p=$3}
+       END{exit !(c=="0" && n==h && n+0<=1024 && p+0<=512)}' "/proc/$DPID/limits" 2>/dev/null
+}
+wait_for 5 dataproc_limited
 if [ -n "$DPID" ]; then
   ents=$(ls -A "/proc/$DPID/root/" 2>&1)
-  if grep -qa -m1 -e __asan_init -e __tsan_init "$BIN/tailwarden-dataproc"; then
+  if [ $SAN = 1 ]; then
     ok "sanitizer build: the children keep the file system by design (their runtime reads /proc/self/maps)"
   else
     [ -z "$ents" ] && ok "dataproc's root is empty" || fail "dataproc's root shows: ${ents:0:200}"
   fi
-  awk '/^Max core file size/{c=$5} /^Max open files/{n=$4; h=$5} /^Max processes/{p=$3}
-       END{exit !(c=="0" && n==h && n+0<=1024 && p+0<=512)}' "/proc/$DPID/limits" &&
+  dataproc_limited &&
     ok "dataproc's limits: no core, bounded files and processes" ||
     fail "dataproc's limits: $(grep -E 'core|open files|processes' "/proc/$DPID/limits" | tr -s ' ')"
 else
