@@ -225,7 +225,7 @@ mtu = {"veth": "1500", "wireguard-go": "1420", "nebula": "1300", "tailscaled": "
        "tailwarden": "1280"}
 print(f"\nTCP Mbit/s, median of {runs} interleaved {secs}s runs (load {load0} -> {load1});"
       f" one core's ChaCha20-Poly1305 (openssl, 1420 B): {chacha:.0f} Mbit/s")
-hdr = f"{'tunnel (MTU)':22}" + "".join(f"{title[c]:>15}" for c in cases) + f"{'vs tailscaled':>15}{'vs wg-go':>10}{'vs chacha':>10}"
+hdr = f"{'tunnel (MTU)':22}" + "".join(f"{title[c]:>15}" for c in cases) + f"{'vs tailscaled':>15}{'vs wg-go':>13}{'vs chacha':>10}"
 print(hdr)
 for t in order:
     row = f"{t + ' (' + mtu.get(t, '?') + ')':22}" + "".join(f"{med.get((t, c), 0):>15.0f}" for c in cases)
@@ -233,7 +233,7 @@ for t in order:
         if (ref, "a2b-1") not in med or t == ref: return "" if t != ref else "1.00"
         vals = [med[(t, c)] / med[(ref, c)] for c in cases if med.get((ref, c))]
         return f"{min(vals):.2f}-{max(vals):.2f}" if vals else "n/a"
-    row += f"{ratio('tailscaled'):>15}{ratio('wireguard-go'):>10}"
+    row += f"{ratio('tailscaled'):>15}{ratio('wireguard-go'):>13}"
     row += f"{med.get((t, 'a2b-1'), 0) / chacha:>10.2f}" if chacha else f"{'':>10}"
     print(row)
 print("\nCPU % of one core per process during the measurement (median; a = sender for a->b):")
