@@ -16,16 +16,26 @@ class TokenBucket {
 
   // Takes one token if there is one.
   bool take(Clock::time_point now) {
-    if (refilled_ == Clock::time_point{}) refilled_ = now;
-    const double elapsed = std::chrono::duration<double>(now - refilled_).count();
-    tokens_ = std::min(burst_, tokens_ + std::max(0.0, elapsed) * rate_);
-    refilled_ = std::max(refilled_, now);
+    refill(now);
     if (tokens_ < 1) return false;
     tokens_ -= 1;
     return true;
   }
 
+  // Whether the bucket has refilled to its burst (taking from it now would start over).
+  bool full(Clock::time_point now) {
+    refill(now);
+    return tokens_ >= burst_;
+  }
+
  private:
+  void refill(Clock::time_point now) {
+    if (refilled_ == Clock::time_point{}) refilled_ = now;
+    const double elapsed = std::chrono::duration<double>(now - refilled_).count();
+    tokens_ = std::min(burst_, tokens_ + std::max(0.0, elapsed) * rate_);
+    refilled_ = std::max(refilled_, now);
+  }
+
   double rate_;
   double burst_;
   double tokens_;

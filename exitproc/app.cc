@@ -355,9 +355,7 @@ void App::on_accept() {
     f.last_activity = clock_.now();
     f.deadline = f.last_activity + std::chrono::milliseconds(setup_.limits.handshake_timeout_ms);
     ++tcp_flows_;
-    auto [ps, fresh] = per_source_.try_emplace(src);
-    Source& source = ps->second;
-    if (fresh) source.refilled = f.last_activity;
+    Source& source = per_source_[src];
     ++source.flows;
     ++stats_.flows_total;
     epoll_event ev{};
@@ -365,7 +363,7 @@ void App::on_accept() {
     ev.data.u64 = flow_token(id, false);
     (void)::epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev);
     // Dial now if this source has a share left and nobody of it waits before us.
-    if (source.waiting.empty() && take_dial_token(source, f.last_activity)) {
+    if (source.waiting.empty() && source.dials.take(f.last_activity)) {
       send_link(ToBroker(DialProxy{id}));
     } else {
       f.waiting = true;
@@ -376,24 +374,10 @@ void App::on_accept() {
   }
 }
 
-void App::refill(Source& s, TimePoint now) {
-  if (now <= s.refilled) return;
-  const double secs = std::chrono::duration<double>(now - s.refilled).count();
-  s.tokens = std::min(kDialShareBurst, s.tokens + secs * kDialSharePerSecond);
-  s.refilled = now;
-}
-
-bool App::take_dial_token(Source& s, TimePoint now) {
-  refill(s, now);
-  if (s.tokens < 1) return false;
-  s.tokens -= 1;
-  return true;
-}
-
 void App::release_waiting(TimePoint now) {
   for (auto it = per_source_.begin(); it != per_source_.end();) {
     Source& s = it->second;
-    while (!s.waiting.empty() && take_dial_token(s, now)) {
+    while (!s.waiting.empty() && s.dials.take(now)) {
       const std::uint64_t id = s.waiting.front();
       s.waiting.pop_front();
       auto f = flows_.find(id);
@@ -402,8 +386,7 @@ void App::release_waiting(TimePoint now) {
       update_interest(f->second);
       send_link(ToBroker(DialProxy{id}));
     }
-    refill(s, now);
-    if (s.flows == 0 && s.tokens >= kDialShareBurst) {
+    if (s.flows == 0 && s.dials.full(now)) {
       it = per_source_.erase(it);
     } else {
       ++it;

@@ -22,6 +22,7 @@
 
 #include "common/clock.h"
 #include "common/ipaddr.h"
+#include "common/throttle.h"
 #include "exitproc/dns_forward.h"
 #include "exitproc/link.h"
 #include "exitproc/proxy_client.h"
@@ -120,9 +121,6 @@ class App {
   bool take_buffers(Flow& f);
   void give_buffers(Flow& f);
   void note_proxy_error(Refusal why, const std::string& detail);
-  struct Source;
-  static void refill(Source& s, TimePoint now);
-  static bool take_dial_token(Source& s, TimePoint now);
   void release_waiting(TimePoint now);
 
   int link_;
@@ -135,8 +133,7 @@ class App {
   std::unordered_map<std::uint64_t, Flow> flows_;
   struct Source {
     std::uint32_t flows = 0;  // open TCP flows
-    double tokens = kDialShareBurst;
-    TimePoint refilled{};
+    TokenBucket dials{kDialSharePerSecond, kDialShareBurst};  // this member's share
     std::deque<std::uint64_t> waiting;  // flow ids, oldest first; <= max_flows_per_source
   };
   // Kept while a source has flows or its bucket is not full again (else a member could
