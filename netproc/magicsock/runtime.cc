@@ -154,6 +154,7 @@ void Runtime::release_udp() {
     udp_wait_.reset();
   }
   if (udp_) {
+    drop_pending();  // views into the old socket's receive buffers
     udp_->close();
     udp_.reset();
   }
@@ -216,16 +217,20 @@ void Runtime::drain_udp() {
   if (!udp_) return;
   RxPlacement places[kUdpBurst];  // by slot index (RxSegment::slot)
   for (int turn = 0; turn < kBurstsPerTurn; ++turn) {
-    // Backpressure: datagrams wait in the socket buffer while dataproc catches up,
-    // rather than being received only to be dropped at a full ring.
-    if (hooks_.rx_ring != nullptr &&
-        !hooks_.rx_ring->has_room(std::min(kUdpBurst, hooks_.rx_ring->capacity() / 2))) {
+    // Backpressure: datagrams wait in the socket buffer (and the ones already read
+    // in private memory) while dataproc catches up, rather than being dropped at a
+    // full ring.
+    if (!deliver_pending() ||
+        (hooks_.rx_ring != nullptr &&
+         !hooks_.rx_ring->has_room(std::min(kUdpBurst, hooks_.rx_ring->capacity() / 2)))) {
       if (rx_holds_ < kMaxRxHolds) {
         ++rx_holds_;
         c_.wg_rx_held_back.inc();
         break;
       }
-      rx_holds_ = 0;  // waited long enough: read (and drop at the ring, counted)
+      // Waited long enough: drop what is held (counted) and read on.
+      drop_pending();
+      rx_holds_ = 0;
     } else {
       rx_holds_ = 0;
     }
@@ -250,7 +255,13 @@ void Runtime::drain_udp() {
       for (std::size_t j = 0; j < copies; ++j)
         on_udp_datagram(rx_copied_[j].src, rx_copied_[j].data, now);
       if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
-      deliver_pending();  // the views die with the next receive
+      // What the ring cannot take now stays pending, and nothing more is received
+      // until it is delivered: the views die with the next receive.
+      if (!deliver_pending()) {
+        ++rx_holds_;
+        c_.wg_rx_held_back.inc();
+        break;
+      }
     }
     // A short burst emptied the socket: epoll says when more arrives, so no
     // recvmmsg is spent just to learn EAGAIN. A receive error (n == 0) reads on.
@@ -323,10 +334,19 @@ void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint
   rx_wg_.push_back({id, data});
 }
 
-void Runtime::deliver_pending() {
-  if (rx_wg_.empty()) return;
-  const std::size_t taken = hooks_.deliver ? hooks_.deliver(rx_wg_) : 0;
-  if (taken < rx_wg_.size()) c_.wg_rx_ring_full.inc(rx_wg_.size() - taken);
+bool Runtime::deliver_pending() {
+  if (rx_wg_.empty()) return true;
+  if (!hooks_.deliver) {
+    drop_pending();
+    return true;
+  }
+  const std::size_t taken = std::min(hooks_.deliver(rx_wg_), rx_wg_.size());
+  rx_wg_.erase(rx_wg_.begin(), rx_wg_.begin() + static_cast<std::ptrdiff_t>(taken));
+  return rx_wg_.empty();
+}
+
+void Runtime::drop_pending() {
+  if (!rx_wg_.empty()) c_.wg_rx_ring_full.inc(rx_wg_.size());
   rx_wg_.clear();
 }
 

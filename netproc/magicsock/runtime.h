@@ -245,7 +245,10 @@ class Runtime {
   void on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint now);
   // The broker peer id a WireGuard datagram from `src` belongs to; 0: unknown.
   std::uint32_t attribute_wireguard(const IpPort& src) const;
-  void deliver_pending();
+  // Pushes the pending WireGuard copies to the ring; false while some are left
+  // (they stay, in order, and are offered again before anything else is received).
+  bool deliver_pending();
+  void drop_pending();  // counted as wg_rx_ring_full
   void arm_timer();
   // Disco (runtime_disco.cc).
   const disco::DiscoSharedKey* shared_key(const DiscoPublic& peer);
