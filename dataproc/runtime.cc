@@ -64,7 +64,23 @@ void Runtime::start(std::function<void(int)> on_exit) {
   reader_ = std::make_unique<ipc::RingReader>(
       io_, from_net_, std::move(reader_bell_), 65536, ipc::RingReader::Options{},
       [this](const ipc::PacketBatch& b) { on_ring_batch(b); });
+  // netproc's room bell for the data->net ring rings our doorbell: held-back TUN
+  // reads go on. Ours for the net->data ring rings netproc's.
+  from_net_.set_room_bell(to_net_bell_.get());
+  reader_->set_on_wake([this] { resume_tun_reads(); });
   reader_->start();
+}
+
+// A TSO read becomes up to ~60 datagrams at the usual MTUs: read only while the
+// ring has room for two of them; otherwise ask netproc to ring when it has.
+bool Runtime::room_for_tun_reads() {
+  constexpr std::size_t kRoom = 2 * ipc::kMaxBurst;
+  return to_net_.has_room(kRoom) || to_net_.want_room(kRoom);
+}
+
+void Runtime::resume_tun_reads() {
+  if (tun_) tun_->resume();
+  if (exit_tun_) exit_tun_->resume();
 }
 
 void Runtime::on_broker_message(ipc::ReceivedMessage m) {
@@ -80,10 +96,8 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           [&](ipc::TunFd& msg) {
             if (m.fds.empty()) return;
             tun_ = std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_);
-            // A TSO read becomes up to ~60 datagrams at the usual MTUs: read only
-            // while the ring has room for two of them.
             tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); },
-                        [this] { return to_net_.has_room(2 * ipc::kMaxBurst); });
+                        [this] { return room_for_tun_reads(); });
           },
           [&](ipc::SelfAddresses& msg) {
             self_addresses_ = std::move(msg.addresses);
@@ -94,7 +108,7 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
             exit_tun_ =
                 std::make_unique<TunIo>(io_, std::move(m.fds[0]), msg.mtu, metrics_, "exit_tun");
             exit_tun_->start([this](ByteView p) { on_tun_packet(p); }, [this] { flush(); },
-                             [this] { return to_net_.has_room(2 * ipc::kMaxBurst); });
+                             [this] { return room_for_tun_reads(); });
           },
           [&](ipc::StatusRequest& msg) {
             ipc::StatusReply r;
@@ -109,6 +123,7 @@ void Runtime::on_broker_message(ipc::ReceivedMessage m) {
           [&](ipc::RingReset&) {
             from_net_.resync();
             to_net_.resync();
+            resume_tun_reads();
           },
           // The catalogue lets none of these through from the broker: a link that
           // carries one is not what it claims, so it is closed (and we exit).
@@ -217,6 +232,9 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
     device_.on_datagram(batch.peer_id(i), batch.data(i), now, out_);
   }
   flush();
+  // While this reader is busy it does not wait on the doorbell, so a room bell would
+  // only be seen when it next sleeps: look at the ring here too.
+  if (to_net_.has_room(2 * ipc::kMaxBurst)) resume_tun_reads();
 }
 
 void Runtime::flush() {

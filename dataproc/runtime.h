@@ -71,6 +71,8 @@ class Runtime {
   void on_ring_batch(const ipc::PacketBatch& batch);
   void on_tun_packet(ByteView packet);
   void flush();
+  bool room_for_tun_reads();
+  void resume_tun_reads();
   void arm_timer();
   std::string status_json() const;
   std::string metrics_text() const;

@@ -32,8 +32,11 @@ class TunIo {
         const std::string& name = "tun");
   ~TunIo();
   // may_read: asked before every read; false holds reads back (the device queue
-  // fills instead, and the kernel's TCP backs off) until a short timer retries.
+  // fills instead, and the kernel's TCP backs off) until resume(), or at the latest
+  // until a slow fallback timer retries.
   void start(PacketHandler on_packet, BurstDone on_burst, std::function<bool()> may_read = {});
+  // Reads on if reads are held back (the ring has room again: its room bell rang).
+  void resume();
   // Writes one TUN frame (virtio-net header + packet) carrying `packets` IP packets;
   // a full device queue drops it (counted), as a NIC would.
   void write_frame(ByteView frame, std::size_t packets);
@@ -53,6 +56,8 @@ class TunIo {
   BurstDone on_burst_;
   std::function<bool()> may_read_;
   boost::asio::steady_timer retry_;
+  bool held_ = false;
+  bool retry_armed_ = false;
   Counter& rx_held_back_;
   Counter& rx_packets_;
   Counter& rx_gso_reads_;

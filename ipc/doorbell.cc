@@ -81,6 +81,10 @@ void RingReader::sleep() {
                          if (alive.expired() || ec || !running_) return;
                          drain_doorbell(doorbell_.native_handle());
                          consumer_.woke();
+                         if (on_wake_) {
+                           on_wake_();
+                           if (alive.expired()) return;
+                         }
                          poll();
                        });
 }

@@ -38,6 +38,9 @@ class RingReader {
 
   void start();
   void stop();
+  // Runs after every wake-up on the doorbell: this process's own held-back work
+  // (the room bell of the ring it produces rings the same eventfd, ring.h) goes on.
+  void set_on_wake(std::function<void()> on_wake) { on_wake_ = std::move(on_wake); }
 
  private:
   void poll();
@@ -48,6 +51,7 @@ class RingReader {
   boost::asio::posix::stream_descriptor doorbell_;
   Options options_;
   BatchHandler on_batch_;
+  std::function<void()> on_wake_;
   PacketBatch batch_;
   bool running_ = false;
   int empty_polls_ = 0;

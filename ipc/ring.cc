@@ -49,6 +49,25 @@ bool RingProducer::has_room(std::size_t n) {
   return refresh_free_slots() >= n;
 }
 
+bool RingProducer::want_room(std::size_t n) {
+  n = std::min<std::size_t>(std::max<std::size_t>(n, 1), end_.slot_count);
+  auto wanted = shared_u32(end_.control + layout::kRoomWanted);
+  // seq_cst store, then seq_cst load of the consumer's index: the Dekker pair with
+  // the consumer's index store and its load of the wish (ring_if_room_wanted).
+  wanted.store(static_cast<std::uint32_t>(n), std::memory_order_seq_cst);
+  const std::uint32_t head =
+      shared_u32(end_.control + layout::kConsumerIndex).load(std::memory_order_seq_cst);
+  const std::uint32_t used = tail_ - head;
+  if (used <= end_.slot_count) {
+    cached_head_ = head;
+    if (end_.slot_count - used >= n) {
+      wanted.store(0, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
 std::size_t RingProducer::free_slots() {
   std::uint32_t used = tail_ - cached_head_;
   if (used < end_.slot_count) return end_.slot_count - used;
@@ -168,6 +187,7 @@ void RingConsumer::resync() {
   cached_tail_ = 0;
   shared_u32(end_.control + layout::kConsumerIndex).store(0, std::memory_order_release);
   shared_u32(end_.control + layout::kWakeupFlag).store(0, std::memory_order_relaxed);
+  shared_u32(end_.control + layout::kRoomWanted).store(0, std::memory_order_relaxed);
 }
 
 std::uint32_t RingConsumer::available() {
@@ -216,9 +236,27 @@ std::size_t RingConsumer::pop(PacketBatch& batch) {
     batch.lengths_[k] = len;
     batch.peer_ids_[k] = peer;
   }
-  shared_u32(end_.control + layout::kConsumerIndex).store(head_, std::memory_order_release);
+  // seq_cst: ordered before the load of the producer's wish (see want_room).
+  shared_u32(end_.control + layout::kConsumerIndex).store(head_, std::memory_order_seq_cst);
   stats_.packets += batch.count_;
+  ring_if_room_wanted();
   return batch.count_;
+}
+
+void RingConsumer::ring_if_room_wanted() {
+  auto wanted = shared_u32(end_.control + layout::kRoomWanted);
+  const std::uint32_t want = wanted.load(std::memory_order_seq_cst);
+  if (want == 0) return;
+  // Free as far as we know: the producer publishes nothing while it waits, and an
+  // early bell only makes it look again. A wish beyond the ring (a lying producer)
+  // is never met: it only stalls that producer's own input.
+  const std::uint32_t free = end_.slot_count - (cached_tail_ - head_);
+  if (free < want) return;
+  if (wanted.exchange(0, std::memory_order_seq_cst) == 0 || room_bell_fd_ < 0) return;
+  std::uint64_t one = 1;
+  ssize_t n = ::write(room_bell_fd_, &one, sizeof one);  // EAGAIN: it wakes anyway
+  (void)n;
+  ++stats_.room_bells;
 }
 
 bool RingConsumer::prepare_to_sleep() {

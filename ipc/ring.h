@@ -17,6 +17,12 @@
 // Doorbell (io_uring style): a consumer about to sleep sets the wakeup flag and
 // re-checks the ring; a producer that publishes while the flag is set clears it
 // and writes the eventfd. While both sides are busy no syscall is made.
+//
+// Room bell, the same the other way round: a producer that must hold its input
+// back for lack of free slots stores how many it wants (want_room) and re-checks;
+// a consumer that frees slots while a wish is stored and met takes it and writes
+// the producer's eventfd (each child waits on one eventfd: the doorbell of the ring
+// it consumes, so that is the one rung). No timer polls a full ring.
 #pragma once
 
 #include <cstdint>
@@ -70,6 +76,7 @@ struct RingStats {
   std::uint64_t dropped_oversize = 0;  // length beyond the slot or batch capacity
   std::uint64_t bad_index = 0;         // the other side published an impossible index
   std::uint64_t doorbells = 0;         // eventfd writes (producer) or waits (consumer)
+  std::uint64_t room_bells = 0;        // room bells rung (consumer)
 };
 
 class RingProducer {
@@ -87,6 +94,10 @@ class RingProducer {
   // the cached view says otherwise. Lets a producer hold back input it could not
   // place (backpressure) instead of dropping it at the ring.
   bool has_room(std::size_t n);
+  // Backpressure without polling: asks the consumer to ring this side's room bell
+  // (RingConsumer::set_room_bell) once at least n slots are free. True when n are
+  // free already, and nothing is asked.
+  bool want_room(std::size_t n);
 
   // In-place filling. reserve() sets aside up to `max` (at most kMaxBurst) free
   // slots at the write position, invisible to the consumer, and returns how many.
@@ -134,15 +145,19 @@ class RingConsumer {
   bool prepare_to_sleep();
   // After waking (or deciding not to sleep): withdraw the wakeup request.
   void woke();
+  // The eventfd that wakes the producer (its consumer doorbell); -1: never ring.
+  void set_room_bell(int fd) { room_bell_fd_ = fd; }
 
   void resync();
   const RingStats& stats() const { return stats_; }
 
  private:
   std::uint32_t available();
+  void ring_if_room_wanted();
 
   RingEnd end_;
   std::uint32_t mask_;
+  int room_bell_fd_ = -1;
   std::uint32_t head_ = 0;         // next index to read (owned)
   std::uint32_t cached_tail_ = 0;  // producer's index as last read and checked
   RingStats stats_;

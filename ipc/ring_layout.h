@@ -20,7 +20,7 @@
 namespace tw::ipc::layout {
 
 constexpr std::uint32_t kMagic = 0x54575247;  // "TWRG"
-constexpr std::uint32_t kVersion = 3;         // 2: skipped slots; 3: page-aligned areas
+constexpr std::uint32_t kVersion = 4;  // 2: skipped slots; 3: page-aligned areas; 4: room wanted
 // Two lines apart, because adjacent-line prefetch pairs 64-byte lines.
 constexpr std::size_t kLine = 128;
 constexpr std::size_t kPage = 4096;
@@ -35,6 +35,10 @@ constexpr std::size_t kControlBytes = 3 * kLine;
 constexpr std::size_t kProducerIndex = 0;       // within a ring's control block
 constexpr std::size_t kConsumerIndex = kLine;
 constexpr std::size_t kWakeupFlag = 2 * kLine;
+// Free slots a held-back producer waits for (0: none); set by the producer, taken
+// by the consumer, which then rings the producer (ring.h). On the wakeup line: both
+// sides write it, and it is touched only when a side stalls.
+constexpr std::size_t kRoomWanted = 2 * kLine + 64;
 constexpr std::size_t kSlotsOffset = kPage;
 
 constexpr std::size_t kSlotHeaderBytes = 8;

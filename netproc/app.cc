@@ -96,6 +96,10 @@ void App::on_setup(const ipc::NetprocSetup& s) {
   reader_ = std::make_unique<ipc::RingReader>(io_, from_data_, std::move(reader_bell_), 65536,
                                               ipc::RingReader::Options{},
                                               [this](const ipc::PacketBatch& b) { on_ring_batch(b); });
+  // dataproc's room bell for the net->data ring rings our doorbell: receiving goes
+  // on. Ours for the data->net ring rings dataproc's (its held-back TUN reads).
+  from_data_.set_room_bell(to_data_bell_.get());
+  reader_->set_on_wake([this] { runtime_->resume_rx(); });
   reader_->start();
   spdlog::info("netproc set up (generation {}, ipv6 {})", s.generation, (s.flags & ipc::NetprocSetup::kFlagIpv6) != 0);
 }
@@ -224,6 +228,8 @@ std::size_t App::deliver(std::span<const ipc::OutPacket> packets) {
 void App::on_ring_batch(const ipc::PacketBatch& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) runtime_->send_wireguard(batch.peer_id(i), batch.data(i));
   runtime_->flush();
+  // Busy, this reader does not wait on the doorbell: a room bell would be seen late.
+  if (runtime_->rx_held_back() && to_data_.has_room(ipc::kMaxBurst)) runtime_->resume_rx();
 }
 
 }  // namespace tw::netproc

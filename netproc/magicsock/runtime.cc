@@ -13,6 +13,7 @@ namespace tw::magicsock {
 namespace {
 constexpr Duration kTimerPeriod = std::chrono::milliseconds(250);
 constexpr int kBurstsPerTurn = 16;
+constexpr auto kRxHoldFallback = std::chrono::milliseconds(1);
 
 const TimeSource& system_time() {
   static const SystemTimeSource s;
@@ -179,18 +180,30 @@ void Runtime::arm_udp() {
 void Runtime::on_udp_readable() {
   drain_udp();
   if (!rx_held_back()) return arm_udp();
-  // The socket is still readable: poll again shortly instead of spinning on epoll.
-  udp_retry_.expires_after(std::chrono::microseconds(50));
+  // Held back for ring room: dataproc's room bell wakes us (resume_rx). The socket
+  // is not watched meanwhile; this slow timer bounds the wait should no bell come,
+  // and counts towards kMaxRxHolds. Armed once, not per hold: every arming is a
+  // timerfd_settime.
+  if (udp_retry_armed_) return;
+  udp_retry_armed_ = true;
+  udp_retry_.expires_after(kRxHoldFallback);
   udp_retry_.async_wait([this, gen = udp_gen_, alive = alive_](boost::system::error_code ec) {
-    if (ec || !*alive || gen != udp_gen_ || !udp_) return;
+    if (ec || !*alive) return;
+    udp_retry_armed_ = false;
+    if (gen != udp_gen_ || !udp_ || !rx_held_back()) return;
     on_udp_readable();
   });
 }
 
+void Runtime::resume_rx() {
+  if (udp_ && rx_held_back()) on_udp_readable();
+}
+
 namespace {
-// Holding back at most this many times in a row (about 5 ms of 50 us polls): a
-// dataproc that stopped consuming must not stop disco and STUN from being read.
-constexpr int kMaxRxHolds = 100;
+// Holding back at most this many times in a row (a bell that finds no room, or the
+// fallback timer: about 5 ms): a dataproc that stopped consuming must not stop
+// disco and STUN from being read.
+constexpr int kMaxRxHolds = 5;
 }  // namespace
 
 namespace {
@@ -220,9 +233,7 @@ void Runtime::drain_udp() {
     // Backpressure: datagrams wait in the socket buffer (and the ones already read
     // in private memory) while dataproc catches up, rather than being dropped at a
     // full ring.
-    if (!deliver_pending() ||
-        (hooks_.rx_ring != nullptr &&
-         !hooks_.rx_ring->has_room(std::min(kUdpBurst, hooks_.rx_ring->capacity() / 2)))) {
+    if (!rx_room()) {
       if (rx_holds_ < kMaxRxHolds) {
         ++rx_holds_;
         c_.wg_rx_held_back.inc();
@@ -257,7 +268,7 @@ void Runtime::drain_udp() {
       if (!rx_wg_.empty()) c_.wg_rx.inc(rx_wg_.size());
       // What the ring cannot take now stays pending, and nothing more is received
       // until it is delivered: the views die with the next receive.
-      if (!deliver_pending()) {
+      if (!rx_room()) {
         ++rx_holds_;
         c_.wg_rx_held_back.inc();
         break;
@@ -334,6 +345,19 @@ void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint
   rx_wg_.push_back({id, data});
 }
 
+// True when the pending copies are delivered and the ring has room for a burst;
+// otherwise asks dataproc (want_room) to ring when it has.
+bool Runtime::rx_room() {
+  ipc::RingProducer* const ring = hooks_.rx_ring;
+  while (!deliver_pending()) {
+    if (ring == nullptr || !ring->want_room(std::min(rx_wg_.size(), ring->capacity() / 2)))
+      return false;
+  }
+  if (ring == nullptr) return true;
+  const std::size_t burst = std::min(kUdpBurst, ring->capacity() / 2);
+  return ring->has_room(burst) || ring->want_room(burst);
+}
+
 bool Runtime::deliver_pending() {
   if (rx_wg_.empty()) return true;
   if (!hooks_.deliver) {
@@ -342,6 +366,7 @@ bool Runtime::deliver_pending() {
   }
   const std::size_t taken = std::min(hooks_.deliver(rx_wg_), rx_wg_.size());
   rx_wg_.erase(rx_wg_.begin(), rx_wg_.begin() + static_cast<std::ptrdiff_t>(taken));
+  if (taken != 0) rx_holds_ = 0;  // dataproc is consuming: the hold limit starts again
   return rx_wg_.empty();
 }
 

@@ -183,6 +183,8 @@ class Runtime {
   // datagrams in the socket buffer (rx_held_back() is then true) for a while.
   void drain_udp();
   bool rx_held_back() const { return rx_holds_ != 0; }
+  // Dataproc made room in the net->data ring (its room bell rang): receive again.
+  void resume_rx();
   // Runs the periodic work due at `now` (the timer calls it).
   void tick(TimePoint now);
   // A verified ping means the peer is trying to reach us, maybe from a source we
@@ -247,6 +249,7 @@ class Runtime {
   std::uint32_t attribute_wireguard(const IpPort& src) const;
   // Pushes the pending WireGuard copies to the ring; false while some are left
   // (they stay, in order, and are offered again before anything else is received).
+  bool rx_room();
   bool deliver_pending();
   void drop_pending();  // counted as wg_rx_ring_full
   void arm_timer();
@@ -299,6 +302,7 @@ class Runtime {
   std::uint64_t udp_gen_ = 0;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer udp_retry_;
+  bool udp_retry_armed_ = false;
   int rx_holds_ = 0;  // consecutive receives held back for ring room
   bool running_ = false;
   TimePoint next_pinger_{};

@@ -422,6 +422,120 @@ TEST(Ring, ThreadedTrafficWithDoorbellsHasNoLossDuplicationOrReordering) {
   RecordProperty("sleeps", std::to_string(sleeps));
 }
 
+// The room bell: a producer that has to hold back asks for n free slots; the
+// consumer rings its eventfd once, when a pop has freed them.
+TEST(Ring, RoomBellRingsTheHeldBackProducerOnceItsWishIsMet) {
+  auto mem = make_memory(8);
+  auto room_bell = make_doorbell();
+  ASSERT_TRUE(room_bell.ok());
+  RingProducer tx(mem.ring(Direction::kDataToNet), -1);
+  RingConsumer rx(mem.ring(Direction::kDataToNet));
+  rx.set_room_bell(room_bell->get());
+  pollfd pfd{room_bell->get(), POLLIN, 0};
+  Bytes p = payload(0, 64);
+  std::vector<OutPacket> out(8, OutPacket{1, p});
+  EXPECT_TRUE(tx.want_room(8)) << "an empty ring has room: nothing is asked";
+  PacketBatch batch(2048);
+  ASSERT_EQ(tx.push(out), 8u);
+  EXPECT_EQ(rx.pop(batch), 8u);
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0) << "no wish was stored, so no bell";
+  ASSERT_EQ(tx.push(out), 8u);
+  EXPECT_FALSE(tx.want_room(4));
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
+  EXPECT_EQ(rx.pop(batch), 8u);
+  EXPECT_EQ(::poll(&pfd, 1, 0), 1);
+  EXPECT_EQ(rx.stats().room_bells, 1u);
+  drain_doorbell(room_bell->get());
+  ASSERT_EQ(tx.push(std::span(out).first(2)), 2u);
+  EXPECT_EQ(rx.pop(batch), 2u);
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0) << "the wish was taken: one bell per wish";
+}
+
+// A producer's wish is read from shared memory: one beyond the ring is never met
+// (it only stalls that producer), and a wish not met yet rings nothing.
+TEST(Ring, RoomWishBeyondTheRingNeverRings) {
+  auto mem = make_memory(8);
+  auto room_bell = make_doorbell();
+  ASSERT_TRUE(room_bell.ok());
+  RingProducer tx(mem.ring(Direction::kDataToNet), -1);
+  RingConsumer rx(mem.ring(Direction::kDataToNet));
+  rx.set_room_bell(room_bell->get());
+  Bytes p = payload(0, 64);
+  std::vector<OutPacket> out(8, OutPacket{1, p});
+  ASSERT_EQ(tx.push(out), 8u);
+  std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(
+                                     mem.ring(Direction::kDataToNet).control + layout::kRoomWanted))
+      .store(0xffffffffu);
+  PacketBatch batch(2048);
+  EXPECT_EQ(rx.pop(batch), 8u);
+  pollfd pfd{room_bell->get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
+  EXPECT_EQ(rx.stats().room_bells, 0u);
+}
+
+// Both bells between two threads: the consumer sleeps on its doorbell when the ring
+// is empty, the producer on its room bell when the ring is full (no yield, no
+// timer). A lost wake-up on either side hangs the test (5 s per wait).
+TEST(Ring, ThreadedTrafficWithBothBellsHasNoLostWakeups) {
+  auto mem = make_memory(16, 2048);
+  auto bell = make_doorbell();
+  auto room_bell = make_doorbell();
+  ASSERT_TRUE(bell.ok() && room_bell.ok());
+  RingProducer tx(mem.ring(Direction::kNetToData), bell->get());
+  RingConsumer rx(mem.ring(Direction::kNetToData));
+  rx.set_room_bell(room_bell->get());
+  const std::uint64_t total = kThreadedMessages / 4;
+  std::atomic<bool> lost{false};
+  std::uint64_t holds = 0;
+  std::thread producer([&] {
+    std::uint8_t bufs[32][64];
+    OutPacket out[32];
+    std::uint64_t seq = 0;
+    while (seq < total && !lost) {
+      std::size_t n = std::min<std::uint64_t>(32, total - seq);
+      for (std::size_t k = 0; k < n; ++k) {
+        std::uint64_t s = seq + k;
+        std::memcpy(bufs[k], &s, 8);
+        out[k] = OutPacket{1, ByteView(bufs[k], 8 + s % 50)};
+      }
+      for (std::size_t done = 0; done < n && !lost;) {
+        std::size_t k = tx.push(std::span(out + done, n - done));
+        done += k;
+        if (k != 0 || tx.want_room(8)) continue;
+        ++holds;
+        pollfd pfd{room_bell->get(), POLLIN, 0};
+        if (::poll(&pfd, 1, 5000) != 1) lost = true;
+        drain_doorbell(room_bell->get());
+      }
+      seq += n;
+    }
+  });
+  PacketBatch batch(2048);
+  std::uint64_t expect = 0;
+  while (expect < total && !lost) {
+    std::size_t n = rx.pop(batch);
+    if (n == 0) {
+      if (rx.prepare_to_sleep()) {
+        pollfd pfd{bell->get(), POLLIN, 0};
+        if (::poll(&pfd, 1, 5000) != 1) lost = true;
+        drain_doorbell(bell->get());
+      }
+      rx.woke();
+      continue;
+    }
+    for (std::size_t i = 0; i < n; ++i, ++expect) {
+      std::uint64_t got;
+      std::memcpy(&got, batch.data(i).data(), 8);
+      ASSERT_EQ(got, expect);
+    }
+  }
+  producer.join();
+  ASSERT_FALSE(lost) << "a wake-up was lost at " << expect;
+  EXPECT_EQ(tx.stats().packets, total);
+  EXPECT_GT(holds, 0u) << "the producer never had to hold back: the test proved nothing";
+  RecordProperty("holds", std::to_string(holds));
+}
+
 // The in-place producer (reserve, write, fill some, commit) against a consumer in
 // another thread: every filled slot arrives once and in order, skipped ones never.
 TEST(RingInPlace, ThreadedTrafficHasNoLossDuplicationOrReordering) {

@@ -174,8 +174,9 @@ TEST(RuntimeRxRing, NearlyFullRingHoldsDatagramsInTheSocketInsteadOfDroppingThem
   ASSERT_TRUE(run_until(
       io, [&] { return a.rt->counters().wg_rx.value() == 6; }, 2000ms));
   for (std::uint8_t i = 6; i < 9; ++i) send_to(known.get(), loopback(a.port), wg_data(i, 64));
-  // Two free slots: the next three wait in the socket buffer (polled every 50 us,
-  // at most ~5 ms in a row, so 1 ms of loop cannot reach the limit).
+  // Two free slots: the next three wait in the socket buffer (this consumer has no
+  // room bell, so the 1 ms fallback timer retries; 5 holds in a row reach the limit,
+  // so 1 ms more of loop cannot).
   ASSERT_TRUE(run_until(
       io, [&] { return a.rt->counters().wg_rx_held_back.value() >= 2; }, 2000ms));
   io.run_for(1ms);
