@@ -20,8 +20,9 @@ using Hash = std::array<std::uint8_t, kHashLen>;
 using SymKey = std::array<std::uint8_t, kHashLen>;
 using Mac = std::array<std::uint8_t, kMacLen>;
 
-// Fetches the OpenSSL algorithms once; aborts if the provider lacks BLAKE2s
-// (nothing in WireGuard can work without it). Safe to call repeatedly.
+// Fetches the OpenSSL algorithms (and ChaCha20-Poly1305's provider functions)
+// once; aborts if the provider lacks BLAKE2s (nothing in WireGuard can work
+// without it). Safe to call repeatedly.
 void wg_crypto_init();
 
 // BLAKE2s-256 over the concatenation of the parts.
