@@ -20,8 +20,9 @@ using Hash = std::array<std::uint8_t, kHashLen>;
 using SymKey = std::array<std::uint8_t, kHashLen>;
 using Mac = std::array<std::uint8_t, kMacLen>;
 
-// Fetches the OpenSSL algorithms once; aborts if the provider lacks BLAKE2s
-// (nothing in WireGuard can work without it). Safe to call repeatedly.
+// Fetches the OpenSSL algorithms (and ChaCha20-Poly1305's provider functions)
+// once; aborts if the provider lacks BLAKE2s (nothing in WireGuard can work
+// without it). Safe to call repeatedly.
 void wg_crypto_init();
 
 // BLAKE2s-256 over the concatenation of the parts.
@@ -44,6 +45,12 @@ bool x25519(std::uint8_t out[32], const std::uint8_t priv[32], const std::uint8_
 // `out` must hold plain.size() + 16 bytes; may alias `plain` exactly.
 void aead_seal(std::uint8_t* out, const SymKey& key, std::uint64_t counter, ByteView plain,
                ByteView ad);
+// aead_seal of `plain` followed by `pad` zero bytes, without associated data (a
+// transport packet and its padding) and without the caller first copying `plain`
+// next to the zeros: `out` receives plain.size() + pad + 16 bytes. `out` may
+// alias `plain` exactly, or not overlap it at all.
+void aead_seal_padded(std::uint8_t* out, const SymKey& key, std::uint64_t counter, ByteView plain,
+                      std::size_t pad);
 // Returns false on authentication failure; `out` holds cipher.size() - 16 bytes.
 bool aead_open(std::uint8_t* out, const SymKey& key, std::uint64_t counter, ByteView cipher,
                ByteView ad);

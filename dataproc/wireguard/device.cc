@@ -4,6 +4,7 @@
 
 #include <sodium.h>
 
+#include <array>
 #include <set>
 
 #include "dataproc/wireguard/clientinfo_seal.h"
@@ -12,6 +13,10 @@ namespace tw::wg {
 
 WireGuardDevice::WireGuardDevice(DeviceOptions options) : options_(std::move(options)) {
   wg_crypto_init();
+  std::array<std::uint32_t, 8> seed{};
+  randombytes_buf(seed.data(), sizeof seed);
+  std::seed_seq seq(seed.begin(), seed.end());
+  jitter_rng_.seed(seq);
 }
 
 WireGuardDevice::~WireGuardDevice() = default;

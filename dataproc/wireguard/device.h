@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -132,7 +133,7 @@ class WireGuardDevice {
   bool deliver_inner(Peer& peer, std::size_t plain_len, EngineOutput& out);
 
   // timers.cc
-  static Duration jitter();
+  Duration jitter();
   void timers_data_sent(Peer& peer, TimePoint now);
   void timers_data_received(Peer& peer, TimePoint now);
   void timers_any_authenticated_packet_sent(Peer& peer);
@@ -155,6 +156,9 @@ class WireGuardDevice {
   TimePoint load_window_start_{};
   std::uint32_t load_window_count_ = 0;
   std::optional<TimePoint> under_load_until_;
+  // Timer jitter is not secret: a standard PRNG seeded once from libsodium
+  // (randombytes_uniform cost a getrandom system call on every data send).
+  std::mt19937 jitter_rng_;
 };
 
 }  // namespace tw::wg

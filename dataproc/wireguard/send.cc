@@ -1,6 +1,5 @@
 // The send side: TUN packet -> AllowedIPs -> peer session -> transport datagram;
 // staging while there is no session; handshake initiations (rate limited).
-#include <cstring>
 
 #include "dataproc/wireguard/device.h"
 #include "dataproc/wireguard/ip_packet.h"
@@ -44,10 +43,8 @@ bool WireGuardDevice::encrypt_to(Peer& peer, ByteView packet, TimePoint now, Eng
   write_header(p, MessageType::kTransport);
   store_le32(p + transport::kReceiver, kp->remote_index);
   store_le64(p + transport::kCounter, counter);
-  std::uint8_t* body = p + transport::kPayload;
-  if (!packet.empty()) std::memcpy(body, packet.data(), packet.size());
-  std::memset(body + packet.size(), 0, padded - packet.size());
-  aead_seal(body, kp->send_key, counter, {body, padded}, {});
+  // Sealed straight from the TUN packet into the datagram, padding included.
+  aead_seal_padded(p + transport::kPayload, kp->send_key, counter, packet, padded - packet.size());
 
   if (packet.empty()) {
     ++peer.counters.keepalives_sent;

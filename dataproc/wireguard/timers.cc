@@ -1,14 +1,13 @@
 // Per-peer timers, after the Linux module's timers.c: events from the send and
 // receive paths arm or cancel deadlines; on_timer runs whatever is due.
-#include <sodium.h>
-
 #include "dataproc/wireguard/device.h"
 
 namespace tw::wg {
 
+// Uniform in [0, REKEY_TIMEOUT_JITTER_MAX] milliseconds.
 Duration WireGuardDevice::jitter() {
-  return std::chrono::milliseconds(
-      randombytes_uniform(static_cast<std::uint32_t>(kRekeyTimeoutJitterMax.count()) + 1));
+  std::uniform_int_distribution<std::int64_t> ms(0, kRekeyTimeoutJitterMax.count());
+  return std::chrono::milliseconds(ms(jitter_rng_));
 }
 
 // Data went out: expect something back within KEEPALIVE + REKEY_TIMEOUT, else rekey.

@@ -152,6 +152,40 @@ TEST_F(Crypto, AeadAgreesWithLibsodiumInPlaceWithAssociatedDataAndRefusesForgeri
   }
 }
 
+// aead_seal_padded (the transport send path) against libsodium sealing the plaintext
+// with its zero padding appended: every padding a packet can get (0..15) plus
+// longer runs than the internal zero block, into a separate buffer and in place,
+// and aead_open gives back the plaintext followed by zeros.
+TEST_F(Crypto, AeadSealPaddedAgreesWithLibsodiumOverPlaintextAndZeros) {
+  SymKey key{};
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i * 7 + 5);
+  for (std::size_t len : {0u, 1u, 15u, 16u, 63u, 64u, 65u, 1279u, 1404u, 1420u}) {
+    for (std::size_t pad : {0u, 1u, 3u, 8u, 15u, 64u, 200u}) {
+      Bytes plain(len);
+      for (std::size_t i = 0; i < len; ++i) plain[i] = static_cast<std::uint8_t>(i * 31 + len);
+      Bytes padded = plain;
+      padded.resize(len + pad, 0);
+      const std::uint64_t counter = (len << 8) + pad;
+      std::uint8_t nonce[12] = {};
+      for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<std::uint8_t>(counter >> (8 * i));
+      Bytes reference(len + pad + 16);
+      crypto_aead_chacha20poly1305_ietf_encrypt(reference.data(), nullptr, padded.data(),
+                                                padded.size(), nullptr, 0, nullptr, nonce,
+                                                key.data());
+      Bytes out(len + pad + 16, 0xEE);
+      aead_seal_padded(out.data(), key, counter, plain, pad);
+      ASSERT_EQ(out, reference) << len << " " << pad;
+      Bytes in_place(len + pad + 16, 0xEE);
+      std::copy(plain.begin(), plain.end(), in_place.begin());
+      aead_seal_padded(in_place.data(), key, counter, ByteView(in_place.data(), len), pad);
+      ASSERT_EQ(in_place, reference) << len << " " << pad << " in place";
+      Bytes back(len + pad, 0xCC);
+      ASSERT_TRUE(aead_open(back.data(), key, counter, out, {})) << len << " " << pad;
+      EXPECT_EQ(back, padded);
+    }
+  }
+}
+
 TEST_F(Crypto, XaeadRoundTripsAndBindsAssociatedData) {
   SymKey key{};
   key.fill(9);

@@ -2,6 +2,9 @@
 // keepalive, handshake retry with jitter, giving up, and key erasure.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+
 #include "tests/unit/wireguard/wg_test_util.h"
 
 namespace tw::wg::testing {
@@ -133,6 +136,40 @@ TEST_F(Timers, LostInitiationIsRetriedAfterRekeyTimeoutWithJitter) {
   deliver(a, out[0].bytes);
   pump();
   EXPECT_EQ(b.tun.size(), 1u);
+}
+
+// The jitter added to each retry: within [0, REKEY_TIMEOUT_JITTER_MAX], not one
+// fixed value, and not the same sequence on two devices (each seeds its own
+// generator from libsodium; equal sequences by chance: 334^-12).
+TEST_F(Timers, RetryJitterIsBoundedVariedAndSeededPerDevice) {
+  auto jitters = [this](Node& n, const std::function<void()>& send) {
+    std::vector<std::int64_t> ms;
+    send();
+    take(n.out.to_network);  // the first initiation, lost
+    TimePoint sent = now();
+    for (int i = 0; i < 12; ++i) {
+      auto deadline = n.dev.next_deadline();
+      if (!deadline.has_value()) {
+        ADD_FAILURE() << "no retry deadline";
+        break;
+      }
+      const auto jitter = *deadline - sent - kRekeyTimeout;
+      EXPECT_GE(jitter, Duration::zero());
+      EXPECT_LE(jitter, kRekeyTimeoutJitterMax);
+      ms.push_back(std::chrono::duration_cast<milliseconds>(jitter).count());
+      clock.set(*deadline);
+      n.dev.on_timer(now(), n.out);
+      EXPECT_EQ(count_type(take(n.out.to_network), 1), 1u);  // the retry, lost too
+      sent = now();
+    }
+    return ms;
+  };
+  const auto from_a = jitters(a, [this] { send_a_to_b(); });
+  const auto from_b = jitters(b, [this] { send_b_to_a(); });
+  ASSERT_EQ(from_a.size(), 12u);
+  EXPECT_NE(std::adjacent_find(from_a.begin(), from_a.end(), std::not_equal_to<>()), from_a.end())
+      << "the jitter never changes";
+  EXPECT_NE(from_a, from_b);
 }
 
 TEST_F(Timers, RetriesStopAfterRekeyAttemptTimeAndStagedDataIsDropped) {
