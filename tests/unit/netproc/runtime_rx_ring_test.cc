@@ -148,8 +148,8 @@ TEST(RuntimeRxRing, FullRingDropsWireGuardCountedButStillReadsTheSocket) {
   a.start();
   for (std::uint8_t i = 0; i < 6; ++i) send_to(known.get(), loopback(a.port), wg_data(i, 64));
   ASSERT_TRUE(run_until(io, [&] { return a.rt->counters().wg_rx.value() == 6; }, 2000ms));
-  ASSERT_TRUE(
-      run_until(io, [&] { return a.rt->counters().wg_rx_ring_full.value() == 2; }, 2000ms));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.rt->counters().wg_rx_ring_full.value() == 2; }, 2000ms));
   EXPECT_GE(a.rt->counters().wg_rx_held_back.value(), 2u) << "held before dropping";
   EXPECT_EQ(a.producer.free_slots(), 0u);
   // Nothing can go into the ring now, yet the socket is still read and demuxed.
@@ -210,9 +210,11 @@ TEST(RuntimeRxRing, BurstLargerThanTheFreeRoomIsHeldInOrderNotDropped) {
   EXPECT_EQ(a.rt->counters().wg_rx_ring_full.value(), 0u);
   // The consumer catches up in steps: the held ones follow, then a new one.
   ASSERT_EQ(a.drain_ring(), 8u);
-  ASSERT_TRUE(run_until(io, [&] { return a.drain_ring() == 12; }, 2000ms));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.drain_ring() == 12; }, 2000ms));
   send_to(known.get(), loopback(a.port), wg_data(12, 64));
-  ASSERT_TRUE(run_until(io, [&] { return a.drain_ring() == 13; }, 2000ms));
+  ASSERT_TRUE(run_until(
+      io, [&] { return a.drain_ring() == 13; }, 2000ms));
   EXPECT_EQ(a.rt->counters().wg_rx_ring_full.value(), 0u);
   for (std::uint8_t i = 0; i < 13; ++i) EXPECT_EQ(a.got[i], (Delivered{7, wg_data(i, 64)}));
 }
