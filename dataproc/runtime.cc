@@ -74,11 +74,13 @@ void Runtime::start(std::function<void(int)> on_exit) {
 // A TSO read becomes up to ~60 datagrams at the usual MTUs: read only while the
 // ring has room for two of them; otherwise ask netproc to ring when it has.
 bool Runtime::room_for_tun_reads() {
-  constexpr std::size_t kRoom = 2 * ipc::kMaxBurst;
-  return to_net_.has_room(kRoom) || to_net_.want_room(kRoom);
+  return to_net_.has_room(kTunReadRoom) || to_net_.want_room(kTunReadRoom);
 }
 
+// Held-back TUN reads go on once the ring has that room (TunIo::resume does nothing
+// for a device that is not held back).
 void Runtime::resume_tun_reads() {
+  if (!to_net_.has_room(kTunReadRoom)) return;
   if (tun_) tun_->resume();
   if (exit_tun_) exit_tun_->resume();
 }
@@ -234,7 +236,7 @@ void Runtime::on_ring_batch(const ipc::PacketBatch& batch) {
   flush();
   // While this reader is busy it does not wait on the doorbell, so a room bell would
   // only be seen when it next sleeps: look at the ring here too.
-  if (to_net_.has_room(2 * ipc::kMaxBurst)) resume_tun_reads();
+  resume_tun_reads();
 }
 
 void Runtime::flush() {

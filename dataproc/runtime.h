@@ -71,6 +71,7 @@ class Runtime {
   void on_ring_batch(const ipc::PacketBatch& batch);
   void on_tun_packet(ByteView packet);
   void flush();
+  static constexpr std::size_t kTunReadRoom = 2 * ipc::kMaxBurst;
   bool room_for_tun_reads();
   void resume_tun_reads();
   void arm_timer();

@@ -229,7 +229,7 @@ void App::on_ring_batch(const ipc::PacketBatch& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) runtime_->send_wireguard(batch.peer_id(i), batch.data(i));
   runtime_->flush();
   // Busy, this reader does not wait on the doorbell: a room bell would be seen late.
-  if (runtime_->rx_held_back() && to_data_.has_room(ipc::kMaxBurst)) runtime_->resume_rx();
+  runtime_->resume_rx();
 }
 
 }  // namespace tw::netproc

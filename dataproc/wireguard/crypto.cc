@@ -47,9 +47,6 @@ struct MdCtxFree {
 struct MacCtxFree {
   void operator()(EVP_MAC_CTX* c) const { EVP_MAC_CTX_free(c); }
 };
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
 
 // One context of each kind per thread, reused: the handshake path calls these often.
 EVP_MD_CTX* md_ctx() {

@@ -196,7 +196,11 @@ void Runtime::on_udp_readable() {
 }
 
 void Runtime::resume_rx() {
-  if (udp_ && rx_held_back()) on_udp_readable();
+  if (!udp_ || !rx_held_back()) return;
+  // Only once the ring has the room asked for: a retry that would hold again
+  // counts towards kMaxRxHolds without progress.
+  if (hooks_.rx_ring != nullptr && !hooks_.rx_ring->has_room(rx_wanted())) return;
+  on_udp_readable();
 }
 
 namespace {
@@ -345,17 +349,21 @@ void Runtime::on_udp_datagram(const IpPort& src, MutableByteView data, TimePoint
   rx_wg_.push_back({id, data});
 }
 
+// Free net->data slots receiving waits for: room for the pending copies (at most
+// half the ring at a time), else for a burst.
+std::size_t Runtime::rx_wanted() const {
+  const std::size_t half = hooks_.rx_ring->capacity() / 2;
+  return std::min(rx_wg_.empty() ? kUdpBurst : rx_wg_.size(), half);
+}
+
 // True when the pending copies are delivered and the ring has room for a burst;
 // otherwise asks dataproc (want_room) to ring when it has.
 bool Runtime::rx_room() {
   ipc::RingProducer* const ring = hooks_.rx_ring;
   while (!deliver_pending()) {
-    if (ring == nullptr || !ring->want_room(std::min(rx_wg_.size(), ring->capacity() / 2)))
-      return false;
+    if (ring == nullptr || !ring->want_room(rx_wanted())) return false;
   }
-  if (ring == nullptr) return true;
-  const std::size_t burst = std::min(kUdpBurst, ring->capacity() / 2);
-  return ring->has_room(burst) || ring->want_room(burst);
+  return ring == nullptr || ring->has_room(rx_wanted()) || ring->want_room(rx_wanted());
 }
 
 bool Runtime::deliver_pending() {

@@ -183,7 +183,8 @@ class Runtime {
   // datagrams in the socket buffer (rx_held_back() is then true) for a while.
   void drain_udp();
   bool rx_held_back() const { return rx_holds_ != 0; }
-  // Dataproc made room in the net->data ring (its room bell rang): receive again.
+  // Receives again if held back and the net->data ring now has the room asked for
+  // (dataproc's room bell rang, or its reader just drained a batch).
   void resume_rx();
   // Runs the periodic work due at `now` (the timer calls it).
   void tick(TimePoint now);
@@ -250,6 +251,7 @@ class Runtime {
   // Pushes the pending WireGuard copies to the ring; false while some are left
   // (they stay, in order, and are offered again before anything else is received).
   bool rx_room();
+  std::size_t rx_wanted() const;
   bool deliver_pending();
   void drop_pending();  // counted as wg_rx_ring_full
   void arm_timer();

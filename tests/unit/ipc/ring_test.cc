@@ -422,55 +422,54 @@ TEST(Ring, ThreadedTrafficWithDoorbellsHasNoLossDuplicationOrReordering) {
   RecordProperty("sleeps", std::to_string(sleeps));
 }
 
+// An 8-slot ring whose consumer rings `room_bell` for the producer.
+struct RoomBellRing {
+  RoomBellRing() { rx.set_room_bell(room_bell.get()); }
+  bool rang() {
+    pollfd pfd{room_bell.get(), POLLIN, 0};
+    return ::poll(&pfd, 1, 0) == 1;
+  }
+  RingMemory mem = make_memory(8);
+  UniqueFd room_bell = std::move(make_doorbell().value());
+  RingProducer tx{mem.ring(Direction::kDataToNet), -1};
+  RingConsumer rx{mem.ring(Direction::kDataToNet)};
+  Bytes p = payload(0, 64);
+  std::vector<OutPacket> out = std::vector<OutPacket>(8, OutPacket{1, p});
+  PacketBatch batch{2048};
+};
+
 // The room bell: a producer that has to hold back asks for n free slots; the
 // consumer rings its eventfd once, when a pop has freed them.
 TEST(Ring, RoomBellRingsTheHeldBackProducerOnceItsWishIsMet) {
-  auto mem = make_memory(8);
-  auto room_bell = make_doorbell();
-  ASSERT_TRUE(room_bell.ok());
-  RingProducer tx(mem.ring(Direction::kDataToNet), -1);
-  RingConsumer rx(mem.ring(Direction::kDataToNet));
-  rx.set_room_bell(room_bell->get());
-  pollfd pfd{room_bell->get(), POLLIN, 0};
-  Bytes p = payload(0, 64);
-  std::vector<OutPacket> out(8, OutPacket{1, p});
-  EXPECT_TRUE(tx.want_room(8)) << "an empty ring has room: nothing is asked";
-  PacketBatch batch(2048);
-  ASSERT_EQ(tx.push(out), 8u);
-  EXPECT_EQ(rx.pop(batch), 8u);
-  EXPECT_EQ(::poll(&pfd, 1, 0), 0) << "no wish was stored, so no bell";
-  ASSERT_EQ(tx.push(out), 8u);
-  EXPECT_FALSE(tx.want_room(4));
-  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
-  EXPECT_EQ(rx.pop(batch), 8u);
-  EXPECT_EQ(::poll(&pfd, 1, 0), 1);
-  EXPECT_EQ(rx.stats().room_bells, 1u);
-  drain_doorbell(room_bell->get());
-  ASSERT_EQ(tx.push(std::span(out).first(2)), 2u);
-  EXPECT_EQ(rx.pop(batch), 2u);
-  EXPECT_EQ(::poll(&pfd, 1, 0), 0) << "the wish was taken: one bell per wish";
+  RoomBellRing r;
+  EXPECT_TRUE(r.tx.want_room(8)) << "an empty ring has room: nothing is asked";
+  ASSERT_EQ(r.tx.push(r.out), 8u);
+  EXPECT_EQ(r.rx.pop(r.batch), 8u);
+  EXPECT_FALSE(r.rang()) << "no wish was stored, so no bell";
+  ASSERT_EQ(r.tx.push(r.out), 8u);
+  EXPECT_FALSE(r.tx.want_room(4));
+  EXPECT_FALSE(r.rang());
+  EXPECT_EQ(r.rx.pop(r.batch), 8u);
+  EXPECT_TRUE(r.rang());
+  EXPECT_EQ(r.rx.stats().room_bells, 1u);
+  drain_doorbell(r.room_bell.get());
+  ASSERT_EQ(r.tx.push(std::span(r.out).first(2)), 2u);
+  EXPECT_EQ(r.rx.pop(r.batch), 2u);
+  EXPECT_FALSE(r.rang()) << "the wish was taken: one bell per wish";
 }
 
 // A producer's wish is read from shared memory: one beyond the ring is never met
 // (it only stalls that producer), and a wish not met yet rings nothing.
 TEST(Ring, RoomWishBeyondTheRingNeverRings) {
-  auto mem = make_memory(8);
-  auto room_bell = make_doorbell();
-  ASSERT_TRUE(room_bell.ok());
-  RingProducer tx(mem.ring(Direction::kDataToNet), -1);
-  RingConsumer rx(mem.ring(Direction::kDataToNet));
-  rx.set_room_bell(room_bell->get());
-  Bytes p = payload(0, 64);
-  std::vector<OutPacket> out(8, OutPacket{1, p});
-  ASSERT_EQ(tx.push(out), 8u);
-  std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(
-                                     mem.ring(Direction::kDataToNet).control + layout::kRoomWanted))
+  RoomBellRing r;
+  ASSERT_EQ(r.tx.push(r.out), 8u);
+  std::atomic_ref<std::uint32_t>(
+      *reinterpret_cast<std::uint32_t*>(r.mem.ring(Direction::kDataToNet).control +
+                                        layout::kRoomWanted))
       .store(0xffffffffu);
-  PacketBatch batch(2048);
-  EXPECT_EQ(rx.pop(batch), 8u);
-  pollfd pfd{room_bell->get(), POLLIN, 0};
-  EXPECT_EQ(::poll(&pfd, 1, 0), 0);
-  EXPECT_EQ(rx.stats().room_bells, 0u);
+  EXPECT_EQ(r.rx.pop(r.batch), 8u);
+  EXPECT_FALSE(r.rang());
+  EXPECT_EQ(r.rx.stats().room_bells, 0u);
 }
 
 // Both bells between two threads: the consumer sleeps on its doorbell when the ring
