@@ -520,7 +520,11 @@ tcpdump -n -r "$DIR/exit-out.pcap" 2>/dev/null >"$DIR/exit-out.txt"
 total=$(wc -l <"$DIR/exit-out.txt")
 to_web=$(tcpdump -n -r "$DIR/exit-out.pcap" "host $WEB or host $DNS" 2>/dev/null | wc -l)
 to_proxy=$(tcpdump -n -r "$DIR/exit-out.pcap" "tcp and dst host $PROXY" 2>/dev/null | wc -l)
-TUNNELS="(udp and (host $CLIENT or host $MEMBER2) and port 41641)"
+# The tunnel: UDP 41641 to the two members, and the kernel's port-unreachable for a
+# datagram of theirs that reached 41641 in the ~0.1 s the exit node was down for its
+# restart above (the quoted UDP header's destination port: ICMP 8 + IP 20 + 2).
+TUNNELS="((udp and (host $CLIENT or host $MEMBER2) and port 41641) or
+  (icmp and (host $CLIENT or host $MEMBER2) and icmp[icmptype] == icmp-unreach and icmp[30:2] == 41641))"
 other=$(tcpdump -n -r "$DIR/exit-out.pcap" \
   "not $TUNNELS and not (tcp and host $PROXY) and not arp" 2>/dev/null | wc -l)
 echo "capture on the exit host's eth0 (outgoing): $total packets, $to_proxy to the proxy, $to_web to web/DNS, $other other"
